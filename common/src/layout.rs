@@ -1,0 +1,284 @@
+//! The bytes of a ring file: superblock, descriptor table, payload slots.
+//!
+//! Every field that is shared between processes is an atomic, so that holding a
+//! reference to these structs over a mapping that another process writes is sound even
+//! when that process is hostile: the worst it can do is hand us wrong numbers, which the
+//! reader bounds before use. Only the payload bytes are plain memory; they are copied
+//! through raw pointers and accepted only after the slot's commit word is re-checked.
+//!
+//! The full table of offsets, sizes, writers and orderings is `docs/ring-format.md`;
+//! the asserts at the bottom of this file keep the two honest.
+
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// `b"SHMRING\0"` read as a little-endian u64.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
+/// Layout major version: a reader refuses any other major.
+pub const LAYOUT_MAJOR: u32 = 1;
+/// Layout minor version: additions that older readers can ignore.
+pub const LAYOUT_MINOR: u32 = 0;
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const SUPERBLOCK_SIZE: u64 = 4096;
+pub const DESCRIPTOR_SIZE: u64 = 256;
+/// The descriptor table starts right after the superblock.
+pub const DESCRIPTOR_OFFSET: u64 = SUPERBLOCK_SIZE;
+
+/// Fewest slots a ring may have: one being written while one stays readable.
+pub const MIN_SLOTS: u32 = 2;
+/// Most slots a ring may have.
+pub const MAX_SLOTS: u32 = 1024;
+/// Largest payload slot: 1 GiB (an 8K RGBA64 frame is 265 MB).
+pub const MAX_SLOT_SIZE: u64 = 1 << 30;
+/// Largest ring file: 64 GiB.
+pub const MAX_TOTAL_SIZE: u64 = 64 << 30;
+/// Most planes a frame describes (GStreamer's own limit).
+pub const MAX_PLANES: usize = 4;
+
+/// Bytes of caps text one caps slot holds.
+pub const CAPS_CAPACITY: usize = CAPS_WORDS * 8;
+const CAPS_WORDS: usize = 190;
+
+/// What the writer of a ring is doing, as stored in `Superblock::writer_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterState {
+    /// Being built; never seen by a reader because the file is renamed into place
+    /// only once initialised.
+    Init,
+    /// Writing frames (or about to).
+    Live,
+    /// The stream ended; frames committed so far stay readable.
+    Eos,
+    /// The writer closed the ring; a next writer may appear under the same name.
+    Closed,
+    /// The writer replaced this ring by a new one under the same name (new geometry).
+    Replaced,
+}
+
+impl WriterState {
+    pub fn to_raw(self) -> u32 {
+        match self {
+            WriterState::Init => 0,
+            WriterState::Live => 1,
+            WriterState::Eos => 2,
+            WriterState::Closed => 3,
+            WriterState::Replaced => 4,
+        }
+    }
+
+    /// `None` for a value no writer of this layout stores.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            0 => WriterState::Init,
+            1 => WriterState::Live,
+            2 => WriterState::Eos,
+            3 => WriterState::Closed,
+            4 => WriterState::Replaced,
+            _ => return None,
+        })
+    }
+}
+
+/// One version of the caps string, guarded like a slot: `commit` is
+/// `version << 1` while the writer fills it and `version << 1 | 1` once complete.
+/// Two of these alternate (version & 1), so a reader holding a frame of caps version v
+/// can still read v's text after the writer has published v + 1.
+#[repr(C)]
+pub struct CapsSlot {
+    pub commit: AtomicU64,
+    pub len: AtomicU32,
+    pub _pad: AtomicU32,
+    pub words: [AtomicU64; CAPS_WORDS],
+}
+
+/// The first page of a ring file.
+#[repr(C)]
+pub struct Superblock {
+    /// `MAGIC`. Written before the file is renamed into place, never after.
+    pub magic: AtomicU64,
+    pub layout_major: AtomicU32,
+    pub layout_minor: AtomicU32,
+    /// Random per creation, never 0: a restarted writer is a new epoch.
+    pub epoch: AtomicU64,
+    pub slot_count: AtomicU32,
+    pub descriptor_size: AtomicU32,
+    pub descriptor_offset: AtomicU64,
+    pub payload_offset: AtomicU64,
+    /// Distance between payload slots; page aligned; the largest frame the ring holds.
+    pub slot_stride: AtomicU64,
+    pub total_size: AtomicU64,
+    /// Wall clock (ns since the Unix epoch) at creation.
+    pub created_realtime_ns: AtomicU64,
+    pub writer_pid: AtomicU32,
+    /// A `WriterState`. Stored with Release after the state it announces (a final
+    /// commit, an EOS) is visible; readers load it with Acquire.
+    pub writer_state: AtomicU32,
+    /// CLOCK_MONOTONIC ns, refreshed at least every 100 ms by a live writer. Relaxed:
+    /// informative only (the lock is what proves a writer alive).
+    pub heartbeat_mono_ns: AtomicU64,
+    /// Last committed sequence number (0: none yet). Stored with Release after the
+    /// slot's commit word; readers load it with Acquire.
+    pub head: AtomicU64,
+    /// Futex word: incremented (Release) after every `head` store and state change,
+    /// then FUTEX_WAKE. Readers load it (Acquire) before re-checking `head`, then
+    /// FUTEX_WAIT on the value they loaded.
+    pub wake: AtomicU32,
+    /// Latest caps version (0: none). Stored with Release after its `CapsSlot`.
+    pub caps_version: AtomicU32,
+    /// Frames committed in this epoch (Relaxed: statistics).
+    pub committed: AtomicU64,
+    /// Frames begun and then abandoned (Relaxed: statistics).
+    pub aborted: AtomicU64,
+    /// Payload bytes committed (Relaxed: statistics).
+    pub bytes_committed: AtomicU64,
+    /// Reserved for the reader table of zero-copy reads (0: no table).
+    pub reader_table_offset: AtomicU64,
+    pub reader_table_len: AtomicU32,
+    pub _reserved0: AtomicU32,
+    pub _reserved: [AtomicU64; 110],
+    pub caps: [CapsSlot; 2],
+}
+
+/// One slot's descriptor: what the frame in it is and whether it is complete.
+#[repr(C)]
+pub struct Descriptor {
+    /// `seq << 1 | 1` once frame `seq` is committed, `seq << 1` while it is written
+    /// (or was abandoned), 0 if never written. The seqlock of this slot: the writer
+    /// stores `seq << 1` (Relaxed) then a Release fence before touching the payload,
+    /// and `seq << 1 | 1` with Release after; a reader loads it with Acquire, copies,
+    /// fences with Acquire and loads it again.
+    pub commit: AtomicU64,
+    /// Which payload slot holds the bytes (today always the descriptor's own index).
+    pub payload_index: AtomicU32,
+    /// Caps version the frame was written with.
+    pub caps_version: AtomicU32,
+    pub payload_len: AtomicU64,
+    /// `u64::MAX` for none, as GStreamer's GST_CLOCK_TIME_NONE.
+    pub pts: AtomicU64,
+    pub dts: AtomicU64,
+    pub duration: AtomicU64,
+    /// Wall clock ns since the Unix epoch when the frame was captured (or committed).
+    pub captured_at_ns: AtomicU64,
+    /// CLOCK_MONOTONIC ns at commit.
+    pub commit_mono_ns: AtomicU64,
+    /// GStreamer buffer flags of the frame.
+    pub flags: AtomicU32,
+    /// GstVideoFormat number (0 when not video).
+    pub video_format: AtomicU32,
+    pub width: AtomicU32,
+    pub height: AtomicU32,
+    pub n_planes: AtomicU32,
+    pub _pad: AtomicU32,
+    pub plane_offset: [AtomicU64; MAX_PLANES],
+    /// Plane strides (i32 bits).
+    pub plane_stride: [AtomicU32; MAX_PLANES],
+    pub _reserved: [AtomicU64; 15],
+}
+
+/// Where payload slot 0 starts for `slot_count` slots: after the descriptor table,
+/// rounded up to a page.
+pub fn payload_offset(slot_count: u32) -> u64 {
+    round_up_page(DESCRIPTOR_OFFSET + u64::from(slot_count) * DESCRIPTOR_SIZE)
+}
+
+pub fn round_up_page(n: u64) -> u64 {
+    n.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+/// The commit word of a committed frame.
+pub const fn committed(seq: u64) -> u64 {
+    (seq << 1) | 1
+}
+
+/// The commit word of a slot being written with frame `seq`.
+pub const fn writing(seq: u64) -> u64 {
+    seq << 1
+}
+
+const _: () = {
+    assert!(size_of::<CapsSlot>() == 1536);
+    assert!(size_of::<Superblock>() == SUPERBLOCK_SIZE as usize);
+    assert!(size_of::<Descriptor>() == DESCRIPTOR_SIZE as usize);
+    assert!(offset_of!(Superblock, magic) == 0);
+    assert!(offset_of!(Superblock, layout_major) == 8);
+    assert!(offset_of!(Superblock, layout_minor) == 12);
+    assert!(offset_of!(Superblock, epoch) == 16);
+    assert!(offset_of!(Superblock, slot_count) == 24);
+    assert!(offset_of!(Superblock, descriptor_size) == 28);
+    assert!(offset_of!(Superblock, descriptor_offset) == 32);
+    assert!(offset_of!(Superblock, payload_offset) == 40);
+    assert!(offset_of!(Superblock, slot_stride) == 48);
+    assert!(offset_of!(Superblock, total_size) == 56);
+    assert!(offset_of!(Superblock, created_realtime_ns) == 64);
+    assert!(offset_of!(Superblock, writer_pid) == 72);
+    assert!(offset_of!(Superblock, writer_state) == 76);
+    assert!(offset_of!(Superblock, heartbeat_mono_ns) == 80);
+    assert!(offset_of!(Superblock, head) == 88);
+    assert!(offset_of!(Superblock, wake) == 96);
+    assert!(offset_of!(Superblock, caps_version) == 100);
+    assert!(offset_of!(Superblock, committed) == 104);
+    assert!(offset_of!(Superblock, aborted) == 112);
+    assert!(offset_of!(Superblock, bytes_committed) == 120);
+    assert!(offset_of!(Superblock, reader_table_offset) == 128);
+    assert!(offset_of!(Superblock, reader_table_len) == 136);
+    assert!(offset_of!(Superblock, caps) == 1024);
+    assert!(offset_of!(CapsSlot, commit) == 0);
+    assert!(offset_of!(CapsSlot, len) == 8);
+    assert!(offset_of!(CapsSlot, words) == 16);
+    assert!(offset_of!(Descriptor, commit) == 0);
+    assert!(offset_of!(Descriptor, payload_index) == 8);
+    assert!(offset_of!(Descriptor, caps_version) == 12);
+    assert!(offset_of!(Descriptor, payload_len) == 16);
+    assert!(offset_of!(Descriptor, pts) == 24);
+    assert!(offset_of!(Descriptor, dts) == 32);
+    assert!(offset_of!(Descriptor, duration) == 40);
+    assert!(offset_of!(Descriptor, captured_at_ns) == 48);
+    assert!(offset_of!(Descriptor, commit_mono_ns) == 56);
+    assert!(offset_of!(Descriptor, flags) == 64);
+    assert!(offset_of!(Descriptor, video_format) == 68);
+    assert!(offset_of!(Descriptor, width) == 72);
+    assert!(offset_of!(Descriptor, height) == 76);
+    assert!(offset_of!(Descriptor, n_planes) == 80);
+    assert!(offset_of!(Descriptor, plane_offset) == 88);
+    assert!(offset_of!(Descriptor, plane_stride) == 120);
+    assert!(offset_of!(Descriptor, _reserved) == 136);
+    // Little-endian hosts only: the file format is little-endian and read in place.
+    assert!(cfg!(target_endian = "little"));
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_starts_on_a_page_after_the_descriptors() {
+        assert_eq!(payload_offset(2), 8192);
+        assert_eq!(payload_offset(16), 8192);
+        assert_eq!(payload_offset(17), 12288);
+        assert_eq!(payload_offset(MAX_SLOTS), 4096 + 1024 * 256);
+    }
+
+    #[test]
+    fn commit_words_distinguish_writing_from_committed() {
+        assert_eq!(committed(5), 11);
+        assert_eq!(writing(5), 10);
+        assert_ne!(committed(0), writing(0));
+        assert_eq!(committed(7) >> 1, 7);
+    }
+
+    #[test]
+    fn writer_state_round_trips_and_rejects_unknown_values() {
+        for s in [
+            WriterState::Init,
+            WriterState::Live,
+            WriterState::Eos,
+            WriterState::Closed,
+            WriterState::Replaced,
+        ] {
+            assert_eq!(WriterState::from_raw(s.to_raw()), Some(s));
+        }
+        assert_eq!(WriterState::from_raw(5), None);
+        assert_eq!(WriterState::from_raw(u32::MAX), None);
+    }
+}

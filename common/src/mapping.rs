@@ -1,0 +1,248 @@
+//! The mapped ring file and its validated geometry. All pointer arithmetic over the
+//! mapping is here, bounded by a `Geometry` that was checked against the file.
+
+use std::path::Path;
+use std::ptr::NonNull;
+
+use memmap2::{Mmap, MmapMut};
+
+use crate::error::{Error, Result};
+use crate::layout::*;
+
+/// Slot count and sizes of one ring, checked to fit its mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub slot_count: u32,
+    pub slot_stride: u64,
+    pub payload_offset: u64,
+    pub total_size: u64,
+}
+
+impl Geometry {
+    /// Geometry for a new ring of `slot_count` slots holding frames up to `max_frame`.
+    pub fn for_frames(slot_count: u32, max_frame: u64) -> Result<Self> {
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
+            return Err(Error::InvalidGeometry {
+                what: format!("{slot_count} slots, expected {MIN_SLOTS} to {MAX_SLOTS}"),
+            });
+        }
+        if max_frame == 0 || max_frame > MAX_SLOT_SIZE {
+            return Err(Error::InvalidGeometry {
+                what: format!("frames of {max_frame} bytes, expected 1 to {MAX_SLOT_SIZE}"),
+            });
+        }
+        let slot_stride = round_up_page(max_frame);
+        let payload_offset = payload_offset(slot_count);
+        let total_size = payload_offset + u64::from(slot_count) * slot_stride;
+        if total_size > MAX_TOTAL_SIZE {
+            return Err(Error::InvalidGeometry {
+                what: format!("{total_size} bytes in all, the most is {MAX_TOTAL_SIZE}"),
+            });
+        }
+        Ok(Geometry {
+            slot_count,
+            slot_stride,
+            payload_offset,
+            total_size,
+        })
+    }
+
+    /// Reads and checks the geometry a ring file claims. `file_len` is what fstat said.
+    pub fn from_superblock(sb: &Superblock, file_len: u64, path: &Path) -> Result<Self> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Relaxed: geometry is written before the file is renamed into place and never
+        // changes afterwards; a hostile change is caught by the checks below.
+        let magic = sb.magic.load(Relaxed);
+        if magic != MAGIC {
+            return Err(Error::NotARingFile {
+                path: path.to_owned(),
+                found: format!(
+                    "magic {:02x?}, expected \"SHMRING\\0\"",
+                    magic.to_le_bytes()
+                ),
+            });
+        }
+        let major = sb.layout_major.load(Relaxed);
+        if major != LAYOUT_MAJOR {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_owned(),
+                found: (major, sb.layout_minor.load(Relaxed)),
+                supported: LAYOUT_MAJOR,
+            });
+        }
+        let bad = |what: String| Err(Error::corrupt(path, what));
+        let slot_count = sb.slot_count.load(Relaxed);
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
+            return bad(format!(
+                "slot count {slot_count}, expected {MIN_SLOTS} to {MAX_SLOTS}"
+            ));
+        }
+        let dsize = sb.descriptor_size.load(Relaxed);
+        if u64::from(dsize) != DESCRIPTOR_SIZE {
+            return bad(format!(
+                "descriptor size {dsize}, expected {DESCRIPTOR_SIZE}"
+            ));
+        }
+        let doff = sb.descriptor_offset.load(Relaxed);
+        if doff != DESCRIPTOR_OFFSET {
+            return bad(format!(
+                "descriptor offset {doff}, expected {DESCRIPTOR_OFFSET}"
+            ));
+        }
+        let poff = sb.payload_offset.load(Relaxed);
+        if poff != payload_offset(slot_count) {
+            return bad(format!(
+                "payload offset {poff}, expected {} for {slot_count} slots",
+                payload_offset(slot_count)
+            ));
+        }
+        let stride = sb.slot_stride.load(Relaxed);
+        if stride == 0 || stride % PAGE_SIZE != 0 || stride > MAX_SLOT_SIZE {
+            return bad(format!(
+                "slot stride {stride}, expected a multiple of {PAGE_SIZE} up to {MAX_SLOT_SIZE}"
+            ));
+        }
+        let total = sb.total_size.load(Relaxed);
+        let expected = poff + u64::from(slot_count) * stride; // bounded above: no overflow
+        if total != expected {
+            return bad(format!("total size {total}, geometry says {expected}"));
+        }
+        if total > file_len {
+            return bad(format!(
+                "file is {file_len} bytes, its superblock claims {total} (truncated)"
+            ));
+        }
+        if sb.epoch.load(Relaxed) == 0 {
+            return bad("epoch 0".into());
+        }
+        Ok(Geometry {
+            slot_count,
+            slot_stride: stride,
+            payload_offset: poff,
+            total_size: total,
+        })
+    }
+
+    /// Descriptor (and payload) slot of frame `seq`.
+    pub fn slot_of(&self, seq: u64) -> u32 {
+        (seq % u64::from(self.slot_count)) as u32
+    }
+}
+
+enum Backing {
+    ReadWrite(#[allow(dead_code)] MmapMut),
+    ReadOnly(#[allow(dead_code)] Mmap),
+}
+
+/// A whole ring file mapped into memory, at least one superblock long.
+pub struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+    _backing: Backing,
+}
+
+// SAFETY: the mapping is plain shared memory; every shared field is an atomic and the
+// payload is only reached through the raw-pointer copies below, so using it from
+// several threads is as safe as using it from several processes.
+unsafe impl Send for Mapping {}
+// SAFETY: as for Send.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `file` read-write (the writer).
+    pub fn read_write(file: &std::fs::File, path: &Path) -> Result<Self> {
+        // SAFETY: the file is a ring file in shared memory that other processes map too;
+        // we never form references to non-atomic bytes of it except the writer's own
+        // payload view, which only the lock-holding writer writes.
+        let mut m = unsafe { MmapMut::map_mut(file) }.map_err(|e| Error::io(path, "mmap", e))?;
+        let base =
+            NonNull::new(m.as_mut_ptr()).ok_or_else(|| Error::corrupt(path, "empty mapping"))?;
+        Self::checked(base, m.len(), Backing::ReadWrite(m), path)
+    }
+
+    /// Maps `file` read-only (a reader).
+    pub fn read_only(file: &std::fs::File, path: &Path) -> Result<Self> {
+        // SAFETY: as for read_write; a reader only ever loads atomics and copies bytes
+        // out through raw pointers, so concurrent changes by the writer are expected.
+        let m = unsafe { Mmap::map(file) }.map_err(|e| Error::io(path, "mmap", e))?;
+        let base = NonNull::new(m.as_ptr() as *mut u8)
+            .ok_or_else(|| Error::corrupt(path, "empty mapping"))?;
+        Self::checked(base, m.len(), Backing::ReadOnly(m), path)
+    }
+
+    fn checked(base: NonNull<u8>, len: usize, backing: Backing, path: &Path) -> Result<Self> {
+        if (len as u64) < SUPERBLOCK_SIZE {
+            return Err(Error::corrupt(
+                path,
+                format!("file is {len} bytes, smaller than the {SUPERBLOCK_SIZE}-byte superblock"),
+            ));
+        }
+        Ok(Mapping {
+            base,
+            len,
+            _backing: backing,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    pub fn superblock(&self) -> &Superblock {
+        // SAFETY: the mapping is page aligned and at least SUPERBLOCK_SIZE long (checked
+        // at construction); Superblock is all atomics, valid for any bit pattern.
+        unsafe { &*(self.base.as_ptr() as *const Superblock) }
+    }
+
+    /// Descriptor of slot `index`; `geom` must have been validated against this mapping.
+    pub fn descriptor(&self, geom: &Geometry, index: u32) -> &Descriptor {
+        let index = index % geom.slot_count;
+        let off = DESCRIPTOR_OFFSET + u64::from(index) * DESCRIPTOR_SIZE;
+        assert!(
+            off + DESCRIPTOR_SIZE <= self.len as u64,
+            "descriptor outside the mapping"
+        );
+        // SAFETY: in bounds (asserted), 8-byte aligned (page base + multiple of 256),
+        // Descriptor is all atomics, valid for any bit pattern.
+        unsafe { &*(self.base.as_ptr().add(off as usize) as *const Descriptor) }
+    }
+
+    fn payload_ptr(&self, geom: &Geometry, index: u32, len: u64) -> Option<*mut u8> {
+        if index >= geom.slot_count || len > geom.slot_stride {
+            return None;
+        }
+        let off = geom.payload_offset + u64::from(index) * geom.slot_stride;
+        if off + len > self.len as u64 {
+            return None;
+        }
+        // SAFETY: off + len is within the mapping (checked just above).
+        Some(unsafe { self.base.as_ptr().add(off as usize) })
+    }
+
+    /// Copies `dst.len()` bytes of payload slot `index` into `dst`. The bytes may be
+    /// changing under us (the writer may be reusing the slot); the caller accepts them
+    /// only after re-checking the slot's commit word. None if out of bounds.
+    pub fn copy_payload(&self, geom: &Geometry, index: u32, dst: &mut [u8]) -> Option<()> {
+        let src = self.payload_ptr(geom, index, dst.len() as u64)?;
+        // SAFETY: src..src+len is inside the mapping (payload_ptr) and cannot overlap
+        // `dst`, which is memory of this process outside any ring mapping. The source
+        // may be written concurrently by another process: this is the seqlock's racy
+        // read, which we never turn into a reference and validate before use.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Some(())
+    }
+
+    /// The writer's view of payload slot `index`.
+    ///
+    /// # Safety
+    /// Only the lock-holding writer may call this, on a read-write mapping, and only
+    /// while no other view of the same slot exists in this process.
+    pub unsafe fn payload_mut(&self, geom: &Geometry, index: u32) -> &mut [u8] {
+        let ptr = self
+            .payload_ptr(geom, index, geom.slot_stride)
+            .expect("slot inside mapping");
+        // SAFETY: in bounds (payload_ptr); exclusive per the caller's contract; readers in
+        // other processes only copy out of it and validate through the commit word.
+        unsafe { std::slice::from_raw_parts_mut(ptr, geom.slot_stride as usize) }
+    }
+}

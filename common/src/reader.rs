@@ -1,0 +1,710 @@
+//! The reading side: seqlock copy-outs that never return torn bytes, futex waits that
+//! can be interrupted, and detection of a writer's EOS, close, death or restart.
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::error::{Error, Result};
+use crate::layout::*;
+use crate::location::{Handle, RingLocation};
+use crate::mapping::{Geometry, Mapping};
+use crate::sys::{self, Woken};
+use crate::writer::{check_private_dir, describe_type, same_file};
+use crate::{FrameInfo, VideoLayout};
+
+/// How long a wait sleeps at most before it checks that the writer is still alive.
+pub const LIVENESS_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// How many torn copies in a row a read tolerates before giving up for this call.
+const MAX_TORN_RETRIES: u32 = 64;
+
+/// Wakes a reader's waits from another thread (a GStreamer `unlock`). Cloning shares it.
+#[derive(Clone)]
+pub struct Interrupter {
+    inner: Arc<InterruptInner>,
+}
+
+struct InterruptInner {
+    /// Private futex word: 1 while interrupted. Stored with Release before the wake,
+    /// loaded with Acquire by the waiter before and after it sleeps.
+    word: AtomicU32,
+    /// The same signal for waits that use poll (waiting for a ring to appear).
+    event: EventFd,
+}
+
+impl Interrupter {
+    pub fn new() -> std::io::Result<Self> {
+        let event =
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok(Interrupter {
+            inner: Arc::new(InterruptInner {
+                word: AtomicU32::new(0),
+                event,
+            }),
+        })
+    }
+
+    /// Makes every current and future wait return `Interrupted` until `clear`.
+    pub fn interrupt(&self) {
+        self.inner.word.store(1, Ordering::Release);
+        sys::futex_wake(&self.inner.word, false);
+        let _ = self.inner.event.write(1);
+    }
+
+    /// Lets waits sleep again.
+    pub fn clear(&self) {
+        self.inner.word.store(0, Ordering::Release);
+        let _ = self.inner.event.read();
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.inner.word.load(Ordering::Acquire) != 0
+    }
+}
+
+/// What became of a ring's writer, as seen by a reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterStatus {
+    Live,
+    Eos,
+    /// Closed by its writer: a next writer may come under the same name.
+    Closed,
+    /// Replaced by a new ring under the same name (new geometry or caps).
+    Replaced,
+    /// The writer process is gone without closing (crash, SIGKILL).
+    Dead,
+}
+
+/// One frame copied out of the ring.
+#[derive(Debug)]
+pub struct Frame<B> {
+    pub info: FrameInfo,
+    pub data: B,
+    /// Frames between the previous one returned and this one that this reader never
+    /// returned: skipped by `latest`, lost to the writer lapping `next`.
+    pub missed: u64,
+    /// Copies that were overwritten while being made and thrown away.
+    pub torn_retries: u32,
+}
+
+/// Result of a waiting read.
+#[derive(Debug)]
+pub enum Next<B> {
+    Frame(Frame<B>),
+    TimedOut,
+    Interrupted,
+    /// The writer ended the stream and every frame before the end was returned.
+    Eos,
+    /// The ring is no longer written (closed, replaced, writer dead): open it again.
+    WriterGone(WriterStatus),
+}
+
+/// Result of a read by handle.
+#[derive(Debug)]
+pub enum ByHandle<B> {
+    Frame(Frame<B>),
+    /// Overwritten already (or the handle is of another epoch of this ring).
+    Gone,
+    /// Not written yet.
+    NotYet,
+}
+
+enum Copy<B> {
+    Ok(FrameInfo, B),
+    /// The slot holds a newer frame than asked for: the asked one is gone.
+    Newer,
+    /// The slot holds an older frame (or is being written): the asked one is not there yet.
+    Older,
+    /// The writer changed the slot during our copy.
+    Torn,
+}
+
+/// A reader of one ring file. Maps it read-only.
+pub struct RingReader {
+    loc: RingLocation,
+    file: File,
+    map: Mapping,
+    geom: Geometry,
+    epoch: u64,
+    /// Last sequence returned by latest/next (0: none yet).
+    last: u64,
+    eos_returned: bool,
+    interrupter: Interrupter,
+}
+
+impl RingReader {
+    /// Opens the ring at `loc`. Checks that it is a regular file of the right owner and
+    /// permissions, maps it read-only and validates the superblock against the file.
+    pub fn open(loc: &RingLocation) -> Result<Self> {
+        Self::open_with(
+            loc,
+            Interrupter::new().map_err(|e| Error::io(loc.path(), "eventfd", e))?,
+        )
+    }
+
+    /// As `open`, sharing an interrupter (so one `unlock` reaches every attach attempt).
+    pub fn open_with(loc: &RingLocation, interrupter: Interrupter) -> Result<Self> {
+        let path = loc.path();
+        if loc.is_managed_dir() {
+            match check_private_dir(loc.dir()) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::NotFound {
+                        path: path.to_owned(),
+                    })
+                }
+                r => r?,
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => Error::NotFound {
+                    path: path.to_owned(),
+                },
+                Some(libc::ELOOP) => Error::NotARingFile {
+                    path: path.to_owned(),
+                    found: "a symbolic link".into(),
+                },
+                _ => Error::io(path, "open", e),
+            })?;
+        let md = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+        if !md.file_type().is_file() {
+            return Err(Error::NotARingFile {
+                path: path.to_owned(),
+                found: describe_type(&md),
+            });
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        if md.uid() != me && loc.is_managed_dir() {
+            return Err(Error::Insecure {
+                path: path.to_owned(),
+                what: format!("owned by uid {}, not by uid {me}", md.uid()),
+            });
+        }
+        if md.mode() & 0o022 != 0 {
+            return Err(Error::Insecure {
+                path: path.to_owned(),
+                what: format!("mode {:04o} lets others write to it", md.mode() & 0o7777),
+            });
+        }
+        let map = Mapping::read_only(&file, path)?;
+        let geom = Geometry::from_superblock(map.superblock(), map.len(), path)?;
+        // Relaxed: fixed for the life of the file, validated non-zero above.
+        let epoch = map.superblock().epoch.load(Ordering::Relaxed);
+        Ok(RingReader {
+            loc: loc.clone(),
+            file,
+            map,
+            geom,
+            epoch,
+            last: 0,
+            eos_returned: false,
+            interrupter,
+        })
+    }
+
+    pub fn location(&self) -> &RingLocation {
+        &self.loc
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geom
+    }
+
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupter.clone()
+    }
+
+    /// Last committed sequence (0: none).
+    pub fn head(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store of head after a commit.
+        self.map.superblock().head.load(Ordering::Acquire)
+    }
+
+    /// Makes the next `next` start after `seq` (0: from the oldest frame still held).
+    pub fn seek_after(&mut self, seq: u64) {
+        self.last = seq;
+    }
+
+    /// The writer's pid as the ring records it.
+    pub fn writer_pid(&self) -> u32 {
+        // Relaxed: informative.
+        self.map.superblock().writer_pid.load(Ordering::Relaxed)
+    }
+
+    /// The superblock, for tools that show it. All of it is untrusted.
+    pub fn superblock(&self) -> &Superblock {
+        self.map.superblock()
+    }
+
+    /// What the writer is doing. `Dead` means the ring's lock is free while the ring
+    /// says it is live: the writer process ended without closing it.
+    pub fn writer_status(&self) -> WriterStatus {
+        // Acquire: pairs with the writer's Release store of its state.
+        let raw = self.map.superblock().writer_state.load(Ordering::Acquire);
+        let stated = match WriterState::from_raw(raw) {
+            Some(WriterState::Eos) => WriterStatus::Eos,
+            Some(WriterState::Closed) => return WriterStatus::Closed,
+            Some(WriterState::Replaced) => return WriterStatus::Replaced,
+            _ => WriterStatus::Live,
+        };
+        match sys::is_write_locked(&self.file) {
+            Ok(false) => WriterStatus::Dead,
+            _ => stated,
+        }
+    }
+
+    /// True when the ring's name now points at another file (a new writer took over).
+    pub fn is_superseded(&self) -> bool {
+        !same_file(&self.file, self.loc.path())
+    }
+
+    /// Caps text of caps version `version`; None when it has been overwritten by a
+    /// later version already (the frame is stale) or was never published.
+    pub fn caps(&self, version: u32) -> Result<Option<String>> {
+        if version == 0 {
+            return Ok(None);
+        }
+        let slot = &self.map.superblock().caps[(version & 1) as usize];
+        for _ in 0..MAX_TORN_RETRIES {
+            // Acquire: pairs with the writer's Release store of the caps commit word.
+            let c1 = slot.commit.load(Ordering::Acquire);
+            if c1 != committed(u64::from(version)) {
+                return Ok(None);
+            }
+            let len = slot.len.load(Ordering::Relaxed) as usize;
+            if len > CAPS_CAPACITY {
+                return Err(Error::corrupt(
+                    self.loc.path(),
+                    format!("caps length {len} > {CAPS_CAPACITY}"),
+                ));
+            }
+            let mut bytes = Vec::with_capacity(len + 8);
+            for w in slot.words.iter().take(len.div_ceil(8)) {
+                bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+            }
+            bytes.truncate(len);
+            // Pairs with the writer's Release fence after it marks the slot as writing.
+            fence(Ordering::Acquire);
+            if slot.commit.load(Ordering::Relaxed) != c1 {
+                continue;
+            }
+            return String::from_utf8(bytes).map(Some).map_err(|_| {
+                Error::corrupt(
+                    self.loc.path(),
+                    format!("caps version {version} is not UTF-8"),
+                )
+            });
+        }
+        Ok(None)
+    }
+
+    /// The latest caps version and its text.
+    pub fn current_caps(&self) -> Result<Option<(u32, String)>> {
+        // Acquire: pairs with the writer's Release store of caps_version.
+        let v = self.map.superblock().caps_version.load(Ordering::Acquire);
+        Ok(self.caps(v)?.map(|c| (v, c)))
+    }
+
+    /// The newest committed frame not returned yet, waiting up to `timeout` for one.
+    /// `alloc` gives a buffer of at least `info.len` bytes for the copy.
+    pub fn latest<B: AsMut<[u8]>>(
+        &mut self,
+        timeout: Duration,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Next<B>> {
+        let deadline = Instant::now() + timeout;
+        let mut torn = 0;
+        loop {
+            let head = match self.wait_beyond(self.last, deadline)? {
+                Ok(head) => head,
+                Err(other) => return Ok(other),
+            };
+            match self.copy(head, &mut alloc)? {
+                Copy::Ok(info, data) => {
+                    let missed = if self.last == 0 {
+                        0
+                    } else {
+                        head - self.last - 1
+                    };
+                    self.last = head;
+                    return Ok(Next::Frame(Frame {
+                        info,
+                        data,
+                        missed,
+                        torn_retries: torn,
+                    }));
+                }
+                // The writer lapped the whole ring during our copy: take the newest again.
+                Copy::Torn | Copy::Newer | Copy::Older => {
+                    torn += 1;
+                    if torn >= MAX_TORN_RETRIES {
+                        return Err(Error::corrupt(
+                            self.loc.path(),
+                            "every copy of the newest frame was torn",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every frame in order from the attach point (or from `seek_after`). When the
+    /// writer has lapped this reader, jumps to the oldest frame still in the ring and
+    /// reports how many were lost in `missed`.
+    pub fn next<B: AsMut<[u8]>>(
+        &mut self,
+        timeout: Duration,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Next<B>> {
+        let deadline = Instant::now() + timeout;
+        let mut torn = 0;
+        let mut missed = 0;
+        loop {
+            let head = match self.wait_beyond(self.last, deadline)? {
+                Ok(head) => head,
+                Err(other) => return Ok(other),
+            };
+            let oldest = head
+                .saturating_sub(u64::from(self.geom.slot_count) - 1)
+                .max(1);
+            let mut want = self.last + 1;
+            if want < oldest {
+                // Gone before we came to it (a fresh reader starts at the oldest).
+                if self.last != 0 {
+                    missed += oldest - want;
+                }
+                want = oldest;
+            }
+            match self.copy(want, &mut alloc)? {
+                Copy::Ok(info, data) => {
+                    self.last = want;
+                    return Ok(Next::Frame(Frame {
+                        info,
+                        data,
+                        missed,
+                        torn_retries: torn,
+                    }));
+                }
+                Copy::Torn | Copy::Newer => {
+                    // Overwritten while we looked: it is lost; try the oldest again.
+                    torn += 1;
+                    if torn >= MAX_TORN_RETRIES {
+                        return Err(Error::corrupt(
+                            self.loc.path(),
+                            "every copy of the next frame was torn",
+                        ));
+                    }
+                    missed += 1;
+                    self.last = want;
+                }
+                Copy::Older => {
+                    // head says committed but the slot disagrees: only a hostile writer.
+                    return Err(Error::corrupt(
+                        self.loc.path(),
+                        format!("head is {head} but frame {want} is not committed in its slot"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Exactly the frame a handle names, without waiting.
+    pub fn by_handle<B: AsMut<[u8]>>(
+        &mut self,
+        handle: &Handle,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<ByHandle<B>> {
+        if handle.epoch != self.epoch {
+            return Ok(ByHandle::Gone);
+        }
+        for torn in 0..MAX_TORN_RETRIES {
+            if handle.seq > self.head() {
+                return Ok(ByHandle::NotYet);
+            }
+            match self.copy(handle.seq, &mut alloc)? {
+                Copy::Ok(info, data) => {
+                    return Ok(ByHandle::Frame(Frame {
+                        info,
+                        data,
+                        missed: 0,
+                        torn_retries: torn,
+                    }))
+                }
+                Copy::Newer | Copy::Torn => return Ok(ByHandle::Gone),
+                Copy::Older => continue,
+            }
+        }
+        Ok(ByHandle::NotYet)
+    }
+
+    /// Waits until head > `after`; Err(...) carries why it did not happen.
+    fn wait_beyond<B>(
+        &mut self,
+        after: u64,
+        deadline: Instant,
+    ) -> Result<std::result::Result<u64, Next<B>>> {
+        let sb = self.map.superblock();
+        loop {
+            if self.interrupter.is_interrupted() {
+                return Ok(Err(Next::Interrupted));
+            }
+            // Acquire: pairs with the writer's Release increment of `wake` (after its
+            // head/state stores); loaded before head so no wake-up can fall between.
+            let wake = sb.wake.load(Ordering::Acquire);
+            let head = self.head();
+            if head > after {
+                self.eos_returned = false;
+                return Ok(Ok(head));
+            }
+            match self.writer_status_quick() {
+                WriterStatus::Eos if !self.eos_returned => {
+                    self.eos_returned = true;
+                    return Ok(Err(Next::Eos));
+                }
+                s @ (WriterStatus::Closed | WriterStatus::Replaced) => {
+                    return Ok(Err(Next::WriterGone(s)))
+                }
+                _ => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Err(Next::TimedOut));
+            }
+            let slice = (deadline - now).min(LIVENESS_CHECK_INTERVAL);
+            let woken = sys::futex_wait2(&sb.wake, wake, &self.interrupter.inner.word, 0, slice);
+            if woken == Woken::TimedOut && self.head() <= after {
+                // Nothing for a while: is anybody still writing?
+                if self.writer_status() == WriterStatus::Dead {
+                    return Ok(Err(Next::WriterGone(WriterStatus::Dead)));
+                }
+            }
+        }
+    }
+
+    /// State from the superblock alone (no syscall): the hot path of a wait.
+    fn writer_status_quick(&self) -> WriterStatus {
+        // Acquire: pairs with the writer's Release store of its state.
+        match WriterState::from_raw(self.map.superblock().writer_state.load(Ordering::Acquire)) {
+            Some(WriterState::Eos) => WriterStatus::Eos,
+            Some(WriterState::Closed) => WriterStatus::Closed,
+            Some(WriterState::Replaced) => WriterStatus::Replaced,
+            _ => WriterStatus::Live,
+        }
+    }
+
+    /// The seqlock read of frame `seq`.
+    fn copy<B: AsMut<[u8]>>(
+        &self,
+        seq: u64,
+        alloc: &mut impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Copy<B>> {
+        let index = self.geom.slot_of(seq);
+        let d = self.map.descriptor(&self.geom, index);
+        // Acquire: pairs with the writer's Release store of `committed(seq)`.
+        let c1 = d.commit.load(Ordering::Acquire);
+        if c1 != committed(seq) {
+            return Ok(if c1 >> 1 > seq {
+                Copy::Newer
+            } else {
+                Copy::Older
+            });
+        }
+        let info = self.read_descriptor(d, seq, index)?;
+        let mut data = alloc(&info);
+        let dst = data.as_mut();
+        if (dst.len() as u64) < info.len {
+            return Err(Error::InvalidGeometry {
+                what: format!(
+                    "buffer of {} bytes for a frame of {} bytes",
+                    dst.len(),
+                    info.len
+                ),
+            });
+        }
+        // A writer of the same user could shrink the file under us; copying past its end
+        // would be a SIGBUS. Check right before the copy (see docs/security.md).
+        let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
+        if size < self.geom.total_size {
+            return Err(Error::corrupt(
+                self.loc.path(),
+                format!(
+                    "file shrank to {size} bytes under the reader (ring needs {})",
+                    self.geom.total_size
+                ),
+            ));
+        }
+        let payload_index = info.payload_index;
+        self.map
+            .copy_payload(&self.geom, payload_index, &mut dst[..info.len as usize])
+            .ok_or_else(|| {
+                Error::corrupt(
+                    self.loc.path(),
+                    format!("frame {seq} lies outside the file"),
+                )
+            })?;
+        // Pairs with the writer's Release fence after it stores `writing(seq')`: if any
+        // byte we copied came from a newer write, the load below sees the new word.
+        fence(Ordering::Acquire);
+        if d.commit.load(Ordering::Relaxed) != c1 {
+            return Ok(Copy::Torn);
+        }
+        Ok(Copy::Ok(info, data))
+    }
+
+    fn read_descriptor(&self, d: &Descriptor, seq: u64, index: u32) -> Result<FrameInfo> {
+        let bad = |what: String| {
+            Err(Error::corrupt(
+                self.loc.path(),
+                format!("frame {seq} (slot {index}): {what}"),
+            ))
+        };
+        let opt = |v: u64| (v != u64::MAX).then_some(v);
+        // Relaxed loads: ordered after the Acquire commit load, validated by the re-check.
+        let payload_index = d.payload_index.load(Ordering::Relaxed);
+        if payload_index >= self.geom.slot_count {
+            return bad(format!(
+                "payload slot {payload_index} of {}",
+                self.geom.slot_count
+            ));
+        }
+        let len = d.payload_len.load(Ordering::Relaxed);
+        if len > self.geom.slot_stride {
+            return bad(format!(
+                "payload of {len} bytes in a slot of {}",
+                self.geom.slot_stride
+            ));
+        }
+        let n_planes = d.n_planes.load(Ordering::Relaxed);
+        if n_planes as usize > MAX_PLANES {
+            return bad(format!("{n_planes} planes, at most {MAX_PLANES}"));
+        }
+        let mut video = VideoLayout {
+            format: d.video_format.load(Ordering::Relaxed),
+            width: d.width.load(Ordering::Relaxed),
+            height: d.height.load(Ordering::Relaxed),
+            n_planes,
+            ..Default::default()
+        };
+        for p in 0..MAX_PLANES {
+            video.offsets[p] = d.plane_offset[p].load(Ordering::Relaxed);
+            video.strides[p] = d.plane_stride[p].load(Ordering::Relaxed) as i32;
+        }
+        Ok(FrameInfo {
+            seq,
+            epoch: self.epoch,
+            len,
+            payload_index,
+            caps_version: d.caps_version.load(Ordering::Relaxed),
+            pts: opt(d.pts.load(Ordering::Relaxed)),
+            dts: opt(d.dts.load(Ordering::Relaxed)),
+            duration: opt(d.duration.load(Ordering::Relaxed)),
+            captured_at_ns: d.captured_at_ns.load(Ordering::Relaxed),
+            commit_mono_ns: d.commit_mono_ns.load(Ordering::Relaxed),
+            flags: d.flags.load(Ordering::Relaxed),
+            video,
+        })
+    }
+}
+
+/// Outcome of waiting for a ring to appear.
+pub enum Attach {
+    Reader(Box<RingReader>),
+    TimedOut,
+    Interrupted,
+}
+
+/// Opens the ring at `loc` with a live writer, waiting up to `timeout` for one to
+/// appear (or to replace a dead writer's ring). Waits on inotify events of the ring
+/// directory, not by polling. Errors other than "not there yet" return at once.
+pub fn attach(loc: &RingLocation, timeout: Duration, interrupter: &Interrupter) -> Result<Attach> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd;
+
+    let deadline = Instant::now() + timeout;
+    let dir = loc.dir();
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+        .map_err(|e| Error::io(dir, "inotify", e))?;
+    let mut watching = false;
+    loop {
+        if interrupter.is_interrupted() {
+            return Ok(Attach::Interrupted);
+        }
+        if !watching {
+            // Watch before looking, so a ring created in between is not missed.
+            watching = inotify
+                .add_watch(
+                    dir,
+                    AddWatchFlags::IN_CREATE
+                        | AddWatchFlags::IN_MOVED_TO
+                        | AddWatchFlags::IN_ATTRIB
+                        | AddWatchFlags::IN_DELETE_SELF
+                        | AddWatchFlags::IN_MOVE_SELF,
+                )
+                .is_ok();
+        }
+        match RingReader::open_with(loc, interrupter.clone()) {
+            Ok(r) => match r.writer_status() {
+                WriterStatus::Live | WriterStatus::Eos => return Ok(Attach::Reader(Box::new(r))),
+                _ => {} // a ring nobody writes any more: wait for the next writer
+            },
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Attach::TimedOut);
+        }
+        // Without a watch (no directory yet) look again every 100 ms.
+        let wait = if watching {
+            deadline - now
+        } else {
+            (deadline - now).min(LIVENESS_CHECK_INTERVAL)
+        };
+        let ms = wait.as_millis().min(u128::from(u16::MAX)) as u16;
+        let mut fds = [
+            PollFd::new(inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(interrupter.inner.event.as_fd(), PollFlags::POLLIN),
+        ];
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+        // Drain the events; what they say does not matter, we look again.
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            if events.iter().any(|e| {
+                e.mask.intersects(
+                    nix::sys::inotify::AddWatchFlags::IN_DELETE_SELF
+                        | nix::sys::inotify::AddWatchFlags::IN_MOVE_SELF
+                        | nix::sys::inotify::AddWatchFlags::IN_IGNORED,
+                )
+            }) {
+                watching = false;
+            }
+        }
+    }
+}
+
+/// True when `path` exists and is a ring file with a live writer (a cheap check).
+pub fn is_live(path: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return false;
+    };
+    matches!(sys::is_write_locked(&file), Ok(true))
+}

@@ -1,0 +1,253 @@
+//! Everything that talks to the kernel directly: futexes, clocks and open-file-description
+//! locks. The rest of the crate goes through these few functions.
+
+use std::os::fd::AsFd;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+/// CLOCK_MONOTONIC in ns: comparable across processes on one machine.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_MONOTONIC)
+}
+
+/// CLOCK_REALTIME in ns since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    clock_ns(nix::time::ClockId::CLOCK_REALTIME)
+}
+
+fn clock_ns(id: nix::time::ClockId) -> u64 {
+    // Both clocks always exist on Linux; a failure would mean a broken kernel.
+    let ts = nix::time::clock_gettime(id).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    (ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// Wakes every waiter on `word`. `shared` is false for words that live in this
+/// process's private memory and true for words in a shared mapping.
+pub fn futex_wake(word: &AtomicU32, shared: bool) {
+    let op = if shared {
+        libc::FUTEX_WAKE
+    } else {
+        libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG
+    };
+    // SAFETY: FUTEX_WAKE only uses the address as a key; `word` is a live, aligned u32.
+    // Read-only mappings are fine: the kernel does not write the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// Why a futex wait returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// Woken, or a word no longer held its expected value, or a signal: re-check.
+    Maybe,
+    TimedOut,
+}
+
+/// Sleeps until `shared_word` (in a shared mapping) no longer holds `shared_expected`,
+/// or `private_word` (in this process) no longer holds `private_expected`, or a wake on
+/// either, or `timeout`. Uses futex_waitv (Linux 5.16+) so that an interrupt through
+/// the private word can never be lost; older kernels fall back to a plain wait on the
+/// shared word in slices of at most 10 ms, checking the private word between them.
+pub fn futex_wait2(
+    shared_word: &AtomicU32,
+    shared_expected: u32,
+    private_word: &AtomicU32,
+    private_expected: u32,
+    timeout: Duration,
+) -> Woken {
+    use std::sync::atomic::Ordering;
+
+    #[repr(C)]
+    struct FutexWaitv {
+        val: u64,
+        uaddr: u64,
+        flags: u32,
+        reserved: u32,
+    }
+    const FUTEX2_SIZE_U32: u32 = 0x02;
+    const FUTEX2_PRIVATE: u32 = 128;
+    const SYS_FUTEX_WAITV: libc::c_long = 449;
+
+    let waiters = [
+        FutexWaitv {
+            val: u64::from(shared_expected),
+            uaddr: shared_word.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        },
+        FutexWaitv {
+            val: u64::from(private_expected),
+            uaddr: private_word.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+            reserved: 0,
+        },
+    ];
+    // futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
+    let deadline = Duration::from_nanos(monotonic_ns()) + timeout;
+    let ts = timespec(deadline);
+    // SAFETY: `waiters` and `ts` outlive the call; both words are live aligned u32s.
+    let r = unsafe {
+        libc::syscall(
+            SYS_FUTEX_WAITV,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0 as libc::c_uint,
+            &ts as *const libc::timespec,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r >= 0 {
+        return Woken::Maybe;
+    }
+    match Errno::last() {
+        Errno::ETIMEDOUT => Woken::TimedOut,
+        Errno::ENOSYS => {
+            let slice = timeout.min(Duration::from_millis(10));
+            if private_word.load(Ordering::Acquire) != private_expected {
+                return Woken::Maybe;
+            }
+            let woken = futex_wait(shared_word, shared_expected, slice);
+            if woken == Woken::TimedOut && slice < timeout {
+                Woken::Maybe
+            } else {
+                woken
+            }
+        }
+        _ => Woken::Maybe,
+    }
+}
+
+/// Plain FUTEX_WAIT on a word in a shared mapping.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woken {
+    let ts = timespec(timeout);
+    // SAFETY: `word` is a live aligned u32 and `ts` outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            0usize,
+            0u32,
+        )
+    };
+    if r < 0 && Errno::last() == Errno::ETIMEDOUT {
+        Woken::TimedOut
+    } else {
+        Woken::Maybe
+    }
+}
+
+fn whole_file_lock(kind: libc::c_short) -> libc::flock {
+    libc::flock {
+        l_type: kind,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
+}
+
+/// Takes an exclusive open-file-description lock on the whole file without waiting.
+/// Ok(false) when another open file description holds a conflicting lock. The lock
+/// lives as long as the file description (every fd dup'ed from it) and dies with the
+/// process, so a SIGKILLed writer frees its ring.
+pub fn try_lock_exclusive(fd: impl AsFd) -> nix::Result<bool> {
+    let lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
+    match nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)) {
+        Ok(_) => Ok(true),
+        Err(Errno::EAGAIN) | Err(Errno::EACCES) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// True when some open file description holds a write lock on the file: the ring's
+/// writer is alive. Takes no lock itself, so it can never make a writer's lock fail.
+pub fn is_write_locked(fd: impl AsFd) -> nix::Result<bool> {
+    let mut lock = whole_file_lock(libc::F_RDLCK as libc::c_short);
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_GETLK(&mut lock))?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// The (device, inode) of an open file: the identity of one ring file.
+pub fn file_id(fd: impl AsFd) -> nix::Result<(u64, u64)> {
+    let st = nix::sys::stat::fstat(fd.as_fd())?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Size of an open file in bytes.
+pub fn file_size(fd: impl AsFd) -> nix::Result<u64> {
+    Ok(nix::sys::stat::fstat(fd.as_fd())?.st_size as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    #[test]
+    fn wait_times_out_when_nothing_changes() {
+        let a = AtomicU32::new(1);
+        let b = AtomicU32::new(0);
+        let t = Instant::now();
+        assert_eq!(
+            futex_wait2(&a, 1, &b, 0, Duration::from_millis(30)),
+            Woken::TimedOut
+        );
+        assert!(t.elapsed() >= Duration::from_millis(25));
+    }
+
+    #[test]
+    fn wait_returns_at_once_when_a_word_already_moved() {
+        let a = AtomicU32::new(2);
+        let b = AtomicU32::new(0);
+        assert_eq!(
+            futex_wait2(&a, 1, &b, 0, Duration::from_secs(5)),
+            Woken::Maybe
+        );
+        let a = AtomicU32::new(1);
+        let b = AtomicU32::new(1);
+        assert_eq!(
+            futex_wait2(&a, 1, &b, 0, Duration::from_secs(5)),
+            Woken::Maybe
+        );
+    }
+
+    #[test]
+    fn private_word_wakes_a_waiter() {
+        let words = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
+        let w2 = words.clone();
+        let t = std::thread::spawn(move || {
+            let start = Instant::now();
+            let r = futex_wait2(&w2.0, 0, &w2.1, 0, Duration::from_secs(10));
+            (r, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        words.1.store(1, Ordering::Release);
+        futex_wake(&words.1, false);
+        let (r, waited) = t.join().unwrap();
+        assert_eq!(r, Woken::Maybe);
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    }
+}

@@ -1,0 +1,734 @@
+//! The writing side: one writer per ring, never waiting for a reader.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::layout::*;
+use crate::location::{Handle, RingLocation};
+use crate::mapping::{Geometry, Mapping};
+use crate::sys;
+use crate::FrameMeta;
+
+/// How often a live writer refreshes its heartbeat when it has no frames to write.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a new ring looks like.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// Number of slots (2 to 1024).
+    pub slots: u32,
+    /// Largest frame in bytes; slots are this, rounded up to a page.
+    pub max_frame: u64,
+    /// Permission bits of the ring file (0600 by default; 0640 shares with the group).
+    pub perms: u32,
+    /// Caps string published with the ring, if known yet.
+    pub caps: Option<String>,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            slots: 8,
+            max_frame: PAGE_SIZE,
+            perms: 0o600,
+            caps: None,
+        }
+    }
+}
+
+/// How a writer came to own its ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// No ring had that name.
+    Created,
+    /// A ring of a dead writer (its pid) was there and was replaced.
+    TookOver { dead_pid: u32 },
+}
+
+/// Stops and joins the heartbeat thread when dropped.
+struct Heartbeat {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The one writer of a ring. Holds an exclusive lock on the ring file for its whole
+/// life; dropping it marks the ring closed, wakes every reader and removes the file.
+pub struct RingWriter {
+    loc: RingLocation,
+    file: File,
+    map: Arc<Mapping>,
+    geom: Geometry,
+    epoch: u64,
+    origin: Origin,
+    perms: u32,
+    /// Set when a newer ring replaced this one under the same name: do not unlink.
+    replaced: bool,
+    _heartbeat: Heartbeat,
+}
+
+impl RingWriter {
+    /// Creates the ring at `loc`, or takes over the ring of a dead writer there. A live
+    /// writer's ring is never touched: that is `Error::Busy` with its pid.
+    pub fn create(loc: &RingLocation, config: &WriterConfig) -> Result<Self> {
+        let geom = Geometry::for_frames(config.slots, config.max_frame)?;
+        if config.perms & !0o660 != 0 || config.perms & 0o600 != 0o600 {
+            return Err(Error::InvalidGeometry {
+                what: format!(
+                    "permissions {:04o}: the owner needs 0600, the group may have 0040 or 0060, others nothing",
+                    config.perms
+                ),
+            });
+        }
+        if loc.is_managed_dir() {
+            ensure_private_dir(loc.dir(), config.perms)?;
+        }
+        let path = loc.path();
+        for _ in 0..16 {
+            match open_existing(path)? {
+                None => {
+                    let (file, map, epoch, tmp) = build(loc, &geom, config)?;
+                    match nix::fcntl::renameat2(
+                        nix::fcntl::AT_FDCWD,
+                        &tmp,
+                        nix::fcntl::AT_FDCWD,
+                        path,
+                        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+                    ) {
+                        Ok(()) => {
+                            return Ok(Self::start(
+                                loc,
+                                file,
+                                map,
+                                geom,
+                                epoch,
+                                Origin::Created,
+                                config.perms,
+                            ))
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&tmp);
+                            if e == nix::errno::Errno::EEXIST {
+                                continue;
+                            }
+                            return Err(Error::io(path, "rename into place", e));
+                        }
+                    }
+                }
+                Some(old) => {
+                    let locked =
+                        sys::try_lock_exclusive(&old).map_err(|e| Error::io(path, "lock", e))?;
+                    if !locked {
+                        return Err(Error::Busy {
+                            path: path.to_owned(),
+                            pid: pid_in(&old).unwrap_or(0),
+                        });
+                    }
+                    // We hold the old file's lock; make sure it is still the one under
+                    // the name (another writer may have replaced it meanwhile).
+                    if !same_file(&old, path) {
+                        continue;
+                    }
+                    let dead_pid = pid_in(&old).ok_or_else(|| Error::NotARingFile {
+                        path: path.to_owned(),
+                        found:
+                            "a file that is not a shmring ring; remove it or choose another name"
+                                .into(),
+                    })?;
+                    let (file, map, epoch, tmp) = build(loc, &geom, config)?;
+                    std::fs::rename(&tmp, path).map_err(|e| {
+                        let _ = std::fs::remove_file(&tmp);
+                        Error::io(path, "rename into place", e)
+                    })?;
+                    drop(old);
+                    let origin = Origin::TookOver { dead_pid };
+                    return Ok(Self::start(
+                        loc,
+                        file,
+                        map,
+                        geom,
+                        epoch,
+                        origin,
+                        config.perms,
+                    ));
+                }
+            }
+        }
+        Err(Error::Busy {
+            path: path.to_owned(),
+            pid: 0,
+        })
+    }
+
+    /// Replaces this ring by a new one with other geometry under the same name (a new
+    /// epoch): readers see this ring as replaced and re-attach to the new one.
+    pub fn replace(mut self, config: &WriterConfig) -> Result<Self> {
+        let geom = Geometry::for_frames(config.slots, config.max_frame)?;
+        let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
+        std::fs::rename(&tmp, self.loc.path()).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(self.loc.path(), "rename into place", e)
+        })?;
+        self.replaced = true;
+        self.set_state(WriterState::Replaced);
+        let loc = self.loc.clone();
+        drop(self);
+        Ok(Self::start(
+            &loc,
+            file,
+            map,
+            geom,
+            epoch,
+            Origin::Created,
+            config.perms,
+        ))
+    }
+
+    fn start(
+        loc: &RingLocation,
+        file: File,
+        map: Mapping,
+        geom: Geometry,
+        epoch: u64,
+        origin: Origin,
+        perms: u32,
+    ) -> Self {
+        let map = Arc::new(map);
+        let (stop, stopped) = mpsc::channel::<()>();
+        let hb_map = map.clone();
+        let thread = std::thread::Builder::new()
+            .name("shmring-heartbeat".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(HEARTBEAT_INTERVAL)
+                {
+                    // Relaxed: the heartbeat is informative; liveness is the lock.
+                    hb_map
+                        .superblock()
+                        .heartbeat_mono_ns
+                        .store(sys::monotonic_ns(), Ordering::Relaxed);
+                }
+            })
+            .ok();
+        RingWriter {
+            loc: loc.clone(),
+            file,
+            map,
+            geom,
+            epoch,
+            origin,
+            perms,
+            replaced: false,
+            _heartbeat: Heartbeat {
+                stop: Some(stop),
+                thread,
+            },
+        }
+    }
+
+    pub fn location(&self) -> &RingLocation {
+        &self.loc
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geom
+    }
+
+    pub fn perms(&self) -> u32 {
+        self.perms
+    }
+
+    /// Largest frame a slot holds.
+    pub fn slot_capacity(&self) -> u64 {
+        self.geom.slot_stride
+    }
+
+    /// Sequence number of the last committed frame (0: none).
+    pub fn head(&self) -> u64 {
+        // Relaxed: only this writer stores head.
+        self.map.superblock().head.load(Ordering::Relaxed)
+    }
+
+    /// The handle of frame `seq` of this ring.
+    pub fn handle(&self, seq: u64) -> Handle {
+        Handle {
+            ring: self.loc.display_name().to_owned(),
+            epoch: self.epoch,
+            seq,
+        }
+    }
+
+    /// Publishes a caps string as a new caps version and returns that version. Frames
+    /// committed after this carry it.
+    pub fn set_caps(&mut self, caps: &str) -> Result<u32> {
+        publish_caps(self.map.superblock(), caps)
+    }
+
+    /// Latest caps version (0: none yet).
+    pub fn caps_version(&self) -> u32 {
+        self.map.superblock().caps_version.load(Ordering::Relaxed)
+    }
+
+    /// Starts writing the next frame: its slot is marked as being written (so readers
+    /// holding an older frame of that slot will see their copy fail) and its payload is
+    /// handed out for filling. Never waits.
+    pub fn begin(&mut self) -> SlotWriter<'_> {
+        let sb = self.map.superblock();
+        let seq = sb.head.load(Ordering::Relaxed) + 1;
+        let index = self.geom.slot_of(seq);
+        let desc = self.map.descriptor(&self.geom, index);
+        desc.commit.store(writing(seq), Ordering::Relaxed);
+        // Pairs with the reader's Acquire fence before its second commit-word load: a
+        // reader that copied any byte we write below will see `writing(seq)`.
+        fence(Ordering::Release);
+        // SAFETY: we are the lock-holding writer on a read-write mapping, and the &mut
+        // borrow of self keeps this the only view of the slot in this process.
+        let payload = unsafe { self.map.payload_mut(&self.geom, index) };
+        SlotWriter {
+            seq,
+            index,
+            payload,
+            writer_map: &self.map,
+            geom: self.geom,
+            done: false,
+        }
+    }
+
+    /// Copies `data` into the next slot and commits it. Returns the frame's sequence.
+    pub fn write(&mut self, meta: &FrameMeta, data: &[u8]) -> Result<u64> {
+        if data.len() as u64 > self.geom.slot_stride {
+            return Err(Error::FrameTooLarge {
+                len: data.len() as u64,
+                capacity: self.geom.slot_stride,
+            });
+        }
+        let mut slot = self.begin();
+        slot.payload()[..data.len()].copy_from_slice(data);
+        slot.commit(meta, data.len() as u64)
+    }
+
+    /// Announces a state (EOS, or live again) to every reader.
+    pub fn set_state(&mut self, state: WriterState) {
+        let sb = self.map.superblock();
+        // Release: pairs with the readers' Acquire load of writer_state, so a reader that
+        // sees EOS also sees every frame committed before it.
+        sb.writer_state.store(state.to_raw(), Ordering::Release);
+        wake_readers(sb);
+    }
+
+    /// Frames committed, frames abandoned and bytes committed in this epoch.
+    pub fn counters(&self) -> (u64, u64, u64) {
+        let sb = self.map.superblock();
+        (
+            sb.committed.load(Ordering::Relaxed),
+            sb.aborted.load(Ordering::Relaxed),
+            sb.bytes_committed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for RingWriter {
+    fn drop(&mut self) {
+        if !self.replaced {
+            self.set_state(WriterState::Closed);
+            // Remove the name only while it is still ours.
+            if same_file(&self.file, self.loc.path()) {
+                let _ = std::fs::remove_file(self.loc.path());
+            }
+        }
+    }
+}
+
+fn wake_readers(sb: &Superblock) {
+    // Release: pairs with the readers' Acquire load of `wake` before they re-check
+    // head/state and FUTEX_WAIT on the value they loaded; if they loaded the old value
+    // the kernel sees it changed (or our wake finds them asleep).
+    sb.wake.fetch_add(1, Ordering::Release);
+    sys::futex_wake(&sb.wake, true);
+}
+
+fn publish_caps(sb: &Superblock, caps: &str) -> Result<u32> {
+    let bytes = caps.as_bytes();
+    if bytes.len() > CAPS_CAPACITY {
+        return Err(Error::CapsTooLong {
+            len: bytes.len(),
+            capacity: CAPS_CAPACITY,
+        });
+    }
+    let version = sb
+        .caps_version
+        .load(Ordering::Relaxed)
+        .wrapping_add(1)
+        .max(1);
+    let slot = &sb.caps[(version & 1) as usize];
+    slot.commit
+        .store(writing(u64::from(version)), Ordering::Relaxed);
+    // Pairs with the reader's Acquire fence after copying the caps words.
+    fence(Ordering::Release);
+    slot.len.store(bytes.len() as u32, Ordering::Relaxed);
+    for (i, word) in slot.words.iter().enumerate() {
+        let mut w = [0u8; 8];
+        let start = (i * 8).min(bytes.len());
+        let end = (start + 8).min(bytes.len());
+        w[..end - start].copy_from_slice(&bytes[start..end]);
+        word.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        if end == bytes.len() && start == end {
+            break;
+        }
+    }
+    // Release: pairs with the reader's Acquire load of the caps slot's commit word.
+    slot.commit
+        .store(committed(u64::from(version)), Ordering::Release);
+    // Release: pairs with the reader's Acquire load of caps_version.
+    sb.caps_version.store(version, Ordering::Release);
+    Ok(version)
+}
+
+/// A frame being written: fill `payload()`, then `commit` or `abort` (dropping it
+/// aborts).
+pub struct SlotWriter<'a> {
+    seq: u64,
+    index: u32,
+    payload: &'a mut [u8],
+    writer_map: &'a Mapping,
+    geom: Geometry,
+    done: bool,
+}
+
+impl SlotWriter<'_> {
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The slot's payload, straight in shared memory.
+    pub fn payload(&mut self) -> &mut [u8] {
+        self.payload
+    }
+
+    /// Publishes the frame: `len` payload bytes and `meta`. Returns its sequence.
+    pub fn commit(mut self, meta: &FrameMeta, len: u64) -> Result<u64> {
+        if len > self.geom.slot_stride {
+            return Err(Error::FrameTooLarge {
+                len,
+                capacity: self.geom.slot_stride,
+            });
+        }
+        let sb = self.writer_map.superblock();
+        let d = self.writer_map.descriptor(&self.geom, self.index);
+        let none = u64::MAX;
+        let caps_version = if meta.caps_version != 0 {
+            meta.caps_version
+        } else {
+            sb.caps_version.load(Ordering::Relaxed)
+        };
+        // Relaxed field stores: ordered before the commit word's Release store below.
+        d.payload_index.store(self.index, Ordering::Relaxed);
+        d.caps_version.store(caps_version, Ordering::Relaxed);
+        d.payload_len.store(len, Ordering::Relaxed);
+        d.pts.store(meta.pts.unwrap_or(none), Ordering::Relaxed);
+        d.dts.store(meta.dts.unwrap_or(none), Ordering::Relaxed);
+        d.duration
+            .store(meta.duration.unwrap_or(none), Ordering::Relaxed);
+        let now_mono = sys::monotonic_ns();
+        d.captured_at_ns.store(
+            meta.captured_at_ns.unwrap_or_else(sys::realtime_ns),
+            Ordering::Relaxed,
+        );
+        d.commit_mono_ns.store(now_mono, Ordering::Relaxed);
+        d.flags.store(meta.flags, Ordering::Relaxed);
+        let v = &meta.video;
+        d.video_format.store(v.format, Ordering::Relaxed);
+        d.width.store(v.width, Ordering::Relaxed);
+        d.height.store(v.height, Ordering::Relaxed);
+        d.n_planes
+            .store(v.n_planes.min(MAX_PLANES as u32), Ordering::Relaxed);
+        for p in 0..MAX_PLANES {
+            d.plane_offset[p].store(v.offsets[p], Ordering::Relaxed);
+            d.plane_stride[p].store(v.strides[p] as u32, Ordering::Relaxed);
+        }
+        // Release: pairs with the reader's Acquire load of the commit word; makes the
+        // payload and the fields above visible to a reader that sees `committed(seq)`.
+        d.commit.store(committed(self.seq), Ordering::Release);
+        // Release: pairs with the reader's Acquire load of head.
+        sb.head.store(self.seq, Ordering::Release);
+        // Relaxed: statistics.
+        sb.committed.fetch_add(1, Ordering::Relaxed);
+        sb.bytes_committed.fetch_add(len, Ordering::Relaxed);
+        sb.heartbeat_mono_ns.store(now_mono, Ordering::Relaxed);
+        wake_readers(sb);
+        self.done = true;
+        Ok(self.seq)
+    }
+
+    /// Abandons the frame: nothing is published, the sequence is reused.
+    pub fn abort(mut self) {
+        self.abandon();
+    }
+
+    fn abandon(&mut self) {
+        if !self.done {
+            self.done = true;
+            // Relaxed: statistics. The commit word stays `writing(seq)`: never committed.
+            self.writer_map
+                .superblock()
+                .aborted
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for SlotWriter<'_> {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+fn ensure_private_dir(dir: &Path, perms: u32) -> Result<()> {
+    let want = 0o700 | if perms & 0o040 != 0 { 0o050 } else { 0 };
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .mode(want)
+                .recursive(false)
+                .create(dir)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| Error::io(dir, "create ring directory", e))?;
+            // The umask may have taken bits away.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want))
+                .map_err(|e| Error::io(dir, "chmod ring directory", e))?;
+            check_private_dir(dir)
+        }
+        Err(e) => Err(Error::io(dir, "stat ring directory", e)),
+        Ok(_) => {
+            check_private_dir(dir)?;
+            let mode = std::fs::symlink_metadata(dir)
+                .map_err(|e| Error::io(dir, "stat", e))?
+                .mode()
+                & 0o777;
+            if mode & want != want {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | want))
+                    .map_err(|e| Error::io(dir, "chmod ring directory", e))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The ring directory must be a real directory of ours that nobody else can write to.
+pub(crate) fn check_private_dir(dir: &Path) -> Result<()> {
+    let md =
+        std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, "stat ring directory", e))?;
+    let insecure = |what: String| {
+        Err(Error::Insecure {
+            path: dir.to_owned(),
+            what,
+        })
+    };
+    if !md.file_type().is_dir() {
+        return insecure(
+            "the ring directory is not a directory (a symlink or a file is in its place)".into(),
+        );
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if md.uid() != me {
+        return insecure(format!(
+            "the ring directory belongs to uid {}, not to uid {me}",
+            md.uid()
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return insecure(format!(
+            "the ring directory has mode {:04o}: others can write to it",
+            md.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+fn open_existing(path: &Path) -> Result<Option<File>> {
+    let r = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path);
+    match r {
+        Ok(f) => {
+            let md = f.metadata().map_err(|e| Error::io(path, "stat", e))?;
+            if !md.file_type().is_file() {
+                return Err(Error::NotARingFile {
+                    path: path.to_owned(),
+                    found: describe_type(&md),
+                });
+            }
+            Ok(Some(f))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::NotARingFile {
+            path: path.to_owned(),
+            found: "a symbolic link".into(),
+        }),
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(Error::NotARingFile {
+            path: path.to_owned(),
+            found: "a directory".into(),
+        }),
+        Err(e) => Err(Error::io(path, "open", e)),
+    }
+}
+
+pub(crate) fn describe_type(md: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let t = md.file_type();
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a regular file"
+    };
+    what.to_owned()
+}
+
+/// The writer pid recorded in a ring file, if it is one.
+fn pid_in(file: &File) -> Option<u32> {
+    let len = sys::file_size(file).ok()?;
+    if len < SUPERBLOCK_SIZE {
+        return None;
+    }
+    let map = Mapping::read_only(file, Path::new("")).ok()?;
+    let sb = map.superblock();
+    // Relaxed: a one-off look at a ring that may be dead.
+    (sb.magic.load(Ordering::Relaxed) == MAGIC).then(|| sb.writer_pid.load(Ordering::Relaxed))
+}
+
+pub(crate) fn same_file(file: &File, path: &Path) -> bool {
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    matches!(sys::file_id(file.as_fd()), Ok((dev, ino)) if dev == md.dev() && ino == md.ino())
+}
+
+fn random_epoch() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No entropy source: time and pid still differ between creations.
+        b = (sys::realtime_ns() ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
+    }
+    u64::from_le_bytes(b).max(1)
+}
+
+/// Builds a complete ring under a temporary dot-name in the ring's directory, locked,
+/// and returns it with that name (to be renamed into place).
+fn build(
+    loc: &RingLocation,
+    geom: &Geometry,
+    config: &WriterConfig,
+) -> Result<(File, Mapping, u64, PathBuf)> {
+    let dir = loc.dir();
+    let tmp_name = |n: u32| {
+        let name = loc
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("ring");
+        dir.join(format!(".{name}.{}.{n}.new", std::process::id()))
+    };
+    let mut attempt = 0;
+    let (file, tmp) = loop {
+        let tmp = tmp_name(attempt);
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(config.perms)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => break (f, tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 64 => attempt += 1,
+            Err(e) => return Err(Error::io(&tmp, "create", e)),
+        }
+    };
+    let cleanup = |e: Error| {
+        let _ = std::fs::remove_file(&tmp);
+        e
+    };
+    file.set_permissions(std::fs::Permissions::from_mode(config.perms))
+        .map_err(|e| cleanup(Error::io(&tmp, "chmod", e)))?;
+    if !sys::try_lock_exclusive(&file).map_err(|e| cleanup(Error::io(&tmp, "lock", e)))? {
+        return Err(cleanup(Error::Busy {
+            path: tmp.clone(),
+            pid: 0,
+        }));
+    }
+    // Reserve the memory now: a full /dev/shm is an error here, not a SIGBUS later.
+    nix::fcntl::posix_fallocate(&file, 0, geom.total_size as libc::off_t).map_err(|e| {
+        cleanup(Error::io(
+            &tmp,
+            "reserve shared memory (is /dev/shm full?) for",
+            e,
+        ))
+    })?;
+    let map = Mapping::read_write(&file, &tmp).map_err(cleanup)?;
+    let epoch = random_epoch();
+    let sb = map.superblock();
+    // Relaxed stores throughout: nobody can see this file before it is renamed into
+    // place, and the rename orders everything before it.
+    sb.magic.store(MAGIC, Ordering::Relaxed);
+    sb.layout_major.store(LAYOUT_MAJOR, Ordering::Relaxed);
+    sb.layout_minor.store(LAYOUT_MINOR, Ordering::Relaxed);
+    sb.epoch.store(epoch, Ordering::Relaxed);
+    sb.slot_count.store(geom.slot_count, Ordering::Relaxed);
+    sb.descriptor_size
+        .store(DESCRIPTOR_SIZE as u32, Ordering::Relaxed);
+    sb.descriptor_offset
+        .store(DESCRIPTOR_OFFSET, Ordering::Relaxed);
+    sb.payload_offset
+        .store(geom.payload_offset, Ordering::Relaxed);
+    sb.slot_stride.store(geom.slot_stride, Ordering::Relaxed);
+    sb.total_size.store(geom.total_size, Ordering::Relaxed);
+    sb.created_realtime_ns
+        .store(sys::realtime_ns(), Ordering::Relaxed);
+    sb.writer_pid.store(std::process::id(), Ordering::Relaxed);
+    sb.heartbeat_mono_ns
+        .store(sys::monotonic_ns(), Ordering::Relaxed);
+    if let Some(caps) = &config.caps {
+        publish_caps(sb, caps).map_err(cleanup)?;
+    }
+    sb.writer_state
+        .store(WriterState::Live.to_raw(), Ordering::Relaxed);
+    Ok((file, map, epoch, tmp))
+}

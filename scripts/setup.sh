@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything shmring needs to build, test and run its demo on Debian 12:
+# GStreamer 1.22 from the distribution (development files, tools, the plugin sets the
+# demo and the benchmarks use), the RTSP server library, PyGObject and meson.
+# Safe to run again: apt-get skips what is already installed.
+set -euo pipefail
+
+packages=(
+  pkg-config build-essential meson ninja-build
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-rtsp libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gi
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
