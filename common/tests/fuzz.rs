@@ -1,0 +1,81 @@
+//! Arbitrary bytes as a ring file: opening and reading must give an error or a frame,
+//! never a panic or an out-of-bounds access.
+
+mod support;
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use shmring_common::*;
+use support::TestDir;
+
+fn try_everything(dir: &TestDir, bytes: &[u8]) {
+    let path = dir.path.join("f.ring");
+    std::fs::write(&path, bytes).unwrap();
+    let loc = dir.ring("f");
+    if let Ok(mut r) = RingReader::open(&loc) {
+        let _ = r.current_caps();
+        for v in 0..4 {
+            let _ = r.caps(v);
+        }
+        let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
+        let _ = r.latest(Duration::ZERO, alloc);
+        let _ = r.next(Duration::ZERO, alloc);
+        for seq in [1, 2, 3, u64::MAX / 4] {
+            let h = Handle {
+                ring: "f".into(),
+                epoch: r.epoch(),
+                seq,
+            };
+            let _ = r.by_handle(&h, alloc);
+        }
+        let _ = r.writer_status();
+    }
+}
+
+/// A valid ring's bytes, to mutate.
+fn valid_ring(dir: &TestDir) -> Vec<u8> {
+    let loc = dir.ring("seed");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            slots: 2,
+            max_frame: 4096,
+            caps: Some("video/x-raw".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for i in 0..3u8 {
+        w.write(&FrameMeta::default(), &[i; 100]).unwrap();
+    }
+    std::fs::read(loc.path()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_files_never_crash_a_reader(bytes in proptest::collection::vec(any::<u8>(), 0..20_000)) {
+        let dir = TestDir::new("fuzz-rand");
+        try_everything(&dir, &bytes);
+    }
+
+    #[test]
+    fn mutated_rings_never_crash_a_reader(
+        edits in proptest::collection::vec((0usize..20_480, any::<u64>()), 1..12),
+        cut in proptest::option::of(0usize..20_480),
+    ) {
+        let dir = TestDir::new("fuzz-mut");
+        let mut bytes = valid_ring(&dir);
+        for (at, v) in edits {
+            let at = (at % bytes.len()) & !7;
+            let n = (bytes.len() - at).min(8);
+            bytes[at..at + n].copy_from_slice(&v.to_le_bytes()[..n]);
+        }
+        if let Some(c) = cut {
+            bytes.truncate(c.min(bytes.len()));
+        }
+        try_everything(&dir, &bytes);
+    }
+}

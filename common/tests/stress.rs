@@ -1,0 +1,204 @@
+//! Tearing stress: a writer as fast as it can go over a small ring, readers checking
+//! every byte of every frame they accept and that sequences only go forward. Once with
+//! threads, once with real processes (this test binary started again in a child role).
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use shmring_common::*;
+use support::{check, fill, TestDir};
+
+const CHILD_ENV: &str = "SHMRING_STRESS_CHILD";
+
+/// Reads until EOS; returns (frames accepted, frames missed, torn copies thrown away).
+fn read_all(loc: &RingLocation, sequential: bool) -> (u64, u64, u64) {
+    let mut r = RingReader::open(loc).unwrap();
+    let (mut frames, mut missed, mut torn, mut last) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
+        let n = if sequential {
+            r.next(Duration::from_secs(10), alloc)
+        } else {
+            r.latest(Duration::from_secs(10), alloc)
+        };
+        match n.unwrap() {
+            Next::Frame(f) => {
+                assert!(
+                    f.info.seq > last,
+                    "sequence went from {last} to {}",
+                    f.info.seq
+                );
+                if let Err(at) = check(&f.data, f.info.seq) {
+                    panic!("torn frame {} accepted: byte {at} differs", f.info.seq);
+                }
+                assert_eq!(f.info.pts, Some(f.info.seq), "descriptor of another frame");
+                last = f.info.seq;
+                frames += 1;
+                missed += f.missed;
+                torn += u64::from(f.torn_retries);
+            }
+            Next::Eos => return (frames, missed, torn),
+            other => panic!("reader stopped with {other:?} after frame {last}"),
+        }
+    }
+}
+
+fn write_all(w: &mut RingWriter, frames: u64, len: usize) {
+    let mut frame_lengths = [len, len / 2 + 3, len - 5];
+    for seq in 1..=frames {
+        frame_lengths.rotate_left(1);
+        let l = frame_lengths[0];
+        let mut slot = w.begin();
+        fill(&mut slot.payload()[..l], seq);
+        slot.commit(
+            &FrameMeta {
+                pts: Some(seq),
+                ..Default::default()
+            },
+            l as u64,
+        )
+        .unwrap();
+    }
+    w.set_state(WriterState::Eos);
+}
+
+#[test]
+fn the_checker_catches_a_frame_mixed_from_two_writes() {
+    let mut a = vec![0u8; 4099];
+    let mut b = vec![0u8; 4099];
+    fill(&mut a, 41);
+    fill(&mut b, 42);
+    check(&a, 41).unwrap();
+    a[2048..].copy_from_slice(&b[2048..]);
+    assert_eq!(check(&a, 41), Err(2048));
+    let mut c = b.clone();
+    c[4098] ^= 1;
+    assert_eq!(check(&c, 42), Err(4098));
+}
+
+#[test]
+fn threads_never_accept_a_torn_frame() {
+    let dir = TestDir::new("threads");
+    let loc = dir.ring("stress");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            slots: 3,
+            max_frame: 16384,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let barrier = Arc::new(Barrier::new(4));
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let (loc, barrier) = (loc.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let r = RingReader::open(&loc).unwrap();
+                drop(r);
+                barrier.wait();
+                read_all(&loc, i % 2 == 0)
+            })
+        })
+        .collect();
+    barrier.wait();
+    std::thread::sleep(Duration::from_millis(20));
+    write_all(&mut w, 20_000, 16384);
+    let mut total_torn = 0;
+    for r in readers {
+        let (frames, _missed, torn) = r.join().unwrap();
+        assert!(frames > 0);
+        total_torn += torn;
+    }
+    eprintln!("torn copies detected and thrown away: {total_torn}");
+}
+
+#[test]
+fn processes_never_accept_a_torn_frame() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return; // the child roles run below, not this
+    }
+    let dir = TestDir::new("procs");
+    let loc = dir.ring("stress");
+    let exe = std::env::current_exe().unwrap();
+    // Writer first (readers open an existing ring), holding off until readers are up.
+    let mut writer = Command::new(&exe)
+        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("writer:{}", loc.path().display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !loc.path().exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writer never created the ring"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let readers: Vec<_> = ["next", "latest", "next"]
+        .iter()
+        .map(|mode| {
+            Command::new(&exe)
+                .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+                .env(CHILD_ENV, format!("{mode}:{}", loc.path().display()))
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(writer.stdin.take()); // go
+    let out = writer.wait_with_output().unwrap();
+    assert!(out.status.success(), "writer failed");
+    let mut accepted = 0;
+    for r in readers {
+        let out = r.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "reader failed: {text}");
+        let line = text
+            .lines()
+            .find_map(|l| l.split_once("frames="))
+            .expect("reader printed its counts")
+            .1;
+        eprintln!("reader: frames={line}");
+        accepted += line.split(' ').next().unwrap().parse::<u64>().unwrap();
+    }
+    assert!(accepted > 0);
+}
+
+/// The child processes of `processes_never_accept_a_torn_frame`.
+#[test]
+fn child_role() {
+    let Some(role) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let role = role.into_string().unwrap();
+    let (what, path) = role.split_once(':').unwrap();
+    let loc = RingLocation::parse(path, None).unwrap();
+    match what {
+        "writer" => {
+            let mut w = RingWriter::create(
+                &loc,
+                &WriterConfig {
+                    slots: 4,
+                    max_frame: 8192,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
+            write_all(&mut w, 30_000, 8192);
+            std::thread::sleep(Duration::from_millis(200)); // readers see EOS before close
+        }
+        mode => {
+            let (frames, missed, torn) = read_all(&loc, mode == "next");
+            println!("frames={frames} missed={missed} torn={torn} mode={mode}");
+        }
+    }
+}
