@@ -449,6 +449,13 @@ impl RingReader {
         Ok(ByHandle::NotYet)
     }
 
+    /// Waits up to `timeout` until frame `seq` is committed. None when it is; otherwise
+    /// why not (timed out, interrupted, EOS, writer gone).
+    pub fn wait_for_seq(&mut self, seq: u64, timeout: Duration) -> Result<Option<Next<()>>> {
+        let deadline = Instant::now() + timeout;
+        Ok(self.wait_beyond(seq.saturating_sub(1), deadline)?.err())
+    }
+
     /// Waits until head > `after`; Err(...) carries why it did not happen.
     fn wait_beyond<B>(
         &mut self,

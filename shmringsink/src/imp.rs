@@ -1,0 +1,505 @@
+use std::sync::{LazyLock, Mutex};
+
+use gst::glib;
+use gst::glib::translate::IntoGlib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+
+use shmring_common::{
+    FrameMeta, Origin, RingLocation, RingWriter, VideoLayout, WriterConfig, WriterState,
+};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "shmringsink",
+        gst::DebugColorFlags::empty(),
+        Some("shmring ring writer"),
+    )
+});
+
+const DEFAULT_SLOTS: u32 = 0;
+const DEFAULT_PERMS: u32 = 0o600;
+const DEFAULT_POST_HANDLES: bool = false;
+/// With `slots=0`, the ring holds this much video (at the caps' frame rate).
+const AUTO_SLOTS_BUDGET_MS: u64 = 500;
+const AUTO_SLOTS_MIN: u32 = 4;
+const AUTO_SLOTS_MAX: u32 = 64;
+/// With `slots=0`, the ring never takes more shared memory than this.
+const AUTO_MEMORY_BUDGET: u64 = 1 << 30;
+
+#[derive(Clone, Debug)]
+struct Settings {
+    ring: Option<String>,
+    dir: Option<String>,
+    slots: u32,
+    perms: u32,
+    post_handles: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ring: None,
+            dir: None,
+            slots: DEFAULT_SLOTS,
+            perms: DEFAULT_PERMS,
+            post_handles: DEFAULT_POST_HANDLES,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    frames: u64,
+    bytes: u64,
+    caps_changes: u64,
+    rings_created: u64,
+    last_handle: Option<String>,
+}
+
+struct State {
+    loc: RingLocation,
+    writer: Option<RingWriter>,
+    info: Option<gst_video::VideoInfo>,
+    /// The ring's caps version for `info`.
+    caps_version: u32,
+}
+
+#[derive(Default)]
+pub struct ShmRingSink {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    stats: Mutex<Stats>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for ShmRingSink {
+    const NAME: &'static str = "GstShmRingSink";
+    type Type = super::ShmRingSink;
+    type ParentType = gst_base::BaseSink;
+}
+
+impl ObjectImpl for ShmRingSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("ring")
+                    .nick("Ring")
+                    .blurb("Ring name (letters, digits, '_', '-', '.'; in the ring directory) or an absolute path")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("dir")
+                    .nick("Directory")
+                    .blurb("Ring directory for named rings (default /dev/shm/shmring-<uid>, or $SHMRING_DIR)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("slots")
+                    .nick("Slots")
+                    .blurb("Frames the ring holds (0: half a second of video, 4 to 64, within 1 GiB)")
+                    .maximum(shmring_common::layout::MAX_SLOTS)
+                    .default_value(DEFAULT_SLOTS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("perms")
+                    .nick("Permissions")
+                    .blurb("Permission bits of the ring file: 384 (0600) private, 416 (0640) group may read")
+                    .maximum(0o777)
+                    .default_value(DEFAULT_PERMS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-handles")
+                    .nick("Post handles")
+                    .blurb("Post an element message \"shmringsink-handle\" with the handle of every committed frame")
+                    .default_value(DEFAULT_POST_HANDLES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("last-handle")
+                    .nick("Last handle")
+                    .blurb("Handle (<ring>:<epoch>:<seq>) of the last committed frame")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("frames, bytes, caps-changes, rings-created, slots, slot-size, epoch")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "ring" => {
+                let ring: Option<String> = value.get().expect("type checked upstream");
+                if let Some(r) = &ring {
+                    // Say it now; start() refuses it again with an element error.
+                    if let Err(e) = RingLocation::parse(r, None) {
+                        gst::error!(CAT, imp = self, "{e}");
+                    }
+                }
+                settings.ring = ring;
+            }
+            "dir" => settings.dir = value.get().expect("type checked upstream"),
+            "slots" => settings.slots = value.get().expect("type checked upstream"),
+            "perms" => settings.perms = value.get().expect("type checked upstream"),
+            "post-handles" => settings.post_handles = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "ring" => settings.ring.to_value(),
+            "dir" => settings.dir.to_value(),
+            "slots" => settings.slots.to_value(),
+            "perms" => settings.perms.to_value(),
+            "post-handles" => settings.post_handles.to_value(),
+            "last-handle" => self.stats.lock().unwrap().last_handle.to_value(),
+            "stats" => self.stats_structure().to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for ShmRingSink {}
+
+impl ElementImpl for ShmRingSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Shared-memory ring sink",
+                "Sink/Video",
+                "Writes raw video into a seqlocked ring in shared memory that any number of \
+                 shmringsrc elements in other processes read; never waits for a reader",
+                "shmring developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().build();
+            vec![gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap()]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl ShmRingSink {
+    fn stats_structure(&self) -> gst::Structure {
+        let stats = self.stats.lock().unwrap();
+        let mut s = gst::Structure::builder("application/x-shmringsink-stats")
+            .field("frames", stats.frames)
+            .field("bytes", stats.bytes)
+            .field("caps-changes", stats.caps_changes)
+            .field("rings-created", stats.rings_created)
+            .build();
+        drop(stats);
+        if let Some(w) = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|s| s.writer.as_ref())
+        {
+            let g = w.geometry();
+            s.set("slots", g.slot_count);
+            s.set("slot-size", g.slot_stride);
+            s.set("epoch", format!("{:016x}", w.epoch()));
+        }
+        s
+    }
+
+    /// Slots for a ring of frames of `frame_size` at the caps' frame rate.
+    fn slot_count(&self, info: &gst_video::VideoInfo) -> u32 {
+        let asked = self.settings.lock().unwrap().slots;
+        if asked != 0 {
+            return asked.max(shmring_common::layout::MIN_SLOTS);
+        }
+        let fps = info.fps();
+        let by_time = if fps.numer() > 0 && fps.denom() > 0 {
+            (AUTO_SLOTS_BUDGET_MS * fps.numer() as u64).div_ceil(1000 * fps.denom() as u64)
+        } else {
+            u64::from(AUTO_SLOTS_MIN)
+        };
+        let by_memory = AUTO_MEMORY_BUDGET / (info.size() as u64).max(1);
+        by_time
+            .clamp(u64::from(AUTO_SLOTS_MIN), u64::from(AUTO_SLOTS_MAX))
+            .min(by_memory)
+            .max(2) as u32
+    }
+
+    fn post_handle(&self, handle: &str, seq: u64, pts: Option<gst::ClockTime>) {
+        let s = gst::Structure::builder("shmringsink-handle")
+            .field("handle", handle)
+            .field("seq", seq)
+            .field("pts", pts.map(|p| p.nseconds()).unwrap_or(u64::MAX))
+            .build();
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+}
+
+impl BaseSinkImpl for ShmRingSink {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let Some(ring) = settings.ring else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["No ring name: set the ring property (ring=cam1)"]
+            ));
+        };
+        let loc = RingLocation::parse(&ring, settings.dir.as_deref().map(std::path::Path::new))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+        gst::debug!(CAT, imp = self, "will write ring {loc}");
+        *self.stats.lock().unwrap() = Stats::default();
+        *self.state.lock().unwrap() = Some(State {
+            loc,
+            writer: None,
+            info: None,
+            caps_version: 0,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Dropping the writer marks the ring closed, wakes readers and removes the file.
+        *self.state.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| {
+            gst::loggable_error!(CAT, "caps {caps} are not raw video GStreamer can describe")
+        })?;
+        let caps_text = caps.to_string();
+        let slots = self.slot_count(&info);
+        let settings_perms = self.settings.lock().unwrap().perms;
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        let config = WriterConfig {
+            slots,
+            max_frame: info.size().max(1) as u64,
+            perms: settings_perms,
+            caps: Some(caps_text.clone()),
+        };
+        let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
+        let writer = match state.writer.take() {
+            Some(mut w) if fits(&w) => {
+                state.caps_version = w.set_caps(&caps_text).map_err(|e| {
+                    gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                self.stats.lock().unwrap().caps_changes += 1;
+                w
+            }
+            Some(w) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "frames of {} bytes need a larger ring: replacing it",
+                    info.size()
+                );
+                let w = w.replace(&config).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        ["Cannot replace ring: {}", e]
+                    );
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                let mut stats = self.stats.lock().unwrap();
+                stats.caps_changes += 1;
+                stats.rings_created += 1;
+                state.caps_version = w.caps_version();
+                w
+            }
+            None => {
+                let w = RingWriter::create(&state.loc, &config).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        ["Cannot create ring {}: {}", state.loc, e]
+                    );
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                if let Origin::TookOver { dead_pid } = w.origin() {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "replaced the stale ring of dead writer pid {dead_pid} at {}",
+                        state.loc
+                    );
+                }
+                self.stats.lock().unwrap().rings_created += 1;
+                state.caps_version = w.caps_version();
+                w
+            }
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "ring {} epoch {:016x}: {} slots of {} bytes for {caps}",
+            state.loc,
+            writer.epoch(),
+            writer.geometry().slot_count,
+            writer.slot_capacity()
+        );
+        state.writer = Some(writer);
+        state.info = Some(info);
+        Ok(())
+    }
+
+    fn propose_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        // Upstream may hand us frames with any strides and plane offsets: we copy plane
+        // by plane honouring them.
+        query.add_allocation_meta::<gst_video::VideoMeta>(None);
+        self.parent_propose_allocation(query)
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let post_handles = self.settings.lock().unwrap().post_handles;
+        let mut guard = self.state.lock().unwrap();
+        let Some(State {
+            writer: Some(writer),
+            info: Some(info),
+            caps_version,
+            ..
+        }) = guard.as_mut()
+        else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["Buffer before caps"]);
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    [
+                        "Buffer of {} bytes does not hold a {}x{} {} frame",
+                        buffer.size(),
+                        info.width(),
+                        info.height(),
+                        info.format()
+                    ]
+                );
+                gst::FlowError::Error
+            })?;
+        let mut video = VideoLayout {
+            format: info.format().into_glib() as u32,
+            width: info.width(),
+            height: info.height(),
+            n_planes: info.n_planes(),
+            ..Default::default()
+        };
+        for p in 0..info.n_planes() as usize {
+            video.offsets[p] = info.offset()[p] as u64;
+            video.strides[p] = info.stride()[p];
+        }
+        let size = info.size();
+        let mut slot = writer.begin();
+        let dst = &mut slot.payload()[..size];
+        for p in 0..frame.n_planes() {
+            let src = frame.plane_data(p).map_err(|_| gst::FlowError::Error)?;
+            let src_stride = frame.plane_stride()[p as usize] as usize;
+            let dst_stride = info.stride()[p as usize] as usize;
+            let dst_off = info.offset()[p as usize];
+            let rows = frame.plane_height(p) as usize;
+            if src_stride == dst_stride && src.len() >= rows * dst_stride {
+                dst[dst_off..dst_off + rows * dst_stride]
+                    .copy_from_slice(&src[..rows * dst_stride]);
+            } else {
+                let row = src_stride.min(dst_stride);
+                for r in 0..rows {
+                    let (s, d) = (r * src_stride, dst_off + r * dst_stride);
+                    if s + row > src.len() || d + row > dst.len() {
+                        break;
+                    }
+                    dst[d..d + row].copy_from_slice(&src[s..s + row]);
+                }
+            }
+        }
+        drop(frame);
+        let captured_at_ns = buffer
+            .meta::<gst::ReferenceTimestampMeta>()
+            .into_iter()
+            .chain(buffer.iter_meta::<gst::ReferenceTimestampMeta>())
+            .find(|m| {
+                m.reference()
+                    .structure(0)
+                    .is_some_and(|s| s.name() == "timestamp/x-unix")
+            })
+            .map(|m| m.timestamp().nseconds());
+        let meta = FrameMeta {
+            pts: buffer.pts().map(|t| t.nseconds()),
+            dts: buffer.dts().map(|t| t.nseconds()),
+            duration: buffer.duration().map(|t| t.nseconds()),
+            captured_at_ns,
+            flags: buffer.flags().bits(),
+            caps_version: *caps_version,
+            video,
+        };
+        let seq = slot.commit(&meta, size as u64).map_err(|e| {
+            gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+            gst::FlowError::Error
+        })?;
+        let handle = writer.handle(seq).to_string();
+        drop(guard);
+        let mut stats = self.stats.lock().unwrap();
+        stats.frames += 1;
+        stats.bytes += size as u64;
+        stats.last_handle = Some(handle.clone());
+        drop(stats);
+        if post_handles {
+            self.post_handle(&handle, seq, buffer.pts());
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Eos(_) => {
+                if let Some(w) = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .as_mut()
+                    .and_then(|s| s.writer.as_mut())
+                {
+                    w.set_state(WriterState::Eos);
+                }
+            }
+            gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
+                if let Some(w) = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .as_mut()
+                    .and_then(|s| s.writer.as_mut())
+                {
+                    w.set_state(WriterState::Live);
+                }
+            }
+            _ => {}
+        }
+        self.parent_event(event)
+    }
+}

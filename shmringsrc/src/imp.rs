@@ -1,0 +1,765 @@
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, LazyLock, Mutex};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+use shmring_common::{
+    attach, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, RingLocation, RingReader,
+};
+
+use crate::Mode;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "shmringsrc",
+        gst::DebugColorFlags::empty(),
+        Some("shmring ring reader"),
+    )
+});
+
+const DEFAULT_MODE: Mode = Mode::Latest;
+/// One second, as GStreamer counts: nanoseconds.
+const DEFAULT_TIMEOUT: u64 = 1_000_000_000;
+const MIN_TIMEOUT: u64 = 1_000_000;
+
+#[derive(Clone, Debug)]
+struct Settings {
+    ring: Option<String>,
+    dir: Option<String>,
+    mode: Mode,
+    timeout: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ring: None,
+            dir: None,
+            mode: DEFAULT_MODE,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Stats {
+    received: u64,
+    skipped: u64,
+    lost: u64,
+    torn_retries: u64,
+    reattaches: u64,
+    timeouts: u64,
+    handles_delivered: u64,
+    handles_gone: u64,
+    handles_not_yet: u64,
+    handles_invalid: u64,
+}
+
+/// What the streaming thread reads from. Only `create` and `stop` touch it.
+struct Stream {
+    loc: RingLocation,
+    reader: Option<Box<RingReader>>,
+    attached_once: bool,
+    caps_version: u32,
+    caps: Option<gst::Caps>,
+    info: Option<gst_video::VideoInfo>,
+    discont: bool,
+}
+
+pub struct ShmRingSrc {
+    settings: Mutex<Settings>,
+    stream: Mutex<Option<Stream>>,
+    /// Wakes the streaming thread's waits; kept outside `stream` so that `unlock` never
+    /// waits for the lock a blocked `create` holds.
+    interrupter: Mutex<Option<Interrupter>>,
+    flushing: AtomicBool,
+    requests: Mutex<VecDeque<Handle>>,
+    requests_cond: Condvar,
+    stats: Mutex<Stats>,
+}
+
+impl Default for ShmRingSrc {
+    fn default() -> Self {
+        ShmRingSrc {
+            settings: Mutex::default(),
+            stream: Mutex::default(),
+            interrupter: Mutex::default(),
+            flushing: AtomicBool::new(false),
+            requests: Mutex::default(),
+            requests_cond: Condvar::new(),
+            stats: Mutex::default(),
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for ShmRingSrc {
+    const NAME: &'static str = "GstShmRingSrc";
+    type Type = super::ShmRingSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for ShmRingSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("ring")
+                    .nick("Ring")
+                    .blurb("Ring name (in the ring directory) or an absolute path")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("dir")
+                    .nick("Directory")
+                    .blurb("Ring directory for named rings (default /dev/shm/shmring-<uid>, or $SHMRING_DIR)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                    .nick("Mode")
+                    .blurb("Which frames to output")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("timeout")
+                    .nick("Timeout")
+                    .blurb("Nanoseconds without a writer or a frame before a \"shmringsrc-timeout\" element message (waiting goes on)")
+                    .minimum(MIN_TIMEOUT)
+                    .default_value(DEFAULT_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("received, skipped, lost, torn-retries, reattaches, timeouts, handles-*")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![glib::subclass::Signal::builder("request-frame")
+                .param_types([String::static_type()])
+                .return_type::<bool>()
+                .action()
+                .class_handler(|args| {
+                    let element = args[0].get::<super::ShmRingSrc>().expect("signal arg");
+                    let handle = args[1]
+                        .get::<Option<String>>()
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    Some(element.imp().request_frame(&handle).to_value())
+                })
+                .build()]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        obj.set_do_timestamp(true);
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "ring" => {
+                let ring: Option<String> = value.get().expect("type checked upstream");
+                if let Some(r) = &ring {
+                    if let Err(e) = RingLocation::parse(r, None) {
+                        gst::error!(CAT, imp = self, "{e}");
+                    }
+                }
+                settings.ring = ring;
+            }
+            "dir" => settings.dir = value.get().expect("type checked upstream"),
+            "mode" => settings.mode = value.get().expect("type checked upstream"),
+            "timeout" => settings.timeout = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "ring" => settings.ring.to_value(),
+            "dir" => settings.dir.to_value(),
+            "mode" => settings.mode.to_value(),
+            "timeout" => settings.timeout.to_value(),
+            "stats" => self.stats_structure().to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for ShmRingSrc {}
+
+impl ElementImpl for ShmRingSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Shared-memory ring source",
+                "Source/Video",
+                "Reads raw video that a shmringsink writes into shared memory: the latest frame, \
+                 every frame, or frames named by handle; caps come from the ring",
+                "shmring developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new().build();
+            vec![gst::PadTemplate::new(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .unwrap()]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+/// A writable buffer for one frame, or nothing when allocation failed (the reader then
+/// reports that the buffer is too small).
+struct OutBuf(Option<gst::MappedBuffer<gst::buffer::Writable>>);
+
+impl AsMut<[u8]> for OutBuf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Some(m) => m.as_mut_slice(),
+            None => &mut [],
+        }
+    }
+}
+
+fn alloc(info: &FrameInfo) -> OutBuf {
+    OutBuf(
+        gst::Buffer::with_size(info.len as usize)
+            .ok()
+            .and_then(|b| b.into_mapped_buffer_writable().ok()),
+    )
+}
+
+impl ShmRingSrc {
+    fn stats_structure(&self) -> gst::Structure {
+        let s = self.stats.lock().unwrap();
+        gst::Structure::builder("application/x-shmringsrc-stats")
+            .field("received", s.received)
+            .field("skipped", s.skipped)
+            .field("lost", s.lost)
+            .field("torn-retries", s.torn_retries)
+            .field("reattaches", s.reattaches)
+            .field("timeouts", s.timeouts)
+            .field("handles-delivered", s.handles_delivered)
+            .field("handles-gone", s.handles_gone)
+            .field("handles-not-yet", s.handles_not_yet)
+            .field("handles-invalid", s.handles_invalid)
+            .build()
+    }
+
+    fn post(&self, s: gst::Structure) {
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    fn post_handle_status(&self, handle: &str, status: &str, reason: Option<&str>) {
+        let mut b = gst::Structure::builder("shmringsrc-handle")
+            .field("handle", handle)
+            .field("status", status);
+        if let Some(r) = reason {
+            b = b.field("reason", r);
+        }
+        self.post(b.build());
+    }
+
+    /// The `request-frame` action signal: queue a frame for `handle` mode.
+    fn request_frame(&self, text: &str) -> bool {
+        match text.parse::<Handle>() {
+            Ok(h) => {
+                self.requests.lock().unwrap().push_back(h);
+                self.requests_cond.notify_all();
+                true
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "{e}");
+                self.stats.lock().unwrap().handles_invalid += 1;
+                self.post_handle_status(text, "invalid", Some(&e.to_string()));
+                false
+            }
+        }
+    }
+
+    fn interrupter(&self) -> Result<Interrupter, gst::FlowError> {
+        self.interrupter
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(gst::FlowError::Flushing)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.settings.lock().unwrap().timeout)
+    }
+
+    /// Attaches to the ring, waiting for a writer as long as it takes (posting a
+    /// message every `timeout`). Err(Flushing) when unlocked.
+    fn ensure_attached(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
+        if stream.reader.is_some() {
+            return Ok(());
+        }
+        let intr = self.interrupter()?;
+        let timeout = self.timeout();
+        let mut waited = Duration::ZERO;
+        loop {
+            match attach(&stream.loc, timeout, &intr) {
+                Ok(Attach::Reader(mut r)) => {
+                    let head = r.head();
+                    if stream.attached_once {
+                        // A new writer: take its frames from the first one still held.
+                        self.stats.lock().unwrap().reattaches += 1;
+                        r.seek_after(0);
+                    } else {
+                        // Start with the newest frame.
+                        r.seek_after(head.saturating_sub(1));
+                    }
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "attached to {} epoch {:016x} (writer pid {})",
+                        stream.loc,
+                        r.epoch(),
+                        r.writer_pid()
+                    );
+                    stream.attached_once = true;
+                    stream.discont = true;
+                    stream.caps_version = 0;
+                    stream.reader = Some(r);
+                    return Ok(());
+                }
+                Ok(Attach::TimedOut) => {
+                    waited += timeout;
+                    self.stats.lock().unwrap().timeouts += 1;
+                    self.post(
+                        gst::Structure::builder("shmringsrc-timeout")
+                            .field("ring", stream.loc.display_name())
+                            .field("path", stream.loc.path().display().to_string())
+                            .field("waiting-for", "writer")
+                            .field("waited", waited.as_nanos() as u64)
+                            .build(),
+                    );
+                }
+                Ok(Attach::Interrupted) => return Err(gst::FlowError::Flushing),
+                Err(e) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenRead,
+                        ["Cannot read ring {}: {}", stream.loc, e]
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+    }
+
+    /// Makes the frame's caps the pad's caps when they changed.
+    fn follow_caps(&self, stream: &mut Stream, info: &FrameInfo) -> Result<(), gst::FlowError> {
+        if info.caps_version == stream.caps_version && stream.caps.is_some() {
+            return Ok(());
+        }
+        let reader = stream.reader.as_ref().expect("attached");
+        let text = match reader.caps(info.caps_version) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    [
+                        "Ring {} has no caps for frame {} (caps version {})",
+                        stream.loc,
+                        info.seq,
+                        info.caps_version
+                    ]
+                );
+                return Err(gst::FlowError::Error);
+            }
+            Err(e) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                return Err(gst::FlowError::Error);
+            }
+        };
+        let caps = text
+            .parse::<gst::Caps>()
+            .ok()
+            .filter(|c| c.is_fixed())
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok().map(|i| (c, i)));
+        let Some((caps, vinfo)) = caps else {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                [
+                    "Ring {} carries caps that are not fixed raw video: {}",
+                    stream.loc,
+                    text
+                ]
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        if stream.caps.as_ref() != Some(&caps) {
+            gst::info!(CAT, imp = self, "caps from the ring: {caps}");
+            self.obj().set_caps(&caps).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ["Downstream refused the ring's caps {}", caps]
+                );
+                gst::FlowError::NotNegotiated
+            })?;
+        }
+        stream.caps = Some(caps);
+        stream.info = Some(vinfo);
+        stream.caps_version = info.caps_version;
+        Ok(())
+    }
+
+    fn to_buffer(
+        &self,
+        stream: &mut Stream,
+        frame: Frame<OutBuf>,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        self.follow_caps(stream, &frame.info)?;
+        let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
+        if frame.info.len != expected {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                [
+                    "Frame {} of ring {} has {} bytes, its caps need {}",
+                    frame.info.seq,
+                    stream.loc,
+                    frame.info.len,
+                    expected
+                ]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        let Some(mapped) = frame.data.0 else {
+            return Err(gst::FlowError::Error);
+        };
+        let mut buffer = mapped.into_buffer();
+        {
+            let b = buffer.get_mut().expect("new buffer is writable");
+            b.set_offset(frame.info.seq);
+            b.set_offset_end(frame.info.seq + 1);
+            b.set_duration(frame.info.duration.map(gst::ClockTime::from_nseconds));
+            if stream.discont || frame.missed > 0 {
+                b.set_flags(gst::BufferFlags::DISCONT);
+                stream.discont = false;
+            }
+            static UNIX: LazyLock<gst::Caps> =
+                LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-unix"));
+            static WRITER_PTS: LazyLock<gst::Caps> =
+                LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-shmring-pts"));
+            gst::ReferenceTimestampMeta::add(
+                b,
+                &UNIX,
+                gst::ClockTime::from_nseconds(frame.info.captured_at_ns),
+                None,
+            );
+            if let Some(pts) = frame.info.pts {
+                gst::ReferenceTimestampMeta::add(
+                    b,
+                    &WRITER_PTS,
+                    gst::ClockTime::from_nseconds(pts),
+                    None,
+                );
+            }
+        }
+        let mut stats = self.stats.lock().unwrap();
+        stats.received += 1;
+        stats.torn_retries += u64::from(frame.torn_retries);
+        match self.settings.lock().unwrap().mode {
+            Mode::Latest => stats.skipped += frame.missed,
+            _ => stats.lost += frame.missed,
+        }
+        Ok(buffer)
+    }
+
+    fn read_error(&self, stream: &Stream, e: shmring_common::Error) -> gst::FlowError {
+        gst::element_imp_error!(
+            self,
+            gst::ResourceError::Read,
+            ["Reading ring {} failed: {}", stream.loc, e]
+        );
+        gst::FlowError::Error
+    }
+
+    fn create_streaming(
+        &self,
+        stream: &mut Stream,
+        mode: Mode,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let timeout = self.timeout();
+        loop {
+            self.ensure_attached(stream)?;
+            let reader = stream.reader.as_mut().expect("attached");
+            let next = match mode {
+                Mode::Sequential => reader.next(timeout, alloc),
+                _ => reader.latest(timeout, alloc),
+            };
+            match next.map_err(|e| self.read_error(stream, e))? {
+                Next::Frame(f) => return self.to_buffer(stream, f),
+                Next::TimedOut => {
+                    self.stats.lock().unwrap().timeouts += 1;
+                    self.post(
+                        gst::Structure::builder("shmringsrc-timeout")
+                            .field("ring", stream.loc.display_name())
+                            .field("waiting-for", "frame")
+                            .field("waited", timeout.as_nanos() as u64)
+                            .build(),
+                    );
+                }
+                Next::Interrupted => return Err(gst::FlowError::Flushing),
+                Next::Eos => {
+                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc);
+                    return Err(gst::FlowError::Eos);
+                }
+                Next::WriterGone(why) => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "writer of {} is gone ({why:?}): re-attaching",
+                        stream.loc
+                    );
+                    stream.reader = None;
+                }
+            }
+        }
+    }
+
+    fn create_by_handle(&self, stream: &mut Stream) -> Result<gst::Buffer, gst::FlowError> {
+        let timeout = self.timeout();
+        loop {
+            let request = {
+                let mut q = self.requests.lock().unwrap();
+                loop {
+                    if self.flushing.load(Ordering::Acquire) {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                    if let Some(h) = q.pop_front() {
+                        break h;
+                    }
+                    q = self.requests_cond.wait_timeout(q, timeout).unwrap().0;
+                }
+            };
+            let text = request.to_string();
+            if request.ring != stream.loc.display_name() {
+                self.stats.lock().unwrap().handles_gone += 1;
+                self.post_handle_status(
+                    &text,
+                    "other-ring",
+                    Some(&format!(
+                        "this source reads ring {}",
+                        stream.loc.display_name()
+                    )),
+                );
+                continue;
+            }
+            self.ensure_attached(stream)?;
+            let reader = stream.reader.as_mut().expect("attached");
+            let mut result = reader
+                .by_handle(&request, alloc)
+                .map_err(|e| self.read_error(stream, e))?;
+            if matches!(result, ByHandle::NotYet) {
+                let reader = stream.reader.as_mut().expect("attached");
+                if let Some(Next::Interrupted) = reader
+                    .wait_for_seq(request.seq, timeout)
+                    .map_err(|e| self.read_error(stream, e))?
+                {
+                    return Err(gst::FlowError::Flushing);
+                }
+                let reader = stream.reader.as_mut().expect("attached");
+                result = reader
+                    .by_handle(&request, alloc)
+                    .map_err(|e| self.read_error(stream, e))?;
+            }
+            match result {
+                ByHandle::Frame(f) => {
+                    self.stats.lock().unwrap().handles_delivered += 1;
+                    self.post_handle_status(&text, "delivered", None);
+                    return self.to_buffer(stream, f);
+                }
+                ByHandle::Gone => {
+                    self.stats.lock().unwrap().handles_gone += 1;
+                    self.post_handle_status(
+                        &text,
+                        "gone",
+                        Some("overwritten, or of another writer epoch"),
+                    );
+                }
+                ByHandle::NotYet => {
+                    self.stats.lock().unwrap().handles_not_yet += 1;
+                    self.post_handle_status(
+                        &text,
+                        "not-yet",
+                        Some("not written within the timeout"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn frame_duration(&self) -> Option<gst::ClockTime> {
+        let guard = self.stream.try_lock().ok()?;
+        let fps = guard.as_ref()?.info.as_ref()?.fps();
+        (fps.numer() > 0)
+            .then(|| gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64))?
+    }
+}
+
+impl BaseSrcImpl for ShmRingSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let Some(ring) = settings.ring else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["No ring name: set the ring property (ring=cam1)"]
+            ));
+        };
+        let loc = RingLocation::parse(&ring, settings.dir.as_deref().map(std::path::Path::new))
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+        let intr = Interrupter::new().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["Cannot create an eventfd: {}", e]
+            )
+        })?;
+        *self.interrupter.lock().unwrap() = Some(intr);
+        self.flushing.store(false, Ordering::Release);
+        *self.stats.lock().unwrap() = Stats::default();
+        *self.stream.lock().unwrap() = Some(Stream {
+            loc,
+            reader: None,
+            attached_once: false,
+            caps_version: 0,
+            caps: None,
+            info: None,
+            discont: true,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.stream.lock().unwrap() = None;
+        *self.interrupter.lock().unwrap() = None;
+        self.requests.lock().unwrap().clear();
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        // Caps come from the ring once attached (in create); until then there is
+        // nothing to negotiate.
+        let caps = self
+            .stream
+            .try_lock()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(|s| s.caps.clone()));
+        match caps {
+            Some(c) => self
+                .obj()
+                .set_caps(&c)
+                .map_err(|_| gst::loggable_error!(CAT, "downstream refused {c}")),
+            None => Ok(()),
+        }
+    }
+
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let known = self
+            .stream
+            .try_lock()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(|s| s.caps.clone()));
+        let caps = known.unwrap_or_else(|| self.obj().src_pad().pad_template_caps());
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let frame = self.frame_duration().unwrap_or(gst::ClockTime::ZERO);
+            let slots = self
+                .stream
+                .try_lock()
+                .ok()
+                .and_then(|s| {
+                    s.as_ref()
+                        .and_then(|s| s.reader.as_ref().map(|r| r.geometry().slot_count))
+                })
+                .unwrap_or(1);
+            let max = match self.settings.lock().unwrap().mode {
+                Mode::Sequential => frame * u64::from(slots),
+                _ => frame,
+            };
+            q.set(true, frame, Some(max));
+            return true;
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(true, Ordering::Release);
+        if let Some(i) = self.interrupter.lock().unwrap().as_ref() {
+            i.interrupt();
+        }
+        let _q = self.requests.lock().unwrap();
+        self.requests_cond.notify_all();
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(false, Ordering::Release);
+        if let Some(i) = self.interrupter.lock().unwrap().as_ref() {
+            i.clear();
+        }
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for ShmRingSrc {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        let mode = self.settings.lock().unwrap().mode;
+        let mut guard = self.stream.lock().unwrap();
+        let Some(stream) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let buffer = match mode {
+            Mode::Handle => self.create_by_handle(stream)?,
+            _ => self.create_streaming(stream, mode)?,
+        };
+        gst::trace!(CAT, imp = self, "frame {} out", buffer.offset());
+        Ok(CreateSuccess::NewBuffer(buffer))
+    }
+}
