@@ -21,6 +21,8 @@ pub mod location;
 mod mapping;
 pub mod reader;
 mod sys;
+#[doc(hidden)]
+pub mod testing;
 pub mod writer;
 
 pub use error::{Error, Result};

@@ -1,13 +1,11 @@
 //! Arbitrary bytes as a ring file: opening and reading must give an error or a frame,
 //! never a panic or an out-of-bounds access.
 
-mod support;
-
 use std::time::Duration;
 
 use proptest::prelude::*;
+use shmring_common::testing::TestDir;
 use shmring_common::*;
-use support::TestDir;
 
 fn try_everything(dir: &TestDir, bytes: &[u8]) {
     let path = dir.path.join("f.ring");

@@ -1,13 +1,11 @@
 //! Behaviour of one writer and its readers in one process: modes, handles, caps, EOS,
 //! takeover, and every check a reader makes of a file it did not write.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use shmring_common::testing::{check, fill, TestDir};
 use shmring_common::*;
-use support::{check, fill, TestDir};
 
 const NO_WAIT: Duration = Duration::ZERO;
 

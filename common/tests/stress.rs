@@ -2,14 +2,12 @@
 //! every byte of every frame they accept and that sequences only go forward. Once with
 //! threads, once with real processes (this test binary started again in a child role).
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use shmring_common::testing::{check, fill, TestDir};
 use shmring_common::*;
-use support::{check, fill, TestDir};
 
 const CHILD_ENV: &str = "SHMRING_STRESS_CHILD";
 

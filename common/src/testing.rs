@@ -1,11 +1,10 @@
-//! Helpers shared by the ring's tests: private ring directories and frame patterns
-//! that let a reader check every byte of every frame.
-#![allow(dead_code)]
+//! Helpers for tests of programs that use rings: private ring directories and frame
+//! patterns that let a reader check every byte of every frame.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use shmring_common::RingLocation;
+use crate::RingLocation;
 
 /// A fresh private ring directory, removed when dropped.
 pub struct TestDir {

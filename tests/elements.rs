@@ -1,0 +1,492 @@
+//! gst-check tests of shmringsink and shmringsrc: formats, strides, metadata, modes,
+//! EOS, caps changes, flushing and errors. Writer and reader map the ring separately,
+//! as two processes would.
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_check::Harness;
+use shmring_common::testing::TestDir;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstshmring::plugin_register_static().expect("shmring plugin registers");
+    });
+}
+
+fn sink(dir: &TestDir, ring: &str, extra: &str) -> Harness {
+    Harness::new_parse(&format!(
+        "shmringsink name=sink ring={ring} dir={} {extra}",
+        dir.path.display()
+    ))
+}
+
+fn src(dir: &TestDir, ring: &str, extra: &str) -> Harness {
+    let mut h = Harness::new_parse(&format!(
+        "shmringsrc name=src ring={ring} dir={} {extra}",
+        dir.path.display()
+    ));
+    h.play();
+    h
+}
+
+fn caps(format: &str, w: u32, h: u32) -> gst::Caps {
+    gst::Caps::from_str(&format!(
+        "video/x-raw,format={format},width={w},height={h},framerate=30/1"
+    ))
+    .unwrap()
+}
+
+/// A frame of `size` bytes whose bytes depend on `n`.
+fn frame(size: usize, n: u64, pts_ms: u64) -> gst::Buffer {
+    let data: Vec<u8> = (0..size)
+        .map(|i| ((i as u64 * 31 + n * 7) % 251) as u8)
+        .collect();
+    let mut b = gst::Buffer::from_mut_slice(data);
+    let bm = b.get_mut().unwrap();
+    bm.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    bm.set_duration(gst::ClockTime::from_mseconds(33));
+    b
+}
+
+fn bytes(b: &gst::Buffer) -> Vec<u8> {
+    b.map_readable().unwrap().as_slice().to_vec()
+}
+
+fn pull(h: &mut Harness) -> gst::Buffer {
+    h.pull()
+        .expect("a buffer from shmringsrc within the harness timeout")
+}
+
+fn reference_ts(b: &gst::BufferRef, name: &str) -> Option<u64> {
+    b.iter_meta::<gst::ReferenceTimestampMeta>()
+        .find(|m| m.reference().structure(0).is_some_and(|s| s.name() == name))
+        .map(|m| m.timestamp().nseconds())
+}
+
+fn stat<T: for<'a> glib::value::FromValue<'a> + 'static>(
+    h: &mut Harness,
+    element: &str,
+    field: &str,
+) -> T {
+    let e = h.find_element(element).expect("element in harness");
+    let s = e.property::<gst::Structure>("stats");
+    s.get::<T>(field).unwrap()
+}
+
+use gst::glib;
+
+#[test]
+fn every_common_format_round_trips_byte_for_byte() {
+    init();
+    let dir = TestDir::new("formats");
+    for (i, format) in ["I420", "NV12", "RGB", "BGR", "RGBA", "GRAY8", "GRAY16_LE"]
+        .iter()
+        .enumerate()
+    {
+        let ring = format!("fmt{i}");
+        // Odd sizes make the default strides padded.
+        let c = caps(format, 66, 38);
+        let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+        let mut w = sink(&dir, &ring, "");
+        w.set_src_caps(c.clone());
+        let sent = frame(info.size(), i as u64, 0);
+        assert_eq!(w.push(sent.clone()), Ok(gst::FlowSuccess::Ok));
+        let mut r = src(&dir, &ring, "");
+        let got = pull(&mut r);
+        assert_eq!(bytes(&got), bytes(&sent), "{format}");
+        let out_caps = r.sinkpad().unwrap().current_caps().unwrap();
+        assert_eq!(out_caps, c, "{format}: caps come from the ring");
+    }
+}
+
+#[test]
+fn padded_strides_are_copied_row_by_row() {
+    init();
+    let dir = TestDir::new("strides");
+    let c = caps("GRAY8", 10, 4);
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    assert_eq!(info.stride()[0], 12, "GRAY8 rows are padded to 4 bytes");
+    // Upstream frame with 32-byte rows described by a VideoMeta.
+    let mut padded = vec![0xEEu8; 32 * 4];
+    for row in 0..4 {
+        for x in 0..10 {
+            padded[row * 32 + x] = (row * 10 + x) as u8;
+        }
+    }
+    let mut buf = gst::Buffer::from_mut_slice(padded);
+    gst_video::VideoMeta::add_full(
+        buf.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Gray8,
+        10,
+        4,
+        &[0],
+        &[32],
+    )
+    .unwrap();
+    let mut w = sink(&dir, "pad", "");
+    w.set_src_caps(c);
+    w.push(buf).unwrap();
+    let mut r = src(&dir, "pad", "");
+    let got = bytes(&pull(&mut r));
+    assert_eq!(got.len(), 48);
+    for row in 0..4 {
+        let expected: Vec<u8> = (0..10).map(|x| (row * 10 + x) as u8).collect();
+        assert_eq!(&got[row * 12..row * 12 + 10], &expected[..], "row {row}");
+    }
+}
+
+#[test]
+fn pts_capture_time_and_sequence_travel_with_the_frame() {
+    init();
+    let dir = TestDir::new("meta");
+    let c = caps("GRAY8", 16, 16);
+    let mut w = sink(&dir, "meta", "");
+    w.set_src_caps(c);
+    let mut b = frame(256, 1, 1234);
+    let unix = gst::Caps::new_empty_simple("timestamp/x-unix");
+    gst::ReferenceTimestampMeta::add(
+        b.get_mut().unwrap(),
+        &unix,
+        gst::ClockTime::from_nseconds(1_700_000_000_123_456_789),
+        None,
+    );
+    w.push(frame(256, 0, 1000)).unwrap();
+    w.push(b).unwrap();
+    let mut r = src(&dir, "meta", "");
+    let got = pull(&mut r);
+    assert_eq!(got.offset(), 2, "offset is the ring sequence");
+    assert_eq!(got.offset_end(), 3);
+    assert!(
+        got.flags().contains(gst::BufferFlags::DISCONT),
+        "first buffer after attaching"
+    );
+    assert_eq!(
+        reference_ts(&got, "timestamp/x-unix"),
+        Some(1_700_000_000_123_456_789)
+    );
+    assert_eq!(
+        reference_ts(&got, "timestamp/x-shmring-pts"),
+        Some(1_234_000_000)
+    );
+    assert_eq!(got.duration(), Some(gst::ClockTime::from_mseconds(33)));
+    assert!(got.pts().is_some(), "live source buffers are timestamped");
+    // A frame without a capture time gets the commit time: close to now.
+    w.push(frame(256, 3, 2000)).unwrap();
+    let got = pull(&mut r);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let captured = reference_ts(&got, "timestamp/x-unix").unwrap();
+    assert!(
+        now - captured < 10_000_000_000,
+        "captured {captured} vs now {now}"
+    );
+}
+
+#[test]
+fn latest_mode_skips_to_the_newest_frame_and_counts_skips() {
+    init();
+    let dir = TestDir::new("latest");
+    let mut w = sink(&dir, "l", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    for n in 1..=10 {
+        w.push(frame(64, n, n * 33)).unwrap();
+    }
+    let mut r = src(&dir, "l", "");
+    let first = pull(&mut r);
+    assert_eq!(first.offset(), 10);
+    assert_eq!(bytes(&first), bytes(&frame(64, 10, 0)));
+    for n in 11..=13 {
+        w.push(frame(64, n, n * 33)).unwrap();
+    }
+    // The source may have taken 11 already; either way the newest comes and skips count.
+    let mut last = pull(&mut r);
+    while last.offset() < 13 {
+        last = pull(&mut r);
+    }
+    assert_eq!(bytes(&last), bytes(&frame(64, 13, 0)));
+    let received: u64 = stat(&mut r, "shmringsrc", "received");
+    let skipped: u64 = stat(&mut r, "shmringsrc", "skipped");
+    assert_eq!(
+        received + skipped,
+        13 - 10 + 1,
+        "every frame since attaching is received or skipped"
+    );
+}
+
+#[test]
+fn sequential_mode_delivers_every_frame_in_order() {
+    init();
+    let dir = TestDir::new("seq");
+    let mut w = sink(&dir, "s", "slots=64");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "s", "mode=sequential");
+    assert_eq!(pull(&mut r).offset(), 1);
+    for n in 2..=40 {
+        w.push(frame(64, n, n * 33)).unwrap();
+    }
+    for n in 2..=40 {
+        let b = pull(&mut r);
+        assert_eq!(b.offset(), n);
+        assert_eq!(bytes(&b), bytes(&frame(64, n, 0)));
+        assert!(!b.flags().contains(gst::BufferFlags::DISCONT));
+    }
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "lost"), 0);
+}
+
+#[test]
+fn handle_mode_outputs_exactly_the_named_frames() {
+    init();
+    let dir = TestDir::new("handle");
+    let mut w = sink(&dir, "h", "slots=8 post-handles=true");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    let mut handles = vec![];
+    for n in 1..=5 {
+        w.push(frame(64, n, 0)).unwrap();
+        let e = w.find_element("shmringsink").unwrap();
+        handles.push(e.property::<Option<String>>("last-handle").unwrap());
+    }
+    // The element message carries the same handle.
+    let bus = gst::Bus::new();
+    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    w.push(frame(64, 6, 0)).unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Element],
+        )
+        .unwrap();
+    let s = msg.structure().unwrap();
+    assert_eq!(s.name(), "shmringsink-handle");
+    assert_eq!(s.get::<u64>("seq").unwrap(), 6);
+    assert!(s.get::<String>("handle").unwrap().ends_with(":6"));
+
+    let mut r = src(&dir, "h", "mode=handle timeout=50000000");
+    let element = r.find_element("shmringsrc").unwrap();
+    let rbus = gst::Bus::new();
+    element.set_bus(Some(&rbus));
+    assert!(element.emit_by_name::<bool>("request-frame", &[&handles[2]]));
+    let b = pull(&mut r);
+    assert_eq!(b.offset(), 3);
+    assert_eq!(bytes(&b), bytes(&frame(64, 3, 0)));
+    assert!(element.emit_by_name::<bool>("request-frame", &[&handles[0]]));
+    assert!(!element.emit_by_name::<bool>("request-frame", &[&"not a handle"]));
+    let statuses: Vec<String> = std::iter::from_fn(|| {
+        rbus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Element],
+        )
+    })
+    .filter_map(|m| {
+        m.structure()
+            .filter(|s| s.name() == "shmringsrc-handle")
+            .and_then(|s| s.get::<String>("status").ok())
+    })
+    .take(3)
+    .collect();
+    assert!(statuses.contains(&"delivered".to_string()), "{statuses:?}");
+    assert!(statuses.contains(&"invalid".to_string()), "{statuses:?}");
+    // Frame 1 is still in an 8-slot ring: it is delivered too.
+    assert_eq!(pull(&mut r).offset(), 1);
+    // A handle of a frame long overwritten is "gone".
+    for n in 7..=20 {
+        w.push(frame(64, n, 0)).unwrap();
+    }
+    assert!(element.emit_by_name::<bool>("request-frame", &[&handles[1]]));
+    let gone = std::iter::from_fn(|| {
+        rbus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Element],
+        )
+    })
+    .filter_map(|m| m.structure().map(|s| s.to_owned()))
+    .find(|s| {
+        s.name() == "shmringsrc-handle"
+            && s.get::<String>("status").ok().as_deref() != Some("delivered")
+    })
+    .unwrap();
+    assert_eq!(gone.get::<String>("status").unwrap(), "gone");
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "handles-gone"), 1);
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "handles-invalid"), 1);
+}
+
+#[test]
+fn eos_of_the_writer_reaches_the_reader_after_its_frames() {
+    init();
+    let dir = TestDir::new("eos");
+    let mut w = sink(&dir, "e", "slots=16");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "e", "mode=sequential");
+    assert_eq!(pull(&mut r).offset(), 1);
+    w.push(frame(64, 2, 0)).unwrap();
+    assert!(w.push_event(gst::event::Eos::new()));
+    assert_eq!(pull(&mut r).offset(), 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = r.pull_event().expect("events until EOS");
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no EOS");
+    }
+}
+
+#[test]
+fn a_caps_change_reaches_the_reader_as_new_caps() {
+    init();
+    let dir = TestDir::new("recaps");
+    let mut w = sink(&dir, "c", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "c", "mode=sequential");
+    assert_eq!(bytes(&pull(&mut r)).len(), 64);
+    // Smaller: fits the ring, a new caps version.
+    w.set_src_caps(caps("GRAY8", 4, 4));
+    w.push(frame(16, 2, 0)).unwrap();
+    let b = pull(&mut r);
+    assert_eq!(bytes(&b), bytes(&frame(16, 2, 0)));
+    assert_eq!(
+        r.sinkpad().unwrap().current_caps().unwrap(),
+        caps("GRAY8", 4, 4)
+    );
+    // Larger: a new ring replaces the old one; the reader follows it.
+    w.set_src_caps(caps("RGBA", 64, 64));
+    w.push(frame(64 * 64 * 4, 3, 0)).unwrap();
+    let b = pull(&mut r);
+    assert_eq!(bytes(&b), bytes(&frame(64 * 64 * 4, 3, 0)));
+    assert_eq!(
+        r.sinkpad().unwrap().current_caps().unwrap(),
+        caps("RGBA", 64, 64)
+    );
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "reattaches"), 1);
+    let rings: u64 = stat(&mut w, "shmringsink", "rings-created");
+    assert_eq!(rings, 2);
+}
+
+#[test]
+fn a_waiting_source_stops_promptly() {
+    init();
+    let dir = TestDir::new("unlock");
+    // No writer at all: the source waits for the ring to appear.
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc ring=none dir={} ! fakesink",
+        dir.path.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    // Attached, waiting for a frame.
+    let mut w = sink(&dir, "quiet", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc ring=quiet dir={} ! fakesink",
+        dir.path.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+}
+
+fn error_of(pipeline: &gst::Element) -> String {
+    let _ = pipeline.set_state(gst::State::Playing);
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error message");
+    let _ = pipeline.set_state(gst::State::Null);
+    match msg.view() {
+        gst::MessageView::Error(e) => format!("{} | {:?}", e.error(), e.debug()),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn bad_names_and_bad_rings_are_element_errors_that_say_why() {
+    init();
+    let dir = TestDir::new("errors");
+    let d = dir.path.display();
+    let p = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! shmringsink ring=../etc dir={d}"
+    ))
+    .unwrap();
+    let e = error_of(&p);
+    assert!(
+        e.contains("invalid ring name") && e.contains("../etc"),
+        "{e}"
+    );
+    let p = gst::parse::launch("videotestsrc num-buffers=1 ! shmringsink").unwrap();
+    assert!(error_of(&p).contains("No ring name"));
+    let p = gst::parse::launch(&format!(
+        "shmringsrc ring={} dir={d} ! fakesink",
+        "x".repeat(65)
+    ))
+    .unwrap();
+    assert!(error_of(&p).contains("longer than 64"));
+    std::fs::write(dir.path.join("junk.ring"), vec![7u8; 8192]).unwrap();
+    let p = gst::parse::launch(&format!("shmringsrc ring=junk dir={d} ! fakesink")).unwrap();
+    let e = error_of(&p);
+    assert!(e.contains("junk.ring") && e.contains("magic"), "{e}");
+    assert!(
+        gst::parse::launch("shmringsrc mode=fastest ! fakesink").is_err(),
+        "unknown mode refused at parse time"
+    );
+    // A second writer on a live ring names the pid that holds it.
+    let mut w = sink(&dir, "taken", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    let p = gst::parse::launch(&format!("videotestsrc num-buffers=1 ! video/x-raw,format=GRAY8,width=8,height=8 ! shmringsink ring=taken dir={d}")).unwrap();
+    let e = error_of(&p);
+    assert!(
+        e.contains("live writer") && e.contains(&std::process::id().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_clean_stop_leaves_no_ring_behind() {
+    init();
+    let dir = TestDir::new("cleanup");
+    let p = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=5 ! video/x-raw,width=32,height=32 ! shmringsink ring=tidy dir={}",
+        dir.path.display()
+    ))
+    .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let bus = p.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .unwrap();
+    assert_eq!(msg.type_(), gst::MessageType::Eos);
+    assert!(
+        dir.path.join("tidy.ring").exists(),
+        "the ring stays while the pipeline runs"
+    );
+    p.set_state(gst::State::Null).unwrap();
+    assert!(!dir.path.join("tidy.ring").exists());
+}
