@@ -260,6 +260,8 @@ impl RingReader {
             _ => WriterStatus::Live,
         };
         match sys::is_write_locked(&self.file) {
+            // Ended, then the writer went away: a ring closed after EOS.
+            Ok(false) if stated == WriterStatus::Eos => WriterStatus::Closed,
             Ok(false) => WriterStatus::Dead,
             _ => stated,
         }
@@ -493,8 +495,9 @@ impl RingReader {
             let woken = sys::futex_wait2(&sb.wake, wake, &self.interrupter.inner.word, 0, slice);
             if woken == Woken::TimedOut && self.head() <= after {
                 // Nothing for a while: is anybody still writing?
-                if self.writer_status() == WriterStatus::Dead {
-                    return Ok(Err(Next::WriterGone(WriterStatus::Dead)));
+                let status = self.writer_status();
+                if matches!(status, WriterStatus::Dead | WriterStatus::Closed) {
+                    return Ok(Err(Next::WriterGone(status)));
                 }
             }
         }

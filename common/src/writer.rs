@@ -352,7 +352,12 @@ impl RingWriter {
 impl Drop for RingWriter {
     fn drop(&mut self) {
         if !self.replaced {
-            self.set_state(WriterState::Closed);
+            // A stream that ended stays ended: readers still owe their pipelines an EOS.
+            // Relaxed: only this writer stores the state.
+            let state = self.map.superblock().writer_state.load(Ordering::Relaxed);
+            if state != WriterState::Eos.to_raw() {
+                self.set_state(WriterState::Closed);
+            }
             // Remove the name only while it is still ours.
             if same_file(&self.file, self.loc.path()) {
                 let _ = std::fs::remove_file(self.loc.path());

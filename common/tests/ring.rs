@@ -194,6 +194,21 @@ fn eos_comes_after_the_last_frame_and_close_wakes_waiters() {
 }
 
 #[test]
+fn a_ring_closed_after_eos_still_gives_its_readers_eos() {
+    let dir = TestDir::new("eosclose");
+    let mut w = RingWriter::create(&dir.ring("e"), &config(4, 64)).unwrap();
+    let mut sut = RingReader::open(&dir.ring("e")).unwrap();
+    write_frames(&mut w, 1, 1, 64);
+    w.set_state(WriterState::Eos);
+    drop(w);
+    assert_eq!(
+        expect_frame(sut.next(NO_WAIT, vec_alloc).unwrap()).info.seq,
+        1
+    );
+    assert!(matches!(sut.next(NO_WAIT, vec_alloc).unwrap(), Next::Eos));
+}
+
+#[test]
 fn interrupt_ends_a_wait_promptly() {
     let dir = TestDir::new("intr");
     let _w = RingWriter::create(&dir.ring("i"), &config(4, 64)).unwrap();

@@ -1,0 +1,263 @@
+//! Writers and readers in separate processes: `gst-launch-1.0` pipelines (the way users
+//! run them) against each other and against a reader pipeline in this test process.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use shmring_common::testing::TestDir;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstshmring::plugin_register_static().unwrap();
+    });
+}
+
+/// Where cargo left libgstshmring.so for this test binary (target/<profile>/).
+fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_owned();
+    assert!(
+        dir.join("libgstshmring.so").exists(),
+        "libgstshmring.so not built in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// A gst-launch-1.0 process; killed when dropped if still running.
+struct Launch(Child);
+
+impl Launch {
+    fn start(dir: &TestDir, pipeline: &str) -> Self {
+        let child = Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("SHMRING_DIR", &dir.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gst-launch-1.0 runs");
+        Launch(child)
+    }
+
+    /// Waits for a clean exit within `limit`; fails with its stderr otherwise.
+    fn finish(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                self.0
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(status.success(), "gst-launch failed ({status}): {err}");
+                assert!(
+                    !err.contains("CRITICAL") && !err.contains("WARNING"),
+                    "{err}"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gst-launch did not finish within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+const WRITER: &str = "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! shmringsink";
+
+fn writer(dir: &TestDir, ring: &str, extra: &str) -> Launch {
+    Launch::start(dir, &format!("{WRITER} ring={ring} {extra}"))
+}
+
+/// A reader pipeline in this process that counts buffers and DISCONTs.
+struct Counter {
+    pipeline: gst::Element,
+    frames: Arc<AtomicU64>,
+    disconts: Arc<AtomicU64>,
+}
+
+impl Counter {
+    fn start(dir: &TestDir, ring: &str, mode: &str) -> Self {
+        init();
+        let pipeline = gst::parse::launch(&format!(
+            "shmringsrc name=src ring={ring} dir={} mode={mode} ! fakesink name=out signal-handoffs=true sync=false",
+            dir.path.display()
+        ))
+        .unwrap();
+        let frames = Arc::new(AtomicU64::new(0));
+        let disconts = Arc::new(AtomicU64::new(0));
+        let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+        let (f, d) = (frames.clone(), disconts.clone());
+        bin.by_name("out")
+            .unwrap()
+            .connect("handoff", false, move |args| {
+                let buf = args[1].get::<gst::Buffer>().unwrap();
+                f.fetch_add(1, Ordering::SeqCst);
+                if buf.flags().contains(gst::BufferFlags::DISCONT) {
+                    d.fetch_add(1, Ordering::SeqCst);
+                }
+                None
+            });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Counter {
+            pipeline,
+            frames,
+            disconts,
+        }
+    }
+
+    fn frames(&self) -> u64 {
+        self.frames.load(Ordering::SeqCst)
+    }
+
+    fn wait_for(&self, n: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.frames() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            if let Some(msg) = self
+                .pipeline
+                .bus()
+                .unwrap()
+                .pop_filtered(&[gst::MessageType::Error])
+            {
+                panic!("reader error: {msg:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    fn stat(&self, field: &str) -> u64 {
+        let src = self
+            .pipeline
+            .downcast_ref::<gst::Bin>()
+            .unwrap()
+            .by_name("src")
+            .unwrap();
+        src.property::<gst::Structure>("stats")
+            .get::<u64>(field)
+            .unwrap()
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[test]
+fn reader_started_before_the_writer_gets_its_frames() {
+    let dir = TestDir::new("xp-first");
+    let reader = Launch::start(&dir, "shmringsrc ring=early num-buffers=30 ! fakesink");
+    std::thread::sleep(Duration::from_millis(500));
+    let _w = writer(&dir, "early", "");
+    reader.finish(Duration::from_secs(20));
+}
+
+#[test]
+fn a_killed_writer_is_replaced_and_the_reader_carries_on() {
+    let dir = TestDir::new("xp-kill");
+    let mut w1 = writer(&dir, "phoenix", "");
+    let reader = Counter::start(&dir, "phoenix", "sequential");
+    assert!(
+        reader.wait_for(20, Duration::from_secs(20)),
+        "no frames from the first writer"
+    );
+    w1.kill(); // SIGKILL: no chance to close the ring
+    std::thread::sleep(Duration::from_millis(300));
+    let before = reader.frames();
+    let _w2 = writer(&dir, "phoenix", "");
+    assert!(
+        reader.wait_for(before + 30, Duration::from_secs(20)),
+        "reader never got the new writer's frames"
+    );
+    assert!(reader.stat("reattaches") >= 1);
+    assert!(
+        reader.disconts.load(Ordering::SeqCst) >= 2,
+        "first frame and the re-attach are DISCONT"
+    );
+    assert!(!dir.path.join(".phoenix.ring").exists());
+}
+
+#[test]
+fn a_slow_reader_does_not_slow_a_fast_one() {
+    let dir = TestDir::new("xp-slow");
+    let _w = writer(&dir, "shared", "");
+    // 300 ms per frame: shmsrc would stall the writer and every reader to ~3 fps.
+    let _slow = Launch::start(
+        &dir,
+        "shmringsrc ring=shared ! identity sleep-time=300000 ! fakesink",
+    );
+    let fast = Counter::start(&dir, "shared", "latest");
+    assert!(fast.wait_for(5, Duration::from_secs(20)));
+    let start = Instant::now();
+    let n0 = fast.frames();
+    std::thread::sleep(Duration::from_secs(3));
+    let rate = (fast.frames() - n0) as f64 / start.elapsed().as_secs_f64();
+    // 30 fps source; a stalled reader would be near 3. Loose bound for a busy machine.
+    assert!(
+        rate > 20.0,
+        "fast reader got {rate:.1} fps beside a slow one"
+    );
+}
+
+#[test]
+fn three_readers_share_one_ring() {
+    let dir = TestDir::new("xp-three");
+    let _w = writer(&dir, "fanout", "");
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let mode = ["latest", "sequential", "latest"][i];
+            Launch::start(
+                &dir,
+                &format!(
+                    "shmringsrc ring=fanout mode={mode} num-buffers=45 ! videoconvert ! fakesink"
+                ),
+            )
+        })
+        .collect();
+    for r in readers {
+        r.finish(Duration::from_secs(30));
+    }
+}
+
+#[test]
+fn writer_eos_ends_every_reader_cleanly() {
+    let dir = TestDir::new("xp-eos");
+    let readers: Vec<_> = (0..2)
+        .map(|_| Launch::start(&dir, "shmringsrc ring=finite mode=sequential ! fakesink"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let w = Launch::start(&dir, &format!("videotestsrc num-buffers=60 is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 ! shmringsink ring=finite"));
+    w.finish(Duration::from_secs(20));
+    for r in readers {
+        r.finish(Duration::from_secs(10));
+    }
+}
