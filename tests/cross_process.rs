@@ -255,7 +255,7 @@ fn writer_eos_ends_every_reader_cleanly() {
         .map(|_| Launch::start(&dir, "shmringsrc ring=finite mode=sequential ! fakesink"))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let w = Launch::start(&dir, &format!("videotestsrc num-buffers=60 is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 ! shmringsink ring=finite"));
+    let w = Launch::start(&dir, "videotestsrc num-buffers=60 is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 ! shmringsink ring=finite");
     w.finish(Duration::from_secs(20));
     for r in readers {
         r.finish(Duration::from_secs(10));

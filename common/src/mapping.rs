@@ -97,7 +97,7 @@ impl Geometry {
             ));
         }
         let stride = sb.slot_stride.load(Relaxed);
-        if stride == 0 || stride % PAGE_SIZE != 0 || stride > MAX_SLOT_SIZE {
+        if stride == 0 || !stride.is_multiple_of(PAGE_SIZE) || stride > MAX_SLOT_SIZE {
             return bad(format!(
                 "slot stride {stride}, expected a multiple of {PAGE_SIZE} up to {MAX_SLOT_SIZE}"
             ));
@@ -237,6 +237,9 @@ impl Mapping {
     /// # Safety
     /// Only the lock-holding writer may call this, on a read-write mapping, and only
     /// while no other view of the same slot exists in this process.
+    // The bytes are the ring's shared payload, not data owned by `self`: exclusivity
+    // comes from the writer's lock and its `&mut RingWriter` borrow, per the contract.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn payload_mut(&self, geom: &Geometry, index: u32) -> &mut [u8] {
         let ptr = self
             .payload_ptr(geom, index, geom.slot_stride)

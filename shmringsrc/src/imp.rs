@@ -720,7 +720,10 @@ impl BaseSrcImpl for ShmRingSrc {
                 Mode::Sequential => frame * u64::from(slots),
                 _ => frame,
             };
-            q.set(true, frame, Some(max));
+            // Frames are timestamped as they are output: the source adds no capture delay
+            // of its own (the capture time travels in the timestamp/x-unix meta). What it
+            // can hold back is one frame, or the whole ring in sequential mode.
+            q.set(true, gst::ClockTime::ZERO, Some(max));
             return true;
         }
         BaseSrcImplExt::parent_query(self, query)
