@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets everything up on Debian 12, builds the plugin and runs the three-camera demo on
+# the embedded test RTSP server for SECONDS (default 30; 0 runs until Ctrl-C), printing
+# each stream's frame rate, drops and latency every second and leaving out/mosaic.png.
+# Usage: scripts/demo.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release --locked
+export GST_PLUGIN_PATH=$PWD/target/release
+exec examples/pipelines/three-cameras.sh "${1:-30}"

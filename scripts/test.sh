@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
+# unit, stress (threads and processes) and fuzz tests, the elements' gst-check tests,
+# the cross-process gst-launch tests, the end-to-end three-camera test, and a short run
+# of the benchmark (to show it runs; its figures are not pass/fail).
+# A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+export G_DEBUG=fatal_warnings
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== benchmark (short)"
+cargo bench --locked -p shmring-common --bench ring -- --quick
