@@ -35,9 +35,14 @@ struct Launch(Child);
 
 impl Launch {
     fn start(dir: &TestDir, pipeline: &str) -> Self {
-        let child = Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
+        let mut cmd = Command::new("gst-launch-1.0");
+        cmd.arg("-q").args(pipeline.split_whitespace());
+        Self::spawn(dir, cmd)
+    }
+
+    /// Any program, with the plugin and the test's ring directory in its environment.
+    fn spawn(dir: &TestDir, mut cmd: Command) -> Self {
+        let child = cmd
             .env("GST_PLUGIN_PATH", plugin_dir())
             .env("SHMRING_DIR", &dir.path)
             .stdout(Stdio::null())
@@ -260,4 +265,41 @@ fn writer_eos_ends_every_reader_cleanly() {
     for r in readers {
         r.finish(Duration::from_secs(10));
     }
+}
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn the_python_application_gets_frames_by_handle() {
+    let dir = TestDir::new("xp-python");
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(repo_file("examples/python/handles.py"));
+    Launch::spawn(&dir, cmd).finish(Duration::from_secs(60));
+}
+
+#[test]
+fn the_rust_application_gets_frames_by_handle() {
+    let dir = TestDir::new("xp-rust");
+    // cargo test builds the examples next to the test binaries.
+    let exe = plugin_dir().join("examples/handles");
+    assert!(exe.exists(), "{} not built", exe.display());
+    Launch::spawn(&dir, Command::new(exe)).finish(Duration::from_secs(60));
+}
+
+#[test]
+fn a_ring_forwarded_over_rtp_becomes_a_ring_again() {
+    let dir = TestDir::new("xp-rtp");
+    let port = (30000 + std::process::id() % 20000).to_string();
+    let script = repo_file("examples/pipelines/forward-rtp.sh");
+    let _w = writer(&dir, "here", "");
+    let mut receive = Command::new(&script);
+    receive.args(["receive", &port, "there"]);
+    let _receiver = Launch::spawn(&dir, receive);
+    let mut send = Command::new(&script);
+    send.args(["send", "here", "127.0.0.1", &port]);
+    let _sender = Launch::spawn(&dir, send);
+    let reader = Launch::start(&dir, "shmringsrc ring=there num-buffers=30 ! fakesink");
+    reader.finish(Duration::from_secs(60));
 }
