@@ -490,3 +490,81 @@ fn a_clean_stop_leaves_no_ring_behind() {
     p.set_state(gst::State::Null).unwrap();
     assert!(!dir.path.join("tidy.ring").exists());
 }
+
+#[test]
+fn a_flush_on_the_writer_does_not_stop_its_readers() {
+    init();
+    let dir = TestDir::new("flush");
+    let mut w = sink(&dir, "f", "slots=16");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "f", "mode=sequential");
+    assert_eq!(pull(&mut r).offset(), 1);
+    assert!(w.push_event(gst::event::FlushStart::new()));
+    assert!(w.push_event(gst::event::FlushStop::new(true)));
+    w.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    w.push(frame(64, 2, 0)).unwrap();
+    let b = pull(&mut r);
+    assert_eq!(b.offset(), 2);
+    assert_eq!(bytes(&b), bytes(&frame(64, 2, 0)));
+}
+
+#[test]
+fn the_source_answers_latency_queries_as_a_live_source() {
+    init();
+    let dir = TestDir::new("latency");
+    let mut w = sink(&dir, "lat", "slots=8");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "lat", "mode=sequential");
+    pull(&mut r);
+    let mut q = gst::query::Latency::new();
+    assert!(r.find_element("shmringsrc").unwrap().query(&mut q));
+    let (live, min, max) = q.result();
+    assert!(live);
+    assert_eq!(min, gst::ClockTime::ZERO);
+    // Sequential mode may hold back the whole ring: 8 frames at 30 fps.
+    assert_eq!(
+        max,
+        Some(gst::ClockTime::SECOND.mul_div_floor(1, 30).unwrap() * 8)
+    );
+}
+
+#[test]
+fn a_writer_pipeline_restarted_from_null_gives_readers_a_new_epoch() {
+    init();
+    let dir = TestDir::new("restart");
+    let p = gst::parse::launch(&format!(
+        "videotestsrc is-live=true ! video/x-raw,format=I420,width=32,height=32,framerate=30/1 ! shmringsink ring=again dir={}",
+        dir.path.display()
+    ))
+    .unwrap();
+    let mut r = src(&dir, "again", "");
+    let mut epochs = vec![];
+    for _ in 0..2 {
+        p.set_state(gst::State::Playing).unwrap();
+        let b = pull(&mut r);
+        assert_eq!(bytes(&b).len(), 32 * 32 * 3 / 2);
+        let s = p
+            .downcast_ref::<gst::Bin>()
+            .unwrap()
+            .iterate_sinks()
+            .next()
+            .unwrap()
+            .unwrap();
+        epochs.push(
+            s.property::<gst::Structure>("stats")
+                .get::<String>("epoch")
+                .unwrap(),
+        );
+        p.set_state(gst::State::Null).unwrap();
+        assert!(
+            !dir.path.join("again.ring").exists(),
+            "no stale ring after stop"
+        );
+    }
+    assert_ne!(epochs[0], epochs[1]);
+    assert!(stat::<u64>(&mut r, "shmringsrc", "reattaches") >= 1);
+}

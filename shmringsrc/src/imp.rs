@@ -73,8 +73,18 @@ struct Stream {
     discont: bool,
 }
 
+/// What queries need while `create` may be blocked holding `stream`: never held across
+/// a wait.
+#[derive(Default)]
+struct Negotiated {
+    caps: Option<gst::Caps>,
+    frame_duration: Option<gst::ClockTime>,
+    slots: u32,
+}
+
 pub struct ShmRingSrc {
     settings: Mutex<Settings>,
+    negotiated: Mutex<Negotiated>,
     stream: Mutex<Option<Stream>>,
     /// Wakes the streaming thread's waits; kept outside `stream` so that `unlock` never
     /// waits for the lock a blocked `create` holds.
@@ -89,6 +99,7 @@ impl Default for ShmRingSrc {
     fn default() -> Self {
         ShmRingSrc {
             settings: Mutex::default(),
+            negotiated: Mutex::default(),
             stream: Mutex::default(),
             interrupter: Mutex::default(),
             flushing: AtomicBool::new(false),
@@ -345,6 +356,7 @@ impl ShmRingSrc {
                         r.epoch(),
                         r.writer_pid()
                     );
+                    self.negotiated.lock().unwrap().slots = r.geometry().slot_count;
                     stream.attached_once = true;
                     stream.discont = true;
                     stream.caps_version = 0;
@@ -430,6 +442,20 @@ impl ShmRingSrc {
                 gst::FlowError::NotNegotiated
             })?;
         }
+        let fps = vinfo.fps();
+        *self.negotiated.lock().unwrap() = Negotiated {
+            caps: Some(caps.clone()),
+            frame_duration: (fps.numer() > 0)
+                .then(|| {
+                    gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                })
+                .flatten(),
+            slots: stream
+                .reader
+                .as_ref()
+                .map(|r| r.geometry().slot_count)
+                .unwrap_or(1),
+        };
         stream.caps = Some(caps);
         stream.info = Some(vinfo);
         stream.caps_version = info.caps_version;
@@ -622,13 +648,6 @@ impl ShmRingSrc {
             }
         }
     }
-
-    fn frame_duration(&self) -> Option<gst::ClockTime> {
-        let guard = self.stream.try_lock().ok()?;
-        let fps = guard.as_ref()?.info.as_ref()?.fps();
-        (fps.numer() > 0)
-            .then(|| gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64))?
-    }
 }
 
 impl BaseSrcImpl for ShmRingSrc {
@@ -665,6 +684,7 @@ impl BaseSrcImpl for ShmRingSrc {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.stream.lock().unwrap() = None;
+        *self.negotiated.lock().unwrap() = Negotiated::default();
         *self.interrupter.lock().unwrap() = None;
         self.requests.lock().unwrap().clear();
         Ok(())
@@ -677,11 +697,7 @@ impl BaseSrcImpl for ShmRingSrc {
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
         // Caps come from the ring once attached (in create); until then there is
         // nothing to negotiate.
-        let caps = self
-            .stream
-            .try_lock()
-            .ok()
-            .and_then(|s| s.as_ref().and_then(|s| s.caps.clone()));
+        let caps = self.negotiated.lock().unwrap().caps.clone();
         match caps {
             Some(c) => self
                 .obj()
@@ -692,11 +708,7 @@ impl BaseSrcImpl for ShmRingSrc {
     }
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let known = self
-            .stream
-            .try_lock()
-            .ok()
-            .and_then(|s| s.as_ref().and_then(|s| s.caps.clone()));
+        let known = self.negotiated.lock().unwrap().caps.clone();
         let caps = known.unwrap_or_else(|| self.obj().src_pad().pad_template_caps());
         Some(match filter {
             Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
@@ -706,16 +718,13 @@ impl BaseSrcImpl for ShmRingSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            let frame = self.frame_duration().unwrap_or(gst::ClockTime::ZERO);
-            let slots = self
-                .stream
-                .try_lock()
-                .ok()
-                .and_then(|s| {
-                    s.as_ref()
-                        .and_then(|s| s.reader.as_ref().map(|r| r.geometry().slot_count))
-                })
-                .unwrap_or(1);
+            let (frame, slots) = {
+                let n = self.negotiated.lock().unwrap();
+                (
+                    n.frame_duration.unwrap_or(gst::ClockTime::ZERO),
+                    n.slots.max(1),
+                )
+            };
             let max = match self.settings.lock().unwrap().mode {
                 Mode::Sequential => frame * u64::from(slots),
                 _ => frame,
