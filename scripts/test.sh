@@ -18,5 +18,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
-echo "== benchmark (short)"
+echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
+bash scripts/bench.sh --quick --out target/bench-quick

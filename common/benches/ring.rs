@@ -5,95 +5,18 @@
 //!   cargo bench -p shmring-common --bench ring            full run
 //!   cargo bench -p shmring-common --bench ring -- --quick  short run (CI)
 
-use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use shmring_common::testing::TestDir;
+use shmring_common::testing::{copy_costs, TestDir};
 use shmring_common::*;
 
 const CHILD_ENV: &str = "SHMRING_BENCH_WAKE_READER";
 const SLOTS: u32 = 8;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 * p / 100.0).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-/// Median over `batches` of the mean ns per call of `f` over `iters` calls.
-fn time_per_call(batches: usize, iters: usize, mut f: impl FnMut(usize)) -> f64 {
-    f(0); // warm up (page faults of fresh memory)
-    let mut results = Vec::with_capacity(batches);
-    for b in 0..batches {
-        let t = Instant::now();
-        for i in 0..iters {
-            f(b * iters + i);
-        }
-        results.push(t.elapsed().as_nanos() as f64 / iters as f64);
-    }
-    median(results)
-}
-
-fn copy_costs(label: &str, width: usize, height: usize, quick: bool) {
-    let size = width * height * 3 / 2; // I420
-    let (batches, iters) = if quick { (3, 10) } else { (15, 40) };
-    let frame: Vec<u8> = (0..size).map(|i| i as u8).collect();
-
-    // Baseline for writing: one memcpy of the frame into one of SLOTS destinations.
-    let mut dsts: Vec<Vec<u8>> = (0..SLOTS).map(|_| vec![1u8; size]).collect();
-    let memcpy_write = time_per_call(batches, iters, |i| {
-        let d = &mut dsts[i % SLOTS as usize];
-        d.copy_from_slice(black_box(&frame));
-        black_box(d);
-    });
-    // Baseline for reading: one memcpy from one of SLOTS sources into one buffer.
-    let mut out = vec![0u8; size];
-    let memcpy_read = time_per_call(batches, iters, |i| {
-        out.copy_from_slice(black_box(&dsts[i % SLOTS as usize]));
-        black_box(&out);
-    });
-    drop(dsts);
-
-    let dir = TestDir::new("bench");
-    let loc = dir.ring("bench");
-    let mut w = RingWriter::create(
-        &loc,
-        &WriterConfig {
-            slots: SLOTS,
-            max_frame: size as u64,
-            ..Default::default()
-        },
-    )
-    .expect("ring");
-    let meta = FrameMeta::default();
-    let write = time_per_call(batches, iters, |_| {
-        w.write(&meta, black_box(&frame)).unwrap();
-    });
-    let mut r = RingReader::open(&loc).unwrap();
-    let mut buf = vec![0u8; size];
-    let read = time_per_call(batches, iters, |i| {
-        // A committed frame of a different slot each time, as a reader following the writer.
-        let h = w.handle(w.head() - (i as u64 % u64::from(SLOTS - 1)));
-        // The same buffer every time, moved in and out: no allocation per read.
-        match r.by_handle(&h, |_| std::mem::take(&mut buf)).unwrap() {
-            ByHandle::Frame(f) => buf = black_box(f.data),
-            other => panic!("{other:?}"),
-        }
-    });
-    println!(
-        "{label:<10} {:>6.2} MB  memcpy {:>7.1} us | write {:>7.1} us  ratio {:.2} | read {:>7.1} us  ratio {:.2}",
-        size as f64 / 1e6,
-        memcpy_write / 1e3,
-        write / 1e3,
-        write / memcpy_write,
-        read / 1e3,
-        read / memcpy_read
-    );
 }
 
 /// The reader side of the wake benchmark: waits for each frame, prints its latency.
@@ -166,7 +89,17 @@ fn main() {
         "shmring ring benchmark ({} run, {SLOTS} slots; ratio = cost / one memcpy of the frame)",
         if quick { "quick" } else { "full" }
     );
-    copy_costs("1080p I420", 1920, 1080, quick);
-    copy_costs("4K I420", 3840, 2160, quick);
+    for (label, w, h) in [("1080p I420", 1920, 1080), ("4K I420", 3840, 2160)] {
+        let c = copy_costs(w, h, SLOTS, quick);
+        println!(
+            "{label:<10} {:>6.2} MB  memcpy {:>7.1} us | write {:>7.1} us  ratio {:.2} | read {:>7.1} us  ratio {:.2}",
+            c.frame_bytes as f64 / 1e6,
+            c.memcpy_write_ns / 1e3,
+            c.write_ns / 1e3,
+            c.write_ratio(),
+            c.read_ns / 1e3,
+            c.read_ratio()
+        );
+    }
     wake_latency(quick);
 }

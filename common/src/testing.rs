@@ -70,3 +70,107 @@ pub fn check(buf: &[u8], seq: u64) -> Result<(), usize> {
     }
     Ok(())
 }
+
+/// Cost of moving one frame through a ring, beside a plain memcpy of the same frame
+/// measured in the same run with the same rotation over slots (so cache effects match).
+#[derive(Clone, Debug)]
+pub struct CopyCosts {
+    pub frame_bytes: usize,
+    pub memcpy_write_ns: f64,
+    pub memcpy_read_ns: f64,
+    pub write_ns: f64,
+    pub read_ns: f64,
+}
+
+impl CopyCosts {
+    pub fn write_ratio(&self) -> f64 {
+        self.write_ns / self.memcpy_write_ns
+    }
+
+    pub fn read_ratio(&self) -> f64 {
+        self.read_ns / self.memcpy_read_ns
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median over `batches` of the mean ns per call of `f` over `iters` calls.
+fn time_per_call(batches: usize, iters: usize, mut f: impl FnMut(usize)) -> f64 {
+    f(0); // warm up: page faults of fresh memory
+    let mut results = Vec::with_capacity(batches);
+    for b in 0..batches {
+        let t = std::time::Instant::now();
+        for i in 0..iters {
+            f(b * iters + i);
+        }
+        results.push(t.elapsed().as_nanos() as f64 / iters as f64);
+    }
+    median(results)
+}
+
+/// Measures write and read cost of a `width` x `height` I420 frame through a ring of
+/// `slots` slots, and the memcpy baselines.
+pub fn copy_costs(width: usize, height: usize, slots: u32, quick: bool) -> CopyCosts {
+    use crate::{ByHandle, FrameMeta, RingReader, RingWriter, WriterConfig};
+    use std::hint::black_box;
+
+    let size = width * height * 3 / 2;
+    let (batches, iters) = if quick { (3, 10) } else { (15, 40) };
+    let frame: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let n = slots as usize;
+
+    // Writing: one memcpy of the frame into one of `slots` destinations.
+    let mut dsts: Vec<Vec<u8>> = (0..n).map(|_| vec![1u8; size]).collect();
+    let memcpy_write_ns = time_per_call(batches, iters, |i| {
+        let d = &mut dsts[i % n];
+        d.copy_from_slice(black_box(&frame));
+        black_box(d);
+    });
+    // Reading: one memcpy from one of `slots` sources into one buffer.
+    let mut out = vec![0u8; size];
+    let memcpy_read_ns = time_per_call(batches, iters, |i| {
+        out.copy_from_slice(black_box(&dsts[i % n]));
+        black_box(&out);
+    });
+    drop(dsts);
+
+    let dir = TestDir::new("copy-costs");
+    let loc = dir.ring("bench");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            slots,
+            max_frame: size as u64,
+            ..Default::default()
+        },
+    )
+    .expect("a ring for the benchmark");
+    let meta = FrameMeta::default();
+    let write_ns = time_per_call(batches, iters, |_| {
+        w.write(&meta, black_box(&frame)).expect("frame fits");
+    });
+    let mut r = RingReader::open(&loc).expect("the benchmark ring opens");
+    let mut buf = vec![0u8; size];
+    let read_ns = time_per_call(batches, iters, |i| {
+        // A committed frame of a different slot each time, as a reader following the writer.
+        let h = w.handle(w.head() - (i as u64 % u64::from(slots - 1)));
+        // The same buffer every time, moved in and out: no allocation per read.
+        match r
+            .by_handle(&h, |_| std::mem::take(&mut buf))
+            .expect("readable")
+        {
+            ByHandle::Frame(f) => buf = black_box(f.data),
+            other => panic!("frame {} not readable: {other:?}", h.seq),
+        }
+    });
+    CopyCosts {
+        frame_bytes: size,
+        memcpy_write_ns,
+        memcpy_read_ns,
+        write_ns,
+        read_ns,
+    }
+}

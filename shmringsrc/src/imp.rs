@@ -65,6 +65,7 @@ struct Stats {
 /// What the streaming thread reads from. Only `create` and `stop` touch it.
 struct Stream {
     loc: RingLocation,
+    allocator: Allocator,
     reader: Option<Box<RingReader>>,
     attached_once: bool,
     caps_version: u32,
@@ -257,12 +258,39 @@ impl AsMut<[u8]> for OutBuf {
     }
 }
 
-fn alloc(info: &FrameInfo) -> OutBuf {
-    OutBuf(
-        gst::Buffer::with_size(info.len as usize)
-            .ok()
-            .and_then(|b| b.into_mapped_buffer_writable().ok()),
-    )
+/// Output buffers come from a pool of frame-sized buffers, so that the memory of each
+/// frame is reused instead of freshly allocated (and page-faulted) for every frame.
+#[derive(Clone, Default)]
+struct Allocator {
+    pool: Option<(gst::BufferPool, usize)>,
+}
+
+impl Allocator {
+    fn for_caps(caps: &gst::Caps, size: usize) -> Self {
+        let pool = gst::BufferPool::new();
+        let mut config = pool.config();
+        config.set_params(Some(caps), size as u32, 2, 0);
+        let ok = pool.set_config(config).is_ok() && pool.set_active(true).is_ok();
+        Allocator {
+            pool: ok.then_some((pool, size)),
+        }
+    }
+
+    fn alloc(&self, info: &FrameInfo) -> OutBuf {
+        let len = info.len as usize;
+        let buffer = match &self.pool {
+            Some((pool, size)) if *size == len => pool.acquire_buffer(None).ok(),
+            _ => None,
+        }
+        .or_else(|| gst::Buffer::with_size(len).ok());
+        OutBuf(buffer.and_then(|b| b.into_mapped_buffer_writable().ok()))
+    }
+
+    fn stop(&self) {
+        if let Some((pool, _)) = &self.pool {
+            let _ = pool.set_active(false);
+        }
+    }
 }
 
 impl ShmRingSrc {
@@ -456,6 +484,8 @@ impl ShmRingSrc {
                 .map(|r| r.geometry().slot_count)
                 .unwrap_or(1),
         };
+        stream.allocator.stop();
+        stream.allocator = Allocator::for_caps(&caps, vinfo.size());
         stream.caps = Some(caps);
         stream.info = Some(vinfo);
         stream.caps_version = info.caps_version;
@@ -544,8 +574,8 @@ impl ShmRingSrc {
             self.ensure_attached(stream)?;
             let reader = stream.reader.as_mut().expect("attached");
             let next = match mode {
-                Mode::Sequential => reader.next(timeout, alloc),
-                _ => reader.latest(timeout, alloc),
+                Mode::Sequential => reader.next(timeout, |i| stream.allocator.alloc(i)),
+                _ => reader.latest(timeout, |i| stream.allocator.alloc(i)),
             };
             match next.map_err(|e| self.read_error(stream, e))? {
                 Next::Frame(f) => return self.to_buffer(stream, f),
@@ -608,7 +638,7 @@ impl ShmRingSrc {
             self.ensure_attached(stream)?;
             let reader = stream.reader.as_mut().expect("attached");
             let mut result = reader
-                .by_handle(&request, alloc)
+                .by_handle(&request, |i| stream.allocator.alloc(i))
                 .map_err(|e| self.read_error(stream, e))?;
             if matches!(result, ByHandle::NotYet) {
                 let reader = stream.reader.as_mut().expect("attached");
@@ -620,7 +650,7 @@ impl ShmRingSrc {
                 }
                 let reader = stream.reader.as_mut().expect("attached");
                 result = reader
-                    .by_handle(&request, alloc)
+                    .by_handle(&request, |i| stream.allocator.alloc(i))
                     .map_err(|e| self.read_error(stream, e))?;
             }
             match result {
@@ -672,6 +702,7 @@ impl BaseSrcImpl for ShmRingSrc {
         *self.stats.lock().unwrap() = Stats::default();
         *self.stream.lock().unwrap() = Some(Stream {
             loc,
+            allocator: Allocator::default(),
             reader: None,
             attached_once: false,
             caps_version: 0,
@@ -683,7 +714,9 @@ impl BaseSrcImpl for ShmRingSrc {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.stream.lock().unwrap() = None;
+        if let Some(s) = self.stream.lock().unwrap().take() {
+            s.allocator.stop();
+        }
         *self.negotiated.lock().unwrap() = Negotiated::default();
         *self.interrupter.lock().unwrap() = None;
         self.requests.lock().unwrap().clear();

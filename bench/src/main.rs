@@ -1,0 +1,490 @@
+//! shmring-bench: the same scenarios over shmringsink/shmringsrc and over GStreamer's
+//! shmsink/shmsrc, in one run, on the same frames. Every frame carries its push time,
+//! sequence and writer pid in a header and a pattern after it; readers check every
+//! byte and measure latency from push to receipt (CLOCK_MONOTONIC, shared by all
+//! processes). Writers and readers are separate processes: this binary started again
+//! in a role.
+//!
+//!   shmring-bench [--quick] [--out DIR]
+//!
+//! Prints a table with ratios and writes DIR/results.json (default bench-results/).
+
+mod roles;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use roles::{ReaderReport, Role, RoleKind, Transport, WriterReport, ROLE_ENV};
+
+const SLOW_READER_MS: u64 = 300;
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        std::process::exit(roles::run(&role));
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "bench-results".into());
+    let seconds = if quick { 1.5 } else { 8.0 };
+    println!(
+        "shmring-bench: {} run, {seconds} s per measurement, 1920x1080 I420 unless said",
+        if quick { "quick" } else { "full" }
+    );
+
+    let mut results = Results {
+        quick,
+        seconds,
+        date: date(),
+        machine: machine(),
+        ..Default::default()
+    };
+    for transport in [Transport::Shmring, Transport::Shm] {
+        results
+            .latency_one
+            .push(scenario_latency(transport, 1, seconds));
+        results
+            .latency_three
+            .push(scenario_latency(transport, 3, seconds));
+        results
+            .slow_reader
+            .push(scenario_slow_reader(transport, seconds));
+        results
+            .throughput_1080p
+            .push(scenario_throughput(transport, 1920, 1080, seconds));
+        if !quick {
+            results
+                .throughput_4k
+                .push(scenario_throughput(transport, 3840, 2160, seconds));
+        }
+        results.restart.push(scenario_restart(transport, seconds));
+    }
+    for (label, w, h) in [("1080p", 1920, 1080), ("4K", 3840, 2160)] {
+        let c = shmring_common::testing::copy_costs(w, h, 8, quick);
+        results.copy_costs.push(CopyCostRow {
+            frame: label.into(),
+            memcpy_us: c.memcpy_write_ns / 1e3,
+            write_us: c.write_ns / 1e3,
+            write_ratio: c.write_ratio(),
+            read_us: c.read_ns / 1e3,
+            read_ratio: c.read_ratio(),
+        });
+    }
+    print_table(&results);
+    std::fs::create_dir_all(&out).expect("output directory");
+    let path = format!("{out}/results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
+        .expect("results.json written");
+    println!("\nresults: {path}");
+}
+
+#[derive(Serialize, Default)]
+struct Results {
+    quick: bool,
+    seconds: f64,
+    date: String,
+    machine: String,
+    latency_one: Vec<LatencyRow>,
+    latency_three: Vec<LatencyRow>,
+    slow_reader: Vec<SlowRow>,
+    throughput_1080p: Vec<ThroughputRow>,
+    throughput_4k: Vec<ThroughputRow>,
+    restart: Vec<RestartRow>,
+    copy_costs: Vec<CopyCostRow>,
+}
+
+#[derive(Serialize)]
+struct LatencyRow {
+    transport: Transport,
+    readers: Vec<ReaderReport>,
+}
+
+#[derive(Serialize)]
+struct SlowRow {
+    transport: Transport,
+    writer_fps: f64,
+    normal: ReaderReport,
+    slow: ReaderReport,
+}
+
+#[derive(Serialize)]
+struct ThroughputRow {
+    transport: Transport,
+    frame: String,
+    writer: Option<WriterReport>,
+    reader: ReaderReport,
+}
+
+#[derive(Serialize)]
+struct RestartRow {
+    transport: Transport,
+    first_writer_frames: u64,
+    new_writer_frames: u64,
+    first_new_frame_after_ms: Option<f64>,
+    reader_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CopyCostRow {
+    frame: String,
+    memcpy_us: f64,
+    write_us: f64,
+    write_ratio: f64,
+    read_us: f64,
+    read_ratio: f64,
+}
+
+fn date() -> String {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let gst = Command::new("gst-launch-1.0")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.replace("gst-launch-1.0 version ", "GStreamer "))
+        });
+    format!(
+        "{cores} cores, {}",
+        gst.unwrap_or_else(|| "GStreamer ?".into())
+    )
+}
+
+/// A role process; killed when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn start(role: &Role) -> Self {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(ROLE_ENV, serde_json::to_string(role).unwrap())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("benchmark role starts");
+        Proc(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The JSON report the role printed last, once it exits.
+    fn report<T: serde::de::DeserializeOwned>(mut self) -> Option<T> {
+        let mut out = String::new();
+        self.0.stdout.take()?.read_to_string(&mut out).ok()?;
+        let _ = self.0.wait();
+        out.lines().rev().find_map(|l| serde_json::from_str(l).ok())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn channel(transport: Transport, scenario: &str) -> String {
+    match transport {
+        Transport::Shmring => format!("bench-{scenario}-{}", std::process::id()),
+        Transport::Shm => format!("/tmp/shmring-bench-{scenario}-{}.sock", std::process::id()),
+    }
+}
+
+fn writer_role(
+    transport: Transport,
+    channel: &str,
+    width: u32,
+    height: u32,
+    fps: u32,
+    seconds: f64,
+) -> Role {
+    Role {
+        kind: RoleKind::Writer,
+        transport,
+        channel: channel.into(),
+        width,
+        height,
+        fps,
+        seconds,
+        delay_ms: 0,
+    }
+}
+
+fn reader_role(w: &Role, seconds: f64, delay_ms: u64) -> Role {
+    Role {
+        kind: RoleKind::Reader,
+        seconds,
+        delay_ms,
+        ..w.clone()
+    }
+}
+
+/// Readers start after the writer (shmsrc needs its socket); they run `seconds`.
+const READER_START: Duration = Duration::from_millis(700);
+
+fn scenario_latency(transport: Transport, readers: usize, seconds: f64) -> LatencyRow {
+    let ch = channel(transport, &format!("lat{readers}"));
+    let w = writer_role(transport, &ch, 1920, 1080, 30, seconds + 2.0);
+    let writer = Proc::start(&w);
+    std::thread::sleep(READER_START);
+    let procs: Vec<Proc> = (0..readers)
+        .map(|_| Proc::start(&reader_role(&w, seconds, 0)))
+        .collect();
+    let reports = procs
+        .into_iter()
+        .map(|p| p.report::<ReaderReport>().unwrap_or_default())
+        .collect();
+    drop(writer);
+    LatencyRow {
+        transport,
+        readers: reports,
+    }
+}
+
+fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {
+    let ch = channel(transport, "slow");
+    let w = writer_role(transport, &ch, 1920, 1080, 30, seconds + 1.5);
+    let writer = Proc::start(&w);
+    std::thread::sleep(READER_START);
+    let slow = Proc::start(&reader_role(&w, seconds, SLOW_READER_MS));
+    let normal = Proc::start(&reader_role(&w, seconds, 0));
+    let normal = normal.report::<ReaderReport>().unwrap_or_default();
+    let slow = slow.report::<ReaderReport>().unwrap_or_default();
+    let writer = writer.report::<WriterReport>();
+    SlowRow {
+        transport,
+        writer_fps: writer.map(|w| w.fps).unwrap_or(0.0),
+        normal,
+        slow,
+    }
+}
+
+fn scenario_throughput(
+    transport: Transport,
+    width: u32,
+    height: u32,
+    seconds: f64,
+) -> ThroughputRow {
+    let ch = channel(transport, &format!("max{height}"));
+    let w = writer_role(transport, &ch, width, height, 0, seconds + 1.5);
+    let writer = Proc::start(&w);
+    std::thread::sleep(READER_START);
+    let reader = Proc::start(&reader_role(&w, seconds, 0))
+        .report::<ReaderReport>()
+        .unwrap_or_default();
+    let writer = writer.report::<WriterReport>();
+    ThroughputRow {
+        transport,
+        frame: format!("{width}x{height}"),
+        writer,
+        reader,
+    }
+}
+
+fn scenario_restart(transport: Transport, seconds: f64) -> RestartRow {
+    let ch = channel(transport, "restart");
+    let w = writer_role(transport, &ch, 1920, 1080, 30, seconds + 10.0);
+    let mut first = Proc::start(&w);
+    std::thread::sleep(READER_START);
+    let reader = Proc::start(&reader_role(&w, seconds + 2.0, 0));
+    std::thread::sleep(Duration::from_secs_f64(seconds / 2.0));
+    let first_pid = first.pid();
+    first.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    if transport == Transport::Shm {
+        // A dead shmsink leaves its socket file behind; the new one could not bind.
+        let _ = std::fs::remove_file(&ch);
+    }
+    let started = shmring_common::monotonic_ns();
+    let second = Proc::start(&w);
+    let second_pid = second.pid();
+    let r = reader.report::<ReaderReport>().unwrap_or_default();
+    drop(second);
+    let count = |pid: u32| {
+        r.per_writer
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(|p| p.frames)
+            .unwrap_or(0)
+    };
+    let first_new = r
+        .per_writer
+        .iter()
+        .find(|p| p.pid == second_pid)
+        .map(|p| (p.first_receipt_ns.saturating_sub(started)) as f64 / 1e6);
+    RestartRow {
+        transport,
+        first_writer_frames: count(first_pid),
+        new_writer_frames: count(second_pid),
+        first_new_frame_after_ms: first_new,
+        reader_error: r.error.clone(),
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn print_table(r: &Results) {
+    let by = |rows: &[LatencyRow], t: Transport| {
+        rows.iter()
+            .find(|x| x.transport == t)
+            .map(|x| x.readers.clone())
+            .unwrap_or_default()
+    };
+    println!(
+        "\n{:<46} {:>18} {:>18} {:>8}",
+        "scenario", "shmring", "shmsink/shmsrc", "ratio"
+    );
+    for (name, rows) in [
+        ("1. one reader at 30 fps", &r.latency_one),
+        ("1. three readers at 30 fps", &r.latency_three),
+    ] {
+        let (a, b) = (by(rows, Transport::Shmring), by(rows, Transport::Shm));
+        let worst =
+            |v: &[ReaderReport], f: fn(&ReaderReport) -> f64| v.iter().map(f).fold(0.0, f64::max);
+        let least = |v: &[ReaderReport]| v.iter().map(|x| x.frames).min().unwrap_or(0) as f64;
+        for (label, f) in [
+            (
+                "latency p50 ms",
+                (|x: &ReaderReport| x.latency_ms_p50) as fn(&ReaderReport) -> f64,
+            ),
+            ("latency p99 ms", |x| x.latency_ms_p99),
+            ("latency max ms", |x| x.latency_ms_max),
+        ] {
+            let (x, y) = (worst(&a, f), worst(&b, f));
+            println!(
+                "{:<46} {:>18.2} {:>18.2} {:>8}",
+                format!("{name}: {label}"),
+                x,
+                y,
+                ratio(x, y)
+            );
+        }
+        let (x, y) = (least(&a), least(&b));
+        println!(
+            "{:<46} {:>18} {:>18} {:>8}",
+            format!("{name}: frames delivered (fewest)"),
+            x,
+            y,
+            ratio(x, y)
+        );
+        let torn: u64 = a.iter().chain(b.iter()).map(|x| x.torn).sum();
+        if torn > 0 {
+            println!("{:<46} {:>18}", format!("{name}: TORN FRAMES"), torn);
+        }
+    }
+    let slow = |t: Transport| r.slow_reader.iter().find(|x| x.transport == t);
+    if let (Some(a), Some(b)) = (slow(Transport::Shmring), slow(Transport::Shm)) {
+        for (label, x, y) in [
+            (
+                "2. slow reader beside: normal reader fps",
+                a.normal.fps,
+                b.normal.fps,
+            ),
+            (
+                "2. slow reader beside: normal p99 ms",
+                a.normal.latency_ms_p99,
+                b.normal.latency_ms_p99,
+            ),
+            (
+                "2. slow reader beside: writer fps",
+                a.writer_fps,
+                b.writer_fps,
+            ),
+            (
+                "2. slow reader beside: slow reader age p50 ms",
+                a.slow.latency_ms_p50,
+                b.slow.latency_ms_p50,
+            ),
+        ] {
+            println!("{label:<46} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
+        }
+    }
+    for rows in [&r.throughput_1080p, &r.throughput_4k] {
+        let get = |t: Transport| rows.iter().find(|x| x.transport == t);
+        if let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) {
+            let cpu_w = |x: &ThroughputRow| {
+                x.writer
+                    .as_ref()
+                    .map(|w| w.cpu_ms_per_frame)
+                    .unwrap_or(f64::NAN)
+            };
+            for (label, x, y) in [
+                ("fps delivered", a.reader.fps, b.reader.fps),
+                ("torn frames", a.reader.torn as f64, b.reader.torn as f64),
+                ("writer CPU ms/frame", cpu_w(a), cpu_w(b)),
+                (
+                    "reader CPU ms/frame",
+                    a.reader.cpu_ms_per_frame,
+                    b.reader.cpu_ms_per_frame,
+                ),
+            ] {
+                println!(
+                    "{:<46} {x:>18.2} {y:>18.2} {:>8}",
+                    format!("3. max rate {}: {label}", a.frame),
+                    ratio(x, y)
+                );
+            }
+        }
+    }
+    let rs = |t: Transport| r.restart.iter().find(|x| x.transport == t);
+    if let (Some(a), Some(b)) = (rs(Transport::Shmring), rs(Transport::Shm)) {
+        println!(
+            "{:<46} {:>18} {:>18}",
+            "4. writer restarted: frames from new writer", a.new_writer_frames, b.new_writer_frames
+        );
+        let ms = |x: &RestartRow| {
+            x.first_new_frame_after_ms
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "never".into())
+        };
+        println!(
+            "{:<46} {:>18} {:>18}",
+            "4. writer restarted: first new frame after ms",
+            ms(a),
+            ms(b)
+        );
+    }
+    for c in &r.copy_costs {
+        println!(
+            "{:<46} {:>18}",
+            format!("5. {} write cost / memcpy", c.frame),
+            format!("{:.2}", c.write_ratio)
+        );
+        println!(
+            "{:<46} {:>18}",
+            format!("5. {} read cost / memcpy", c.frame),
+            format!("{:.2}", c.read_ratio)
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! The two roles a benchmark process plays: a writer pushing patterned frames from an
+//! appsrc, and a reader checking them at an appsink.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub const ROLE_ENV: &str = "SHMRING_BENCH_ROLE";
+/// push time (monotonic ns), sequence, writer pid: three u64 at the start of a frame.
+const HEADER_WORDS: usize = 3;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Shmring,
+    Shm,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleKind {
+    Writer,
+    Reader,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Role {
+    pub kind: RoleKind,
+    pub transport: Transport,
+    pub channel: String,
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second; 0: as fast as the transport takes them.
+    pub fps: u32,
+    pub seconds: f64,
+    /// Readers: time spent on each frame (a slow consumer).
+    pub delay_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct WriterReport {
+    pub frames: u64,
+    pub fps: f64,
+    pub cpu_ms_per_frame: f64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct PerWriter {
+    pub pid: u32,
+    pub frames: u64,
+    pub first_receipt_ns: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct ReaderReport {
+    pub frames: u64,
+    pub fps: f64,
+    /// Frames whose bytes were not exactly what their writer wrote.
+    pub torn: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    pub cpu_ms_per_frame: f64,
+    pub per_writer: Vec<PerWriter>,
+    /// Every latency, ms, for the plot.
+    pub latencies_ms: Vec<f64>,
+    pub error: Option<String>,
+}
+
+pub fn run(role: &str) -> i32 {
+    let role: Role = match serde_json::from_str(role) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("shmring-bench: bad role: {e}");
+            return 2;
+        }
+    };
+    gst::init().expect("GStreamer initialises");
+    gstshmring::plugin_register_static().expect("shmring registers");
+    let json = match role.kind {
+        RoleKind::Writer => serde_json::to_string(&writer(&role)),
+        RoleKind::Reader => serde_json::to_string(&reader(&role)),
+    };
+    println!("{}", json.unwrap());
+    0
+}
+
+fn cpu_ms() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let t =
+                |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
+}
+
+fn frame_size(role: &Role) -> usize {
+    (role.width * role.height * 3 / 2) as usize
+}
+
+fn caps(role: &Role) -> String {
+    format!(
+        "video/x-raw,format=I420,width={},height={},framerate=30/1",
+        role.width, role.height
+    )
+}
+
+fn pattern_word(seq: u64, i: usize) -> u64 {
+    seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64)
+}
+
+fn words(bytes: &mut [u8]) -> impl Iterator<Item = &mut [u8]> {
+    bytes.chunks_exact_mut(8)
+}
+
+fn writer(role: &Role) -> WriterReport {
+    let size = frame_size(role);
+    let sink = match role.transport {
+        Transport::Shmring => format!("shmringsink ring={} sync=false slots=8", role.channel),
+        Transport::Shm => format!(
+            "shmsink socket-path={} wait-for-connection=false sync=false",
+            role.channel
+        ),
+    };
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src is-live=true format=time block=true max-buffers=2 caps={} ! {sink}",
+        caps(role)
+    ))
+    .expect("writer pipeline");
+    let src = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("writer plays");
+    let pid = std::process::id() as u64;
+    let start = Instant::now();
+    let cpu0 = cpu_ms();
+    let mut seq = 0u64;
+    while start.elapsed().as_secs_f64() < role.seconds {
+        seq += 1;
+        if role.fps > 0 {
+            let due = Duration::from_secs_f64(seq as f64 / f64::from(role.fps));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let mut buffer = gst::Buffer::with_size(size).unwrap();
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_nseconds(seq * 33_333_333));
+            let mut map = b.map_writable().unwrap();
+            for (i, w) in words(map.as_mut_slice()).enumerate().skip(HEADER_WORDS) {
+                w.copy_from_slice(&pattern_word(seq, i).to_le_bytes());
+            }
+            let data = map.as_mut_slice();
+            data[8..16].copy_from_slice(&seq.to_le_bytes());
+            data[16..24].copy_from_slice(&pid.to_le_bytes());
+            data[0..8].copy_from_slice(&shmring_common::monotonic_ns().to_le_bytes());
+        }
+        if src.push_buffer(buffer).is_err() {
+            break;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_ms() - cpu0;
+    let _ = src.end_of_stream();
+    let _ = pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(3),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    WriterReport {
+        frames: seq,
+        fps: seq as f64 / elapsed,
+        cpu_ms_per_frame: cpu / seq.max(1) as f64,
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_ns: Vec<u64>,
+    torn: u64,
+    per_writer: Vec<PerWriter>,
+}
+
+fn check(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
+    if data.len() != expected_size {
+        return None;
+    }
+    let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
+    let (pushed, seq, pid) = (word(0), word(1), word(2));
+    for (i, w) in data.chunks_exact(8).enumerate().skip(HEADER_WORDS) {
+        if u64::from_le_bytes(w.try_into().unwrap()) != pattern_word(seq, i) {
+            return None;
+        }
+    }
+    Some((pushed, seq, pid as u32))
+}
+
+fn reader(role: &Role) -> ReaderReport {
+    let size = frame_size(role);
+    let src = match role.transport {
+        Transport::Shmring => format!("shmringsrc ring={} mode=latest", role.channel),
+        Transport::Shm => format!(
+            "shmsrc socket-path={} is-live=true ! {}",
+            role.channel,
+            caps(role)
+        ),
+    };
+    let pipeline = gst::parse::launch(&format!(
+        "{src} ! appsink name=sink sync=false max-buffers=1"
+    ))
+    .expect("reader pipeline");
+    let sink = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let t = tally.clone();
+    let delay = Duration::from_millis(role.delay_ms);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let now = shmring_common::monotonic_ns();
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let mut t = t.lock().unwrap();
+                match check(map.as_slice(), size) {
+                    Some((pushed, _seq, pid)) => {
+                        t.latencies_ns.push(now.saturating_sub(pushed));
+                        match t.per_writer.iter_mut().find(|p| p.pid == pid) {
+                            Some(p) => p.frames += 1,
+                            None => t.per_writer.push(PerWriter {
+                                pid,
+                                frames: 1,
+                                first_receipt_ns: now,
+                            }),
+                        }
+                    }
+                    None => t.torn += 1,
+                }
+                drop(t);
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let cpu0 = cpu_ms();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let bus = pipeline.bus().unwrap();
+    let mut error = None;
+    let deadline = Instant::now() + Duration::from_secs_f64(role.seconds);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let left = gst::ClockTime::from_nseconds(left.as_nanos() as u64);
+        if let Some(msg) =
+            bus.timed_pop_filtered(left, &[gst::MessageType::Error, gst::MessageType::Eos])
+        {
+            if let gst::MessageView::Error(e) = msg.view() {
+                error = Some(e.error().to_string());
+            }
+            break;
+        }
+    }
+    let cpu = cpu_ms() - cpu0;
+    let _ = pipeline.set_state(gst::State::Null);
+    let t = tally.lock().unwrap();
+    // The first frame a reader gets was committed before it attached (shmring's latest
+    // mode hands over the newest frame at once): attach warm-up, not steady-state
+    // latency. Dropped from the statistics of both transports alike.
+    let steady: Vec<u64> = t.latencies_ns.iter().skip(1).copied().collect();
+    let mut sorted = steady.clone();
+    sorted.sort_unstable();
+    let pct = |p: f64| {
+        if sorted.is_empty() {
+            f64::NAN
+        } else {
+            sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1] as f64
+                / 1e6
+        }
+    };
+    let frames = t.latencies_ns.len() as u64;
+    ReaderReport {
+        frames,
+        fps: frames as f64 / role.seconds,
+        torn: t.torn,
+        latency_ms_p50: pct(0.5),
+        latency_ms_p99: pct(0.99),
+        latency_ms_max: pct(1.0),
+        cpu_ms_per_frame: cpu / frames.max(1) as f64,
+        per_writer: t.per_writer.clone(),
+        latencies_ms: steady.iter().map(|&n| n as f64 / 1e6).collect(),
+        error,
+    }
+}

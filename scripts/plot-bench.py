@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Plots shmring-bench results: latency distributions and frame rates, shmring beside
+shmsink/shmsrc. Usage: plot-bench.py RESULTS.json OUT.png"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+NAMES = {"shmring": "shmringsink/src", "shm": "shmsink/src"}
+COLOURS = {"shmring": "tab:blue", "shm": "tab:orange"}
+
+
+def by(rows, transport):
+    return next((r for r in rows if r["transport"] == transport), None)
+
+
+def main():
+    results = json.load(open(sys.argv[1]))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig.suptitle(f"shmring-bench {results['date']} ({results['machine']}), 1920x1080 I420")
+
+    ax = axes[0]
+    for t in ("shmring", "shm"):
+        row = by(results["latency_one"], t)
+        lat = sorted(row["readers"][0]["latencies_ms"]) if row and row["readers"] else []
+        if lat:
+            ax.plot(lat, [i / len(lat) for i in range(len(lat))], label=NAMES[t], color=COLOURS[t])
+    ax.set_xscale("log")
+    ax.set_xlabel("latency push to receipt (ms)")
+    ax.set_ylabel("fraction of frames")
+    ax.set_title("1. one reader at 30 fps")
+    ax.legend()
+
+    ax = axes[1]
+    for t in ("shmring", "shm"):
+        row = by(results["slow_reader"], t)
+        lat = sorted(row["normal"]["latencies_ms"]) if row else []
+        if lat:
+            ax.plot(lat, [i / len(lat) for i in range(len(lat))], label=NAMES[t], color=COLOURS[t])
+    ax.set_xscale("log")
+    ax.set_xlabel("latency push to receipt (ms)")
+    ax.set_title("2. normal reader beside a 300 ms/frame reader")
+    ax.legend()
+
+    ax = axes[2]
+    labels, values, colours = [], [], []
+    for t in ("shmring", "shm"):
+        slow = by(results["slow_reader"], t)
+        one = by(results["latency_one"], t)
+        for label, v in (
+            ("30 fps, 1 reader", one["readers"][0]["fps"] if one and one["readers"] else 0),
+            ("beside slow reader", slow["normal"]["fps"] if slow else 0),
+        ):
+            labels.append(f"{NAMES[t]}\n{label}")
+            values.append(v)
+            colours.append(COLOURS[t])
+    ax.bar(range(len(values)), values, color=colours)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.axhline(30, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_ylabel("frames per second delivered")
+    ax.set_title("frame rate delivered (source: 30 fps)")
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=100)
+
+
+if __name__ == "__main__":
+    main()
