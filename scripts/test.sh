@@ -17,7 +17,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --locked
+PROPTEST_CASES=20000 cargo test --workspace --locked
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 bash scripts/bench.sh --quick --out target/bench-quick
