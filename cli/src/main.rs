@@ -1,1 +1,471 @@
-fn main() {}
+//! `shmring`: see and manage the rings in shared memory without writing a pipeline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use shmring_common::{Handle, RingLocation, RingReader, WriterStatus};
+
+#[derive(Parser)]
+#[command(
+    name = "shmring",
+    version,
+    about = "See and manage shmring rings in shared memory"
+)]
+struct Cli {
+    /// Ring directory (default /dev/shm/shmring-<uid>, or $SHMRING_DIR)
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every ring: writer pid and state, caps, slots, memory, frame rate, age of the last frame
+    Ls,
+    /// Everything in a ring's superblock and its latest descriptors
+    Stat {
+        ring: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// A live table of frame rates, latency from capture and counters, every second, until Ctrl-C
+    Watch {
+        /// Rings to watch (default: all)
+        rings: Vec<String>,
+        /// Stop after this many refreshes (default: never)
+        #[arg(long, hide = true)]
+        count: Option<u32>,
+    },
+    /// Save the latest frame (or the one a handle names) as a PNG
+    Grab {
+        ring: String,
+        #[arg(long)]
+        handle: Option<String>,
+        #[arg(short, long, default_value = "frame.png")]
+        output: PathBuf,
+    },
+    /// Remove rings whose writer is dead
+    Gc {
+        /// Only say what would be removed
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = cli.dir.clone().unwrap_or_else(shmring_common::default_dir);
+    let result = match cli.command {
+        Cmd::Ls => ls(&dir),
+        Cmd::Stat { ring, json } => stat(&dir, &ring, json),
+        Cmd::Watch { rings, count } => watch(&dir, &rings, count),
+        Cmd::Grab {
+            ring,
+            handle,
+            output,
+        } => grab(&dir, &ring, handle.as_deref(), &output),
+        Cmd::Gc { dry_run } => gc(&dir, dry_run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shmring: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn open(dir: &Path, ring: &str) -> Result<RingReader> {
+    let loc = RingLocation::parse(ring, Some(dir)).map_err(|e| e.to_string())?;
+    RingReader::open(&loc).map_err(|e| e.to_string())
+}
+
+/// Names of the rings in `dir`, sorted.
+fn ring_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .filter_map(|n| n.strip_suffix(".ring").map(str::to_owned))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn state_name(s: WriterStatus) -> &'static str {
+    match s {
+        WriterStatus::Live => "live",
+        WriterStatus::Eos => "eos",
+        WriterStatus::Closed => "closed",
+        WriterStatus::Replaced => "replaced",
+        WriterStatus::Dead => "dead",
+    }
+}
+
+/// Frame rate over the last second from the commit times of the frames still held, and
+/// the age of the newest frame.
+struct Rates {
+    fps: Option<f64>,
+    last_age: Option<Duration>,
+    capture_latency: Option<Duration>,
+}
+
+fn rates(r: &RingReader) -> Rates {
+    let head = r.head();
+    let now = shmring_common::monotonic_ns();
+    let newest = r.peek(head).ok().flatten();
+    let mut times = vec![];
+    for seq in (head
+        .saturating_sub(u64::from(r.geometry().slot_count) - 1)
+        .max(1)..=head)
+        .rev()
+    {
+        match r.peek(seq) {
+            Ok(Some(info)) if now.saturating_sub(info.commit_mono_ns) <= 1_000_000_000 => {
+                times.push(info.commit_mono_ns)
+            }
+            _ => break,
+        }
+    }
+    let fps = (times.len() >= 2).then(|| {
+        let span = (times[0] - times[times.len() - 1]) as f64 / 1e9;
+        (times.len() - 1) as f64 / span.max(1e-9)
+    });
+    Rates {
+        fps,
+        last_age: newest
+            .as_ref()
+            .map(|i| Duration::from_nanos(now.saturating_sub(i.commit_mono_ns))),
+        capture_latency: newest.as_ref().map(|i| {
+            Duration::from_nanos(shmring_common::realtime_ns().saturating_sub(i.captured_at_ns))
+        }),
+    }
+}
+
+fn short_caps(r: &RingReader) -> String {
+    let caps = r
+        .current_caps()
+        .ok()
+        .flatten()
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    let field = |name: &str| {
+        caps.split(", ").find_map(|f| {
+            f.strip_prefix(&format!("{name}="))
+                .map(|v| v.rsplit(')').next().unwrap_or(v).to_owned())
+        })
+    };
+    match (field("format"), field("width"), field("height")) {
+        (Some(f), Some(w), Some(h)) => format!("{f} {w}x{h}"),
+        _ => caps.chars().take(40).collect(),
+    }
+}
+
+fn fmt_opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "-".into())
+}
+
+fn ls(dir: &Path) -> Result<()> {
+    let names = ring_names(dir)?;
+    if names.is_empty() {
+        println!("no rings in {}", dir.display());
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:>8} {:<8} {:<22} {:>5} {:>10} {:>8} {:>10}",
+        "RING", "PID", "STATE", "CAPS", "SLOTS", "MEMORY", "FPS", "LAST"
+    );
+    for name in names {
+        match open(dir, &name) {
+            Ok(r) => {
+                let rt = rates(&r);
+                println!(
+                    "{:<20} {:>8} {:<8} {:<22} {:>5} {:>9.1}M {:>8} {:>10}",
+                    name,
+                    r.writer_pid(),
+                    state_name(r.writer_status()),
+                    short_caps(&r),
+                    r.geometry().slot_count,
+                    r.geometry().total_size as f64 / (1 << 20) as f64,
+                    fmt_opt(rt.fps, |f| format!("{f:.1}")),
+                    fmt_opt(rt.last_age, |d| format!("{:.1}s ago", d.as_secs_f64())),
+                );
+            }
+            Err(e) => println!("{name:<20} {:>8} {:<8} {e}", "-", "invalid"),
+        }
+    }
+    Ok(())
+}
+
+fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = open(dir, ring)?;
+    let sb = r.superblock();
+    let g = r.geometry();
+    let head = r.head();
+    let frames: Vec<_> = (head.saturating_sub(3).max(1)..=head)
+        .rev()
+        .filter_map(|seq| r.peek(seq).ok().flatten())
+        .map(|i| {
+            json!({
+                "seq": i.seq, "handle": Handle { ring: ring.into(), epoch: i.epoch, seq: i.seq }.to_string(),
+                "len": i.len, "slot": i.payload_index, "caps_version": i.caps_version,
+                "pts": i.pts, "dts": i.dts, "duration": i.duration,
+                "captured_at_ns": i.captured_at_ns, "commit_mono_ns": i.commit_mono_ns, "flags": i.flags,
+                "video": { "format": i.video.format, "width": i.video.width, "height": i.video.height,
+                           "planes": i.video.n_planes,
+                           "offsets": &i.video.offsets[..i.video.n_planes as usize],
+                           "strides": &i.video.strides[..i.video.n_planes as usize] },
+            })
+        })
+        .collect();
+    let rt = rates(&r);
+    let v = json!({
+        "ring": ring,
+        "path": r.location().path(),
+        "layout": format!("{}.{}", sb.layout_major.load(Relaxed), sb.layout_minor.load(Relaxed)),
+        "epoch": format!("{:016x}", r.epoch()),
+        "writer_pid": r.writer_pid(),
+        "writer_state": state_name(r.writer_status()),
+        "heartbeat_age_ms": shmring_common::monotonic_ns().saturating_sub(sb.heartbeat_mono_ns.load(Relaxed)) as f64 / 1e6,
+        "created_realtime_ns": sb.created_realtime_ns.load(Relaxed),
+        "slots": g.slot_count,
+        "slot_size": g.slot_stride,
+        "payload_offset": g.payload_offset,
+        "total_size": g.total_size,
+        "head": head,
+        "committed": sb.committed.load(Relaxed),
+        "aborted": sb.aborted.load(Relaxed),
+        "bytes_committed": sb.bytes_committed.load(Relaxed),
+        "fps": rt.fps,
+        "caps_version": r.current_caps().ok().flatten().map(|(v, _)| v),
+        "caps": r.current_caps().ok().flatten().map(|(_, c)| c),
+        "latest_frames": frames,
+    });
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        return Ok(());
+    }
+    for (k, val) in v.as_object().unwrap() {
+        if k == "latest_frames" {
+            continue;
+        }
+        let text = match val {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{k:<18} {text}");
+    }
+    println!("latest frames:");
+    for f in &frames {
+        println!(
+            "  seq {:<8} {:>9} bytes  slot {:<3} pts {:<14} captured {}  {}",
+            f["seq"],
+            f["len"],
+            f["slot"],
+            f["pts"],
+            f["captured_at_ns"],
+            f["handle"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
+    let mut n = 0;
+    loop {
+        let names = if only.is_empty() {
+            ring_names(dir)?
+        } else {
+            only.to_vec()
+        };
+        let mut out = String::from("\x1b[H\x1b[2J");
+        out += &format!(
+            "{:<20} {:<8} {:>8} {:>14} {:>10} {:>10} {:>8}\n",
+            "RING", "STATE", "FPS", "CAPTURE->NOW", "COMMITTED", "ABORTED", "HEAD"
+        );
+        for name in &names {
+            match open(dir, name) {
+                Ok(r) => {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let rt = rates(&r);
+                    let sb = r.superblock();
+                    out += &format!(
+                        "{:<20} {:<8} {:>8} {:>14} {:>10} {:>10} {:>8}\n",
+                        name,
+                        state_name(r.writer_status()),
+                        fmt_opt(rt.fps, |f| format!("{f:.1}")),
+                        fmt_opt(rt.capture_latency, |d| format!(
+                            "{:.1} ms",
+                            d.as_secs_f64() * 1e3
+                        )),
+                        sb.committed.load(Relaxed),
+                        sb.aborted.load(Relaxed),
+                        r.head()
+                    );
+                }
+                Err(e) => out += &format!("{name:<20} {e}\n"),
+            }
+        }
+        print!("{out}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn grab(dir: &Path, ring: &str, handle: Option<&str>, output: &Path) -> Result<()> {
+    use gst::prelude::*;
+    use shmring_common::{ByHandle, Next};
+
+    let mut r = open(dir, ring)?;
+    let alloc = |i: &shmring_common::FrameInfo| vec![0u8; i.len as usize];
+    let frame = match handle {
+        Some(text) => {
+            let h: Handle = text
+                .parse()
+                .map_err(|e: shmring_common::Error| e.to_string())?;
+            match r.by_handle(&h, alloc).map_err(|e| e.to_string())? {
+                ByHandle::Frame(f) => f,
+                ByHandle::Gone => {
+                    return Err(format!(
+                        "frame {text} is gone (overwritten, or of another writer epoch)"
+                    ))
+                }
+                ByHandle::NotYet => return Err(format!("frame {text} is not written yet")),
+            }
+        }
+        None => {
+            r.seek_after(r.head().saturating_sub(1));
+            match r
+                .latest(Duration::from_secs(2), alloc)
+                .map_err(|e| e.to_string())?
+            {
+                Next::Frame(f) => f,
+                _ => return Err(format!("ring {ring} has no frame")),
+            }
+        }
+    };
+    let caps = r
+        .caps(frame.info.caps_version)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "ring {ring} no longer has the caps of frame {}",
+                frame.info.seq
+            )
+        })?;
+    gst::init().map_err(|e| format!("GStreamer: {e}"))?;
+    let pipeline = gst::parse::launch(
+        "appsrc name=src ! videoconvert ! pngenc snapshot=true ! filesink name=out",
+    )
+    .map_err(|e| format!("GStreamer: {e} (are gstreamer1.0-plugins-base and -good installed?)"))?
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let caps: gst::Caps = caps
+        .parse()
+        .map_err(|_| format!("ring {ring} carries caps GStreamer cannot parse: {caps}"))?;
+    src.set_caps(Some(&caps));
+    src.set_format(gst::Format::Time);
+    pipeline
+        .by_name("out")
+        .unwrap()
+        .set_property("location", output.to_string_lossy().to_string());
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("GStreamer: {e}"))?;
+    let mut buffer = gst::Buffer::from_mut_slice(frame.data);
+    buffer.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
+    src.push_buffer(buffer)
+        .map_err(|e| format!("GStreamer: {e}"))?;
+    let _ = src.end_of_stream();
+    let msg = pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {
+            println!(
+                "frame {} of {ring} ({}) saved to {}",
+                frame.info.seq,
+                caps.structure(0).map(|s| s.to_string()).unwrap_or_default(),
+                output.display()
+            );
+            Ok(())
+        }
+        Some(gst::MessageView::Error(e)) => {
+            Err(format!("cannot write {}: {}", output.display(), e.error()))
+        }
+        _ => Err("timed out writing the PNG".into()),
+    }
+}
+
+fn gc(dir: &Path, dry_run: bool) -> Result<()> {
+    let mut removed = 0;
+    for name in ring_names(dir)? {
+        let loc = RingLocation::parse(&name, Some(dir)).map_err(|e| e.to_string())?;
+        let dead = match RingReader::open(&loc) {
+            Ok(r) => matches!(r.writer_status(), WriterStatus::Dead | WriterStatus::Closed)
+                .then(|| r.writer_pid()),
+            Err(e) => {
+                println!("{name}: left alone, not a ring we can read ({e})");
+                None
+            }
+        };
+        let Some(pid) = dead else { continue };
+        if dry_run {
+            println!("would remove {name} (writer pid {pid} is gone)");
+            removed += 1;
+            continue;
+        }
+        match shmring_common::remove_if_dead(&loc) {
+            Ok(Some(pid)) => {
+                println!("removed {name} (writer pid {pid} is gone)");
+                removed += 1;
+            }
+            Ok(None) => println!("{name}: a writer took it over meanwhile; left alone"),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    for tmp in shmring_common::abandoned_temp_files(dir) {
+        if dry_run {
+            println!(
+                "would remove {} (left by a writer that died while creating it)",
+                tmp.display()
+            );
+        } else {
+            std::fs::remove_file(&tmp)
+                .map_err(|e| format!("cannot remove {}: {e}", tmp.display()))?;
+            println!(
+                "removed {} (left by a writer that died while creating it)",
+                tmp.display()
+            );
+        }
+        removed += 1;
+    }
+    if removed == 0 {
+        println!("nothing to remove in {}", dir.display());
+    }
+    Ok(())
+}

@@ -33,7 +33,9 @@ pub use reader::{
     attach, is_live, Attach, ByHandle, Frame, Interrupter, Next, RingReader, WriterStatus,
 };
 pub use sys::{monotonic_ns, realtime_ns};
-pub use writer::{Origin, RingWriter, SlotWriter, WriterConfig};
+pub use writer::{
+    abandoned_temp_files, remove_if_dead, Origin, RingWriter, SlotWriter, WriterConfig,
+};
 
 /// How a frame's planes lie in its payload (GStreamer's video geometry, kept as numbers
 /// so that non-GStreamer programs can read frames too).

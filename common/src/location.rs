@@ -118,11 +118,11 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.len() > MAX_NAME_LEN {
         return invalid("it is longer than 64 characters");
     }
-    if name.starts_with('.') {
-        return invalid("it starts with '.'");
-    }
     if name.contains('/') {
         return invalid("it contains '/' (give an absolute path, or a plain name)");
+    }
+    if name.starts_with('.') {
+        return invalid("it starts with '.'");
     }
     if !name
         .bytes()

@@ -451,6 +451,25 @@ impl RingReader {
         Ok(ByHandle::NotYet)
     }
 
+    /// What the ring says about frame `seq`, without copying its payload: None when the
+    /// slot does not hold that frame committed (yet or any more).
+    pub fn peek(&self, seq: u64) -> Result<Option<FrameInfo>> {
+        if seq == 0 {
+            return Ok(None);
+        }
+        let index = self.geom.slot_of(seq);
+        let d = self.map.descriptor(&self.geom, index);
+        // Acquire: pairs with the writer's Release store of `committed(seq)`.
+        let c1 = d.commit.load(Ordering::Acquire);
+        if c1 != committed(seq) {
+            return Ok(None);
+        }
+        let info = self.read_descriptor(d, seq, index)?;
+        // Pairs with the writer's Release fence after it marks the slot as writing.
+        fence(Ordering::Acquire);
+        Ok((d.commit.load(Ordering::Relaxed) == c1).then_some(info))
+    }
+
     /// Waits up to `timeout` until frame `seq` is committed. None when it is; otherwise
     /// why not (timed out, interrupted, EOS, writer gone).
     pub fn wait_for_seq(&mut self, seq: u64, timeout: Duration) -> Result<Option<Next<()>>> {

@@ -366,6 +366,49 @@ impl Drop for RingWriter {
     }
 }
 
+/// Removes the ring at `loc` if its writer is dead (or closed it), holding the ring's
+/// lock while doing so, so that a new writer taking the name over at the same moment is
+/// never the one removed. Returns the dead writer's pid when it removed the ring.
+pub fn remove_if_dead(loc: &RingLocation) -> Result<Option<u32>> {
+    let path = loc.path();
+    let Some(file) = open_existing(path)? else {
+        return Ok(None);
+    };
+    if !sys::try_lock_exclusive(&file).map_err(|e| Error::io(path, "lock", e))? {
+        return Ok(None); // a live writer
+    }
+    let Some(pid) = pid_in(&file) else {
+        return Err(Error::NotARingFile {
+            path: path.to_owned(),
+            found: "a file that is not a shmring ring".into(),
+        });
+    };
+    if !same_file(&file, path) {
+        return Ok(None); // replaced meanwhile: not ours to judge
+    }
+    std::fs::remove_file(path).map_err(|e| Error::io(path, "remove", e))?;
+    Ok(Some(pid))
+}
+
+/// Temporary files of ring creation (`.<name>.ring.<pid>.<n>.new`) whose creator is no
+/// longer running, in `dir`.
+pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_prefix('.')?.strip_suffix(".new")?;
+            let mut parts = rest.rsplitn(3, '.');
+            let (_n, pid) = (parts.next()?, parts.next()?.parse::<i32>().ok()?);
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            (!alive).then(|| e.path())
+        })
+        .collect()
+}
+
 fn wake_readers(sb: &Superblock) {
     // Release: pairs with the readers' Acquire load of `wake` before they re-check
     // head/state and FUTEX_WAIT on the value they loaded; if they loaded the old value

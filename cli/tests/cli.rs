@@ -1,0 +1,216 @@
+//! Every subcommand against real rings: one written by a running gst-launch-1.0 writer,
+//! one whose writer was SIGKILLed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use shmring_common::testing::TestDir;
+
+fn plugin_dir() -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    assert!(
+        dir.join("libgstshmring.so").exists(),
+        "build the workspace first: no plugin in {}",
+        dir.display()
+    );
+    dir
+}
+
+struct Writer(Child);
+
+impl Writer {
+    fn start(dir: &TestDir, ring: &str, caps: &str) -> Self {
+        let child = Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(
+                format!(
+                    "videotestsrc is-live=true ! {caps},framerate=30/1 ! shmringsink ring={ring}"
+                )
+                .split_whitespace(),
+            )
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("SHMRING_DIR", &dir.path)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ring_path = dir.path.join(format!("{ring}.ring"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ring_path.exists() {
+            assert!(Instant::now() < deadline, "writer never made {ring}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500)); // a few frames
+        Writer(child)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn shmring(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails_with(o: &Output, text: &str) {
+    assert!(
+        !o.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(text), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn every_subcommand_on_live_and_dead_rings() {
+    let dir = TestDir::new("cli");
+    let _live = Writer::start(&dir, "live", "video/x-raw,format=NV12,width=320,height=240");
+    {
+        let mut dead = Writer::start(&dir, "dead", "video/x-raw,format=RGB,width=64,height=48");
+        let _ = dead.0.kill(); // SIGKILL: the ring stays behind
+        let _ = dead.0.wait();
+    }
+
+    let ls = stdout(&shmring(&dir.path, &["ls"]));
+    let line = |name: &str| {
+        ls.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {ls}"))
+            .to_owned()
+    };
+    assert!(
+        line("live").contains("live") && line("live").contains("NV12 320x240"),
+        "{ls}"
+    );
+    assert!(
+        line("dead").contains("dead") && line("dead").contains("RGB 64x48"),
+        "{ls}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"]))).unwrap();
+    assert_eq!(json["writer_state"], "live");
+    assert!(json["caps"].as_str().unwrap().contains("NV12"));
+    assert!(json["slots"].as_u64().unwrap() >= 4);
+    let fps = json["fps"].as_f64().unwrap();
+    assert!((15.0..45.0).contains(&fps), "fps {fps}");
+    let frames = json["latest_frames"].as_array().unwrap();
+    assert!(!frames.is_empty());
+    assert_eq!(frames[0]["len"], 320 * 240 * 3 / 2);
+    let handle = frames[0]["handle"].as_str().unwrap().to_owned();
+    let text = stdout(&shmring(&dir.path, &["stat", "live"]));
+    assert!(
+        text.contains("epoch") && text.contains("latest frames:"),
+        "{text}"
+    );
+
+    let watch = stdout(&shmring(&dir.path, &["watch", "--count", "2", "live"]));
+    assert_eq!(watch.matches("CAPTURE->NOW").count(), 2, "{watch}");
+
+    let png = dir.path.join("latest.png");
+    stdout(&shmring(
+        &dir.path,
+        &["grab", "live", "-o", png.to_str().unwrap()],
+    ));
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    let png2 = dir.path.join("named.png");
+    let grabbed = shmring(
+        &dir.path,
+        &[
+            "grab",
+            "live",
+            "--handle",
+            &handle,
+            "-o",
+            png2.to_str().unwrap(),
+        ],
+    );
+    // The named frame may have been overwritten meanwhile; either answer is a clear one.
+    if grabbed.status.success() {
+        assert_eq!(&std::fs::read(&png2).unwrap()[1..4], b"PNG");
+    } else {
+        fails_with(&grabbed, "is gone");
+    }
+    fails_with(
+        &shmring(
+            &dir.path,
+            &["grab", "live", "--handle", "live:xyz:1", "-o", "/dev/null"],
+        ),
+        "invalid frame handle",
+    );
+    let rgb = dir.path.join("rgb.png");
+    stdout(&shmring(
+        &dir.path,
+        &["grab", "dead", "-o", rgb.to_str().unwrap()],
+    ));
+
+    let dry = stdout(&shmring(&dir.path, &["gc", "--dry-run"]));
+    assert!(
+        dry.contains("would remove dead") && !dry.contains("live"),
+        "{dry}"
+    );
+    assert!(dir.path.join("dead.ring").exists());
+    let gc = stdout(&shmring(&dir.path, &["gc"]));
+    assert!(gc.contains("removed dead"), "{gc}");
+    assert!(!dir.path.join("dead.ring").exists());
+    assert!(
+        dir.path.join("live.ring").exists(),
+        "a live ring is never collected"
+    );
+    assert!(stdout(&shmring(&dir.path, &["gc"])).contains("nothing to remove"));
+}
+
+#[test]
+fn bad_arguments_and_bad_rings_are_one_line_errors() {
+    let dir = TestDir::new("cli-bad");
+    fails_with(&shmring(&dir.path, &["stat", "nosuch"]), "no ring at");
+    fails_with(&shmring(&dir.path, &["stat", "../etc"]), "contains '/'");
+    std::fs::write(dir.path.join("junk.ring"), vec![1u8; 8192]).unwrap();
+    fails_with(&shmring(&dir.path, &["stat", "junk"]), "magic");
+    fails_with(
+        &shmring(&dir.path, &["grab", "junk", "--handle", "nonsense"]),
+        "magic",
+    );
+    let ls = stdout(&shmring(&dir.path, &["ls"]));
+    assert!(ls.contains("junk") && ls.contains("invalid"), "{ls}");
+    let gc = stdout(&shmring(&dir.path, &["gc"]));
+    assert!(gc.contains("left alone"), "{gc}");
+    assert!(
+        dir.path.join("junk.ring").exists(),
+        "gc never removes what is not a ring"
+    );
+    let o = shmring(&dir.path, &["frobnicate"]);
+    assert!(!o.status.success());
+}
