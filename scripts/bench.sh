@@ -12,7 +12,7 @@ fi
 out=bench-results
 args=("$@")
 for ((i=0; i<${#args[@]}; i++)); do [ "${args[$i]}" = --out ] && out=${args[$((i+1))]}; done
-cargo build --release --locked -p shmring-bench
-target/release/shmring-bench "$@"
+
+cargo run --release --locked -q -p shmring-bench -- "$@"
 /usr/bin/python3 scripts/plot-bench.py "$out/results.json" "$out/bench.png"
 echo "plot: $out/bench.png"

@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked
-export GST_PLUGIN_PATH=$PWD/target/release
+export GST_PLUGIN_PATH=${CARGO_TARGET_DIR:-$PWD/target}/release
 exec examples/pipelines/three-cameras.sh "${1:-30}"

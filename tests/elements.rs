@@ -372,43 +372,38 @@ fn a_caps_change_reaches_the_reader_as_new_caps() {
     assert_eq!(rings, 2);
 }
 
+/// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops
+/// in well under a second.
+fn assert_stops_promptly(pipeline: &str) {
+    let pipeline = gst::parse::launch(pipeline).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn a_waiting_source_stops_promptly() {
     init();
     let dir = TestDir::new("unlock");
     // No writer at all: the source waits for the ring to appear.
-    let pipeline = gst::parse::launch(&format!(
+    assert_stops_promptly(&format!(
         "shmringsrc ring=none dir={} ! fakesink",
         dir.path.display()
-    ))
-    .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let t = Instant::now();
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(
-        t.elapsed() < Duration::from_millis(900),
-        "stopping took {:?}",
-        t.elapsed()
-    );
+    ));
     // Attached, waiting for a frame.
     let mut w = sink(&dir, "quiet", "");
     w.set_src_caps(caps("GRAY8", 8, 8));
     w.push(frame(64, 1, 0)).unwrap();
-    let pipeline = gst::parse::launch(&format!(
+    assert_stops_promptly(&format!(
         "shmringsrc ring=quiet dir={} ! fakesink",
         dir.path.display()
-    ))
-    .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let t = Instant::now();
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(
-        t.elapsed() < Duration::from_millis(900),
-        "stopping took {:?}",
-        t.elapsed()
-    );
+    ));
 }
 
 fn error_of(pipeline: &gst::Element) -> String {

@@ -174,3 +174,20 @@ pub fn copy_costs(width: usize, height: usize, slots: u32, quick: bool) -> CopyC
         read_ns,
     }
 }
+
+/// Starts this test binary again to run only the test `role_test` (which should act on
+/// `env_var` and return at once when it is unset), with `env_var` set to `value`.
+pub fn spawn_child_test(
+    role_test: &str,
+    env_var: &str,
+    value: &str,
+    stdout: std::process::Stdio,
+) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("test binary path"))
+        .args(["--exact", role_test, "--nocapture", "--test-threads=1"])
+        .env(env_var, value)
+        .stdin(std::process::Stdio::piped())
+        .stdout(stdout)
+        .spawn()
+        .expect("test binary starts again")
+}

@@ -1,10 +1,10 @@
 //! Faults as tested features: writers SIGKILLed mid-frame and restarted, readers killed,
 //! rings appearing only complete, files of other users.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use shmring_common::testing::{check, fill, TestDir};
+use shmring_common::testing::{check, fill, spawn_child_test, TestDir};
 use shmring_common::*;
 
 const CHILD_ENV: &str = "SHMRING_FAULTS_CHILD";
@@ -61,13 +61,12 @@ fn child_role() {
 }
 
 fn spawn(role: &str, loc: &RingLocation) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{role}:{}", loc.path().display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    spawn_child_test(
+        "child_role",
+        CHILD_ENV,
+        &format!("{role}:{}", loc.path().display()),
+        Stdio::null(),
+    )
 }
 
 fn kill(child: &mut Child) {

@@ -2,11 +2,11 @@
 //! every byte of every frame they accept and that sequences only go forward. Once with
 //! threads, once with real processes (this test binary started again in a child role).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use shmring_common::testing::{check, fill, TestDir};
+use shmring_common::testing::{check, fill, spawn_child_test, TestDir};
 use shmring_common::*;
 
 const CHILD_ENV: &str = "SHMRING_STRESS_CHILD";
@@ -121,15 +121,13 @@ fn processes_never_accept_a_torn_frame() {
     }
     let dir = TestDir::new("procs");
     let loc = dir.ring("stress");
-    let exe = std::env::current_exe().unwrap();
     // Writer first (readers open an existing ring), holding off until readers are up.
-    let mut writer = Command::new(&exe)
-        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("writer:{}", loc.path().display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut writer = spawn_child_test(
+        "child_role",
+        CHILD_ENV,
+        &format!("writer:{}", loc.path().display()),
+        Stdio::piped(),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !loc.path().exists() {
         assert!(
@@ -141,12 +139,12 @@ fn processes_never_accept_a_torn_frame() {
     let readers: Vec<_> = ["next", "latest", "next"]
         .iter()
         .map(|mode| {
-            Command::new(&exe)
-                .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
-                .env(CHILD_ENV, format!("{mode}:{}", loc.path().display()))
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
+            spawn_child_test(
+                "child_role",
+                CHILD_ENV,
+                &format!("{mode}:{}", loc.path().display()),
+                Stdio::piped(),
+            )
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));

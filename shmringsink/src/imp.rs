@@ -475,30 +475,23 @@ impl BaseSinkImpl for ShmRingSink {
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        match event.view() {
-            gst::EventView::Eos(_) => {
-                if let Some(w) = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .as_mut()
-                    .and_then(|s| s.writer.as_mut())
-                {
-                    w.set_state(WriterState::Eos);
-                }
-            }
+        let state = match event.view() {
+            gst::EventView::Eos(_) => Some(WriterState::Eos),
             gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
-                if let Some(w) = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .as_mut()
-                    .and_then(|s| s.writer.as_mut())
-                {
-                    w.set_state(WriterState::Live);
-                }
+                Some(WriterState::Live)
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(state) = state {
+            if let Some(w) = self
+                .state
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|s| s.writer.as_mut())
+            {
+                w.set_state(state);
+            }
         }
         self.parent_event(event)
     }
