@@ -16,6 +16,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo build (cargo test alone does not produce libgstshmring.so, which the"
+echo "   gst-launch-1.0 tests load)"
+cargo build --workspace --locked
 echo "== cargo test"
 PROPTEST_CASES=20000 cargo test --workspace --locked
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"

@@ -24,7 +24,7 @@ fn plugin_dir() -> PathBuf {
     let dir = exe.parent().unwrap().parent().unwrap().to_owned();
     assert!(
         dir.join("libgstshmring.so").exists(),
-        "libgstshmring.so not built in {}",
+        "no libgstshmring.so in {}: run `cargo build` before `cargo test` (scripts/test.sh does)",
         dir.display()
     );
     dir

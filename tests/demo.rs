@@ -9,6 +9,11 @@ use shmring_common::testing::TestDir;
 fn three_camera_graph_delivers_all_six_streams_and_stops_cleanly() {
     let exe = std::env::current_exe().unwrap();
     let plugin_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+    assert!(
+        plugin_dir.join("libgstshmring.so").exists(),
+        "no libgstshmring.so in {}: run `cargo build` before `cargo test` (scripts/test.sh does)",
+        plugin_dir.display()
+    );
     let root = env!("CARGO_MANIFEST_DIR");
     let rings = TestDir::new("demo");
     let out = rings.path.join("out");

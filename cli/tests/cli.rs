@@ -17,7 +17,7 @@ fn plugin_dir() -> PathBuf {
         .to_owned();
     assert!(
         dir.join("libgstshmring.so").exists(),
-        "build the workspace first: no plugin in {}",
+        "no libgstshmring.so in {}: run `cargo build` before `cargo test` (scripts/test.sh does)",
         dir.display()
     );
     dir
