@@ -348,14 +348,12 @@ impl RingReader {
                         torn_retries: torn,
                     }));
                 }
-                // The writer lapped the whole ring during our copy: take the newest again.
+                // The writer lapped the whole ring during our copy: take the newest again,
+                // for as long as the caller lets us wait.
                 Copy::Torn | Copy::Newer | Copy::Older => {
                     torn += 1;
-                    if torn >= MAX_TORN_RETRIES {
-                        return Err(Error::corrupt(
-                            self.loc.path(),
-                            "every copy of the newest frame was torn",
-                        ));
+                    if Instant::now() >= deadline {
+                        return Ok(Next::TimedOut);
                     }
                 }
             }
@@ -372,26 +370,26 @@ impl RingReader {
     ) -> Result<Next<B>> {
         let deadline = Instant::now() + timeout;
         let mut torn = 0;
-        let mut missed = 0;
+        let previous = self.last;
+        let mut want = self.last + 1;
         loop {
-            let head = match self.wait_beyond(self.last, deadline)? {
+            let head = match self.wait_beyond(want - 1, deadline)? {
                 Ok(head) => head,
                 Err(other) => return Ok(other),
             };
+            // Lapped while away: the oldest frame still held is the next one.
             let oldest = head
                 .saturating_sub(u64::from(self.geom.slot_count) - 1)
                 .max(1);
-            let mut want = self.last + 1;
-            if want < oldest {
-                // Gone before we came to it (a fresh reader starts at the oldest).
-                if self.last != 0 {
-                    missed += oldest - want;
-                }
-                want = oldest;
-            }
+            want = want.max(oldest);
             match self.copy(want, &mut alloc)? {
                 Copy::Ok(info, data) => {
                     self.last = want;
+                    let missed = if previous == 0 {
+                        0
+                    } else {
+                        want - previous - 1
+                    };
                     return Ok(Next::Frame(Frame {
                         info,
                         data,
@@ -400,16 +398,14 @@ impl RingReader {
                     }));
                 }
                 Copy::Torn | Copy::Newer => {
-                    // Overwritten while we looked: it is lost; try the oldest again.
+                    // Overwritten while we copied it: this reader is slower than the
+                    // writer. The oldest frames are the next to be overwritten, so aim at
+                    // the newest, which leaves the whole ring as headroom.
                     torn += 1;
-                    if torn >= MAX_TORN_RETRIES {
-                        return Err(Error::corrupt(
-                            self.loc.path(),
-                            "every copy of the next frame was torn",
-                        ));
+                    want = self.head().max(want + 1);
+                    if Instant::now() >= deadline {
+                        return Ok(Next::TimedOut);
                     }
-                    missed += 1;
-                    self.last = want;
                 }
                 Copy::Older => {
                     // head says committed but the slot disagrees: only a hostile writer.

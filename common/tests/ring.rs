@@ -96,6 +96,48 @@ fn next_returns_every_frame_in_order_and_reports_laps() {
 }
 
 #[test]
+fn a_sequential_reader_slower_than_the_writer_still_gets_frames() {
+    // Copies take 2 ms; the writer commits every 0.5 ms into 8 slots. Aiming at the oldest
+    // frame after a torn copy would leave 0.5 ms of headroom and tear forever; aiming at
+    // the newest leaves 3.5 ms.
+    let dir = TestDir::new("slowseq");
+    let loc = dir.ring("s");
+    let mut w = RingWriter::create(&loc, &config(8, 4096)).unwrap();
+    let mut sut = RingReader::open(&loc).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        let mut seq = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            seq += 1;
+            fill(&mut buf, seq);
+            w.write(&FrameMeta::default(), &buf).unwrap();
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    });
+    let slow_alloc = |i: &FrameInfo| {
+        std::thread::sleep(Duration::from_millis(2));
+        vec![0u8; i.len as usize]
+    };
+    let mut got = 0;
+    let start = Instant::now();
+    while got < 20 && start.elapsed() < Duration::from_secs(20) {
+        match sut.next(Duration::from_secs(1), slow_alloc).unwrap() {
+            Next::Frame(f) => {
+                check(&f.data, f.info.seq).unwrap();
+                got += 1;
+            }
+            Next::TimedOut => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(got, 20, "a slow sequential reader starved");
+}
+
+#[test]
 fn handles_give_the_frame_or_say_gone_or_not_yet() {
     let dir = TestDir::new("handle");
     let mut w = RingWriter::create(&dir.ring("h"), &config(4, 64)).unwrap();
