@@ -63,6 +63,7 @@ impl Interrupter {
     }
 
     pub fn is_interrupted(&self) -> bool {
+        // Acquire: pairs with the Release store in `interrupt`.
         self.inner.word.load(Ordering::Acquire) != 0
     }
 }
@@ -285,6 +286,7 @@ impl RingReader {
             if c1 != committed(u64::from(version)) {
                 return Ok(None);
             }
+            // Relaxed loads of the caps slot: validated by the commit re-check below.
             let len = slot.len.load(Ordering::Relaxed) as usize;
             if len > CAPS_CAPACITY {
                 return Err(Error::corrupt(

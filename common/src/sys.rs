@@ -121,6 +121,7 @@ pub fn futex_wait2(
         Errno::ETIMEDOUT => Woken::TimedOut,
         Errno::ENOSYS => {
             let slice = timeout.min(Duration::from_millis(10));
+            // Acquire: pairs with the interrupter's Release store of the private word.
             if private_word.load(Ordering::Acquire) != private_expected {
                 return Woken::Maybe;
             }

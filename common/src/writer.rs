@@ -299,6 +299,7 @@ impl RingWriter {
         let seq = sb.head.load(Ordering::Relaxed) + 1;
         let index = self.geom.slot_of(seq);
         let desc = self.map.descriptor(&self.geom, index);
+        // Relaxed: ordered before every payload byte by the fence that follows.
         desc.commit.store(writing(seq), Ordering::Relaxed);
         // Pairs with the reader's Acquire fence before its second commit-word load: a
         // reader that copied any byte we write below will see `writing(seq)`.
