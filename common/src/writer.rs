@@ -426,6 +426,7 @@ fn publish_caps(sb: &Superblock, caps: &str) -> Result<u32> {
             capacity: CAPS_CAPACITY,
         });
     }
+    // Relaxed: only this writer stores caps_version.
     let version = sb
         .caps_version
         .load(Ordering::Relaxed)
