@@ -563,3 +563,37 @@ fn a_writer_pipeline_restarted_from_null_gives_readers_a_new_epoch() {
     assert_ne!(epochs[0], epochs[1]);
     assert!(stat::<u64>(&mut r, "shmringsrc", "reattaches") >= 1);
 }
+
+#[test]
+fn zero_copy_buffers_are_read_only_views_of_the_ring() {
+    init();
+    let dir = TestDir::new("zerocopy");
+    let mut w = sink(&dir, "zc", "slots=4 lease-slots=2");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame(256, 1, 0)).unwrap();
+    let mut r = src(&dir, "zc", "mode=sequential");
+    let b = pull(&mut r);
+    assert_eq!(bytes(&b), bytes(&frame(256, 1, 0)));
+    assert!(
+        b.peek_memory(0)
+            .flags()
+            .contains(gst::MemoryFlags::READONLY),
+        "a leased slot must not be writable downstream"
+    );
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "zero-copy"), 1);
+    // Held downstream while the writer laps the ring: the bytes stay.
+    for n in 2..=12 {
+        w.push(frame(256, n, 0)).unwrap();
+    }
+    assert_eq!(bytes(&b), bytes(&frame(256, 1, 0)));
+    drop(b);
+
+    let mut copying = src(&dir, "zc", "zero-copy=false");
+    w.push(frame(256, 13, 0)).unwrap();
+    let c = pull(&mut copying);
+    assert!(!c
+        .peek_memory(0)
+        .flags()
+        .contains(gst::MemoryFlags::READONLY));
+    assert_eq!(stat::<u64>(&mut copying, "shmringsrc", "zero-copy"), 0);
+}

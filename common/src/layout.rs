@@ -35,6 +35,14 @@ pub const MAX_SLOT_SIZE: u64 = 1 << 30;
 pub const MAX_TOTAL_SIZE: u64 = 64 << 30;
 /// Most planes a frame describes (GStreamer's own limit).
 pub const MAX_PLANES: usize = 4;
+/// Most spare payload slots (beyond one per descriptor) a ring may have for leases.
+pub const MAX_SPARES: u32 = 64;
+/// The reader table: one page of 64-byte entries; entry 0 is the table's header.
+pub const READER_TABLE_SIZE: u64 = PAGE_SIZE;
+pub const READER_ENTRY_SIZE: u64 = 64;
+pub const READER_ENTRIES: usize = (READER_TABLE_SIZE / READER_ENTRY_SIZE) as usize - 1;
+/// Payload slots one reader may lease at once.
+pub const LEASES_PER_READER: usize = 4;
 
 /// Bytes of caps text one caps slot holds.
 pub const CAPS_CAPACITY: usize = CAPS_WORDS * 8;
@@ -132,10 +140,11 @@ pub struct Superblock {
     pub aborted: AtomicU64,
     /// Payload bytes committed (Relaxed: statistics).
     pub bytes_committed: AtomicU64,
-    /// Reserved for the reader table of zero-copy reads (0: no table).
+    /// Where the reader table (zero-copy leases) starts, and its length.
     pub reader_table_offset: AtomicU64,
     pub reader_table_len: AtomicU32,
-    pub _reserved0: AtomicU32,
+    /// Payload slots: slot_count plus the spares leases may hold.
+    pub payload_count: AtomicU32,
     pub _reserved: [AtomicU64; 110],
     pub caps: [CapsSlot; 2],
 }
@@ -176,10 +185,44 @@ pub struct Descriptor {
     pub _reserved: [AtomicU64; 15],
 }
 
-/// Where payload slot 0 starts for `slot_count` slots: after the descriptor table,
+/// The header of the reader table (its entry 0). Readers map the table page read-write.
+#[repr(C)]
+pub struct ReaderTableHeader {
+    /// Leases readers may still take: starts at the number of spare payload slots. A
+    /// reader takes one unit (CAS) before it leases; whoever zeroes a lease word (with a
+    /// swap) gives one back. So leases never outnumber the spares, and the writer always
+    /// finds a free payload slot.
+    pub lease_budget: AtomicU32,
+    pub _pad: AtomicU32,
+    /// Times the writer found no free payload slot and reused a leased one (only readers
+    /// that broke the budget can cause it). Relaxed: statistics.
+    pub lease_overrides: AtomicU64,
+    pub _reserved: [AtomicU64; 6],
+}
+
+/// One reader's entry in the reader table, owned by whoever holds the OFD write lock on
+/// the entry's first byte.
+#[repr(C)]
+pub struct ReaderEntry {
+    pub pid: AtomicU32,
+    pub _pad: AtomicU32,
+    /// Leased payload slots, as index + 1 (0: none). A reader stores one (Relaxed), then
+    /// a SeqCst fence, then re-checks the frame's commit word; the writer stores the
+    /// commit word `writing(seq)`, then a SeqCst fence, then loads these. One of the two
+    /// sees the other's store, so a leased slot is never reused.
+    pub leases: [AtomicU32; LEASES_PER_READER],
+    pub _reserved: [AtomicU64; 5],
+}
+
+/// Where the reader table starts for `slot_count` slots: after the descriptor table,
 /// rounded up to a page.
-pub fn payload_offset(slot_count: u32) -> u64 {
+pub fn reader_table_offset(slot_count: u32) -> u64 {
     round_up_page(DESCRIPTOR_OFFSET + u64::from(slot_count) * DESCRIPTOR_SIZE)
+}
+
+/// Where payload slot 0 starts for `slot_count` slots: after the reader table.
+pub fn payload_offset(slot_count: u32) -> u64 {
+    reader_table_offset(slot_count) + READER_TABLE_SIZE
 }
 
 pub fn round_up_page(n: u64) -> u64 {
@@ -222,6 +265,10 @@ const _: () = {
     assert!(offset_of!(Superblock, bytes_committed) == 120);
     assert!(offset_of!(Superblock, reader_table_offset) == 128);
     assert!(offset_of!(Superblock, reader_table_len) == 136);
+    assert!(offset_of!(Superblock, payload_count) == 140);
+    assert!(size_of::<ReaderTableHeader>() == READER_ENTRY_SIZE as usize);
+    assert!(size_of::<ReaderEntry>() == READER_ENTRY_SIZE as usize);
+    assert!(offset_of!(ReaderEntry, leases) == 8);
     assert!(offset_of!(Superblock, caps) == 1024);
     assert!(offset_of!(CapsSlot, commit) == 0);
     assert!(offset_of!(CapsSlot, len) == 8);
@@ -253,10 +300,11 @@ mod tests {
 
     #[test]
     fn payload_starts_on_a_page_after_the_descriptors() {
-        assert_eq!(payload_offset(2), 8192);
-        assert_eq!(payload_offset(16), 8192);
-        assert_eq!(payload_offset(17), 12288);
-        assert_eq!(payload_offset(MAX_SLOTS), 4096 + 1024 * 256);
+        assert_eq!(reader_table_offset(2), 8192);
+        assert_eq!(payload_offset(2), 12288);
+        assert_eq!(payload_offset(16), 12288);
+        assert_eq!(payload_offset(17), 16384);
+        assert_eq!(payload_offset(MAX_SLOTS), 4096 + 1024 * 256 + 4096);
     }
 
     #[test]

@@ -12,15 +12,25 @@ use crate::layout::*;
 /// Slot count and sizes of one ring, checked to fit its mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
+    /// Descriptors: the frames the ring holds.
     pub slot_count: u32,
+    /// Payload slots: slot_count plus spares that leases may hold.
+    pub payload_count: u32,
     pub slot_stride: u64,
+    pub reader_table_offset: u64,
     pub payload_offset: u64,
     pub total_size: u64,
 }
 
 impl Geometry {
-    /// Geometry for a new ring of `slot_count` slots holding frames up to `max_frame`.
-    pub fn for_frames(slot_count: u32, max_frame: u64) -> Result<Self> {
+    /// Geometry for a new ring of `slot_count` slots holding frames up to `max_frame`,
+    /// with `spares` extra payload slots for zero-copy leases.
+    pub fn for_frames(slot_count: u32, spares: u32, max_frame: u64) -> Result<Self> {
+        if spares > MAX_SPARES {
+            return Err(Error::InvalidGeometry {
+                what: format!("{spares} spare slots, at most {MAX_SPARES}"),
+            });
+        }
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(Error::InvalidGeometry {
                 what: format!("{slot_count} slots, expected {MIN_SLOTS} to {MAX_SLOTS}"),
@@ -33,7 +43,8 @@ impl Geometry {
         }
         let slot_stride = round_up_page(max_frame);
         let payload_offset = payload_offset(slot_count);
-        let total_size = payload_offset + u64::from(slot_count) * slot_stride;
+        let payload_count = slot_count + spares;
+        let total_size = payload_offset + u64::from(payload_count) * slot_stride;
         if total_size > MAX_TOTAL_SIZE {
             return Err(Error::InvalidGeometry {
                 what: format!("{total_size} bytes in all, the most is {MAX_TOTAL_SIZE}"),
@@ -41,7 +52,9 @@ impl Geometry {
         }
         Ok(Geometry {
             slot_count,
+            payload_count,
             slot_stride,
+            reader_table_offset: reader_table_offset(slot_count),
             payload_offset,
             total_size,
         })
@@ -89,6 +102,20 @@ impl Geometry {
                 "descriptor offset {doff}, expected {DESCRIPTOR_OFFSET}"
             ));
         }
+        let toff = sb.reader_table_offset.load(Relaxed);
+        let tlen = u64::from(sb.reader_table_len.load(Relaxed));
+        if toff != reader_table_offset(slot_count) || tlen != READER_TABLE_SIZE {
+            return bad(format!(
+                "reader table at {toff} ({tlen} bytes), expected {} ({READER_TABLE_SIZE} bytes)",
+                reader_table_offset(slot_count)
+            ));
+        }
+        let payload_count = sb.payload_count.load(Relaxed);
+        if payload_count < slot_count || payload_count - slot_count > MAX_SPARES {
+            return bad(format!(
+                "{payload_count} payload slots for {slot_count} slots"
+            ));
+        }
         let poff = sb.payload_offset.load(Relaxed);
         if poff != payload_offset(slot_count) {
             return bad(format!(
@@ -103,7 +130,7 @@ impl Geometry {
             ));
         }
         let total = sb.total_size.load(Relaxed);
-        let expected = poff + u64::from(slot_count) * stride; // bounded above: no overflow
+        let expected = poff + u64::from(payload_count) * stride; // bounded above: no overflow
         if total != expected {
             return bad(format!("total size {total}, geometry says {expected}"));
         }
@@ -117,7 +144,9 @@ impl Geometry {
         }
         Ok(Geometry {
             slot_count,
+            payload_count,
             slot_stride: stride,
+            reader_table_offset: toff,
             payload_offset: poff,
             total_size: total,
         })
@@ -132,6 +161,48 @@ impl Geometry {
 enum Backing {
     ReadWrite(#[allow(dead_code)] MmapMut),
     ReadOnly(#[allow(dead_code)] Mmap),
+}
+
+/// The reader table page of a ring, mapped read-write by a reader that leases slots.
+pub struct TableMapping {
+    base: NonNull<u8>,
+    _map: MmapMut,
+}
+
+// SAFETY: all atomics, as for Mapping.
+unsafe impl Send for TableMapping {}
+// SAFETY: as for Send.
+unsafe impl Sync for TableMapping {}
+
+impl TableMapping {
+    /// Maps the reader table of `geom` from `file` (opened read-write) read-write.
+    pub fn map(file: &std::fs::File, geom: &Geometry, path: &Path) -> Result<Self> {
+        // SAFETY: a page of the ring file shared with other processes; accessed only as
+        // the atomics of ReaderTableHeader and ReaderEntry.
+        let mut m = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(geom.reader_table_offset)
+                .len(READER_TABLE_SIZE as usize)
+                .map_mut(file)
+        }
+        .map_err(|e| Error::io(path, "mmap reader table", e))?;
+        let base = NonNull::new(m.as_mut_ptr())
+            .ok_or_else(|| Error::corrupt(path, "empty reader table"))?;
+        Ok(TableMapping { base, _map: m })
+    }
+
+    pub fn header(&self) -> &ReaderTableHeader {
+        // SAFETY: the mapping is one page, page aligned; the header is its first 64 bytes.
+        unsafe { &*(self.base.as_ptr() as *const ReaderTableHeader) }
+    }
+
+    pub fn entry(&self, i: usize) -> &ReaderEntry {
+        let i = i % READER_ENTRIES;
+        // SAFETY: entry i + 1 of 64 lies within the page; 64-byte aligned; all atomics.
+        unsafe {
+            &*(self.base.as_ptr().add((i + 1) * READER_ENTRY_SIZE as usize) as *const ReaderEntry)
+        }
+    }
 }
 
 /// A whole ring file mapped into memory, at least one superblock long.
@@ -207,8 +278,36 @@ impl Mapping {
         unsafe { &*(self.base.as_ptr().add(off as usize) as *const Descriptor) }
     }
 
+    /// The reader table's header; `geom` must have been validated against this mapping.
+    pub fn reader_table(&self, geom: &Geometry) -> &ReaderTableHeader {
+        let off = geom.reader_table_offset;
+        assert!(
+            off + READER_TABLE_SIZE <= self.len as u64,
+            "reader table outside the mapping"
+        );
+        // SAFETY: in bounds (asserted), page aligned, all atomics.
+        unsafe { &*(self.base.as_ptr().add(off as usize) as *const ReaderTableHeader) }
+    }
+
+    /// Reader entry `i` (0-based, after the header).
+    pub fn reader_entry(&self, geom: &Geometry, i: usize) -> &ReaderEntry {
+        let i = i % READER_ENTRIES;
+        let off = geom.reader_table_offset + (i as u64 + 1) * READER_ENTRY_SIZE;
+        assert!(
+            off + READER_ENTRY_SIZE <= self.len as u64,
+            "reader entry outside the mapping"
+        );
+        // SAFETY: in bounds (asserted), 64-byte aligned, all atomics.
+        unsafe { &*(self.base.as_ptr().add(off as usize) as *const ReaderEntry) }
+    }
+
+    /// Start of payload slot `index` if `len` bytes of it lie in the mapping.
+    pub fn payload_start(&self, geom: &Geometry, index: u32, len: u64) -> Option<*const u8> {
+        self.payload_ptr(geom, index, len).map(|p| p as *const u8)
+    }
+
     fn payload_ptr(&self, geom: &Geometry, index: u32, len: u64) -> Option<*mut u8> {
-        if index >= geom.slot_count || len > geom.slot_stride {
+        if index >= geom.payload_count || len > geom.slot_stride {
             return None;
         }
         let off = geom.payload_offset + u64::from(index) * geom.slot_stride;

@@ -13,7 +13,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::error::{Error, Result};
 use crate::layout::*;
 use crate::location::{Handle, RingLocation};
-use crate::mapping::{Geometry, Mapping};
+use crate::mapping::{Geometry, Mapping, TableMapping};
 use crate::sys::{self, Woken};
 use crate::writer::{check_private_dir, describe_type, same_file};
 use crate::{FrameInfo, VideoLayout};
@@ -129,7 +129,9 @@ enum Copy<B> {
 pub struct RingReader {
     loc: RingLocation,
     file: File,
-    map: Mapping,
+    map: Arc<Mapping>,
+    /// This reader's entry of the reader table, once zero-copy reads are enabled.
+    leases: Option<Arc<LeaseTable>>,
     geom: Geometry,
     epoch: u64,
     /// Last sequence returned by latest/next (0: none yet).
@@ -195,7 +197,7 @@ impl RingReader {
                 what: format!("mode {:04o} lets others write to it", md.mode() & 0o7777),
             });
         }
-        let map = Mapping::read_only(&file, path)?;
+        let map = Arc::new(Mapping::read_only(&file, path)?);
         let geom = Geometry::from_superblock(map.superblock(), map.len(), path)?;
         // Relaxed: fixed for the life of the file, validated non-zero above.
         let epoch = map.superblock().epoch.load(Ordering::Relaxed);
@@ -203,6 +205,7 @@ impl RingReader {
             loc: loc.clone(),
             file,
             map,
+            leases: None,
             geom,
             epoch,
             last: 0,
@@ -236,6 +239,15 @@ impl RingReader {
     /// Makes the next `next` start after `seq` (0: from the oldest frame still held).
     pub fn seek_after(&mut self, seq: u64) {
         self.last = seq;
+    }
+
+    /// Leases readers may still take (the spare payload slots not leased).
+    pub fn lease_budget(&self) -> u32 {
+        // Relaxed: informative.
+        self.map
+            .reader_table(&self.geom)
+            .lease_budget
+            .load(Ordering::Relaxed)
     }
 
     /// The writer's pid as the ring records it.
@@ -328,6 +340,24 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<B>> {
+        self.latest_with(timeout, |r, seq| r.copy(seq, &mut alloc))
+    }
+
+    /// As `latest`, but the frame's payload is leased in place when zero-copy reads are
+    /// enabled and a lease is to be had; otherwise copied into `alloc`'s buffer.
+    pub fn latest_zero_copy<B: AsMut<[u8]>>(
+        &mut self,
+        timeout: Duration,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Next<Payload<B>>> {
+        self.latest_with(timeout, |r, seq| r.lease_or_copy(seq, &mut alloc))
+    }
+
+    fn latest_with<O>(
+        &mut self,
+        timeout: Duration,
+        mut take: impl FnMut(&RingReader, u64) -> Result<Copy<O>>,
+    ) -> Result<Next<O>> {
         let deadline = Instant::now() + timeout;
         let mut torn = 0;
         loop {
@@ -335,7 +365,7 @@ impl RingReader {
                 Ok(head) => head,
                 Err(other) => return Ok(other),
             };
-            match self.copy(head, &mut alloc)? {
+            match take(self, head)? {
                 Copy::Ok(info, data) => {
                     let missed = if self.last == 0 {
                         0
@@ -370,6 +400,23 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<B>> {
+        self.next_with(timeout, |r, seq| r.copy(seq, &mut alloc))
+    }
+
+    /// As `next`, leasing payloads in place where it can (see `latest_zero_copy`).
+    pub fn next_zero_copy<B: AsMut<[u8]>>(
+        &mut self,
+        timeout: Duration,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Next<Payload<B>>> {
+        self.next_with(timeout, |r, seq| r.lease_or_copy(seq, &mut alloc))
+    }
+
+    fn next_with<O>(
+        &mut self,
+        timeout: Duration,
+        mut take: impl FnMut(&RingReader, u64) -> Result<Copy<O>>,
+    ) -> Result<Next<O>> {
         let deadline = Instant::now() + timeout;
         let mut torn = 0;
         let previous = self.last;
@@ -384,7 +431,7 @@ impl RingReader {
                 .saturating_sub(u64::from(self.geom.slot_count) - 1)
                 .max(1);
             want = want.max(oldest);
-            match self.copy(want, &mut alloc)? {
+            match take(self, want)? {
                 Copy::Ok(info, data) => {
                     self.last = want;
                     let missed = if previous == 0 {
@@ -531,6 +578,127 @@ impl RingReader {
         }
     }
 
+    /// Lets `latest_zero_copy` and `next_zero_copy` lease payload slots in place. Needs
+    /// write access to the ring file (the reader table is written); Ok(false), with
+    /// copies as before, when this user has none or every entry of the table is taken.
+    pub fn enable_zero_copy(&mut self) -> Result<bool> {
+        if self.leases.is_some() {
+            return Ok(true);
+        }
+        let path = self.loc.path();
+        let rw = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(false),
+            Err(e) => return Err(Error::io(path, "open read-write", e)),
+        };
+        // The name may point at a newer ring by now: lease only in the file we read.
+        if sys::file_id(&rw).ok() != sys::file_id(&self.file).ok() {
+            return Ok(false);
+        }
+        let table = TableMapping::map(&rw, &self.geom, path)?;
+        for entry in 0..READER_ENTRIES {
+            let byte = self.geom.reader_table_offset + (entry as u64 + 1) * READER_ENTRY_SIZE;
+            if !sys::try_lock_byte(&rw, byte)
+                .map_err(|e| Error::io(path, "lock reader entry", e))?
+            {
+                continue;
+            }
+            let t = LeaseTable {
+                _lock_holder: rw,
+                table,
+                entry,
+            };
+            t.clear();
+            t.table
+                .entry(entry)
+                .pid
+                .store(std::process::id(), Ordering::Relaxed);
+            self.leases = Some(Arc::new(t));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The seqlock read of frame `seq`, leasing the payload in place when it can.
+    fn lease_or_copy<B: AsMut<[u8]>>(
+        &self,
+        seq: u64,
+        alloc: &mut impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Copy<Payload<B>>> {
+        let copied = |c: Copy<B>| match c {
+            Copy::Ok(info, b) => Copy::Ok(info, Payload::Copied(b)),
+            Copy::Newer => Copy::Newer,
+            Copy::Older => Copy::Older,
+            Copy::Torn => Copy::Torn,
+        };
+        let Some(table) = &self.leases else {
+            return Ok(copied(self.copy(seq, alloc)?));
+        };
+        let index = self.geom.slot_of(seq);
+        let d = self.map.descriptor(&self.geom, index);
+        // Acquire: pairs with the writer's Release store of `committed(seq)`.
+        let c1 = d.commit.load(Ordering::Acquire);
+        if c1 != committed(seq) {
+            return Ok(if c1 >> 1 > seq {
+                Copy::Newer
+            } else {
+                Copy::Older
+            });
+        }
+        let info = self.read_descriptor(d, seq, index)?;
+        self.check_size()?;
+        let Some(word) = table.try_lease(info.payload_index) else {
+            return Ok(copied(self.copy(seq, alloc)?)); // no lease to be had: copy
+        };
+        // try_lease ended with a SeqCst fence: the reader's half of the handshake. If
+        // the frame is still committed, the writer will see our lease before it reuses
+        // the slot.
+        let lease = Lease {
+            table: table.clone(),
+            word,
+        };
+        if d.commit.load(Ordering::Relaxed) != c1 {
+            return Ok(Copy::Torn); // dropping the lease gives it back
+        }
+        let ptr = self
+            .map
+            .payload_start(&self.geom, info.payload_index, info.len)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    self.loc.path(),
+                    format!("frame {seq} lies outside the file"),
+                )
+            })?;
+        let leased = LeasedPayload {
+            _map: self.map.clone(),
+            ptr,
+            len: info.len as usize,
+            _lease: lease,
+        };
+        Ok(Copy::Ok(info, Payload::Leased(leased)))
+    }
+
+    /// A writer of the same user could shrink the file under us; reading past its end
+    /// would be a SIGBUS. Checked right before each copy or lease (see docs/security.md).
+    fn check_size(&self) -> Result<()> {
+        let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
+        if size < self.geom.total_size {
+            return Err(Error::corrupt(
+                self.loc.path(),
+                format!(
+                    "file shrank to {size} bytes under the reader (ring needs {})",
+                    self.geom.total_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The seqlock read of frame `seq`.
     fn copy<B: AsMut<[u8]>>(
         &self,
@@ -560,18 +728,7 @@ impl RingReader {
                 ),
             });
         }
-        // A writer of the same user could shrink the file under us; copying past its end
-        // would be a SIGBUS. Check right before the copy (see docs/security.md).
-        let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
-        if size < self.geom.total_size {
-            return Err(Error::corrupt(
-                self.loc.path(),
-                format!(
-                    "file shrank to {size} bytes under the reader (ring needs {})",
-                    self.geom.total_size
-                ),
-            ));
-        }
+        self.check_size()?;
         let payload_index = info.payload_index;
         self.map
             .copy_payload(&self.geom, payload_index, &mut dst[..info.len as usize])
@@ -600,10 +757,10 @@ impl RingReader {
         let opt = |v: u64| (v != u64::MAX).then_some(v);
         // Relaxed loads: ordered after the Acquire commit load, validated by the re-check.
         let payload_index = d.payload_index.load(Ordering::Relaxed);
-        if payload_index >= self.geom.slot_count {
+        if payload_index >= self.geom.payload_count {
             return bad(format!(
                 "payload slot {payload_index} of {}",
-                self.geom.slot_count
+                self.geom.payload_count
             ));
         }
         let len = d.payload_len.load(Ordering::Relaxed);
@@ -642,6 +799,117 @@ impl RingReader {
             flags: d.flags.load(Ordering::Relaxed),
             video,
         })
+    }
+}
+
+/// A frame's payload: copied into the caller's buffer, or leased in place.
+#[derive(Debug)]
+pub enum Payload<B> {
+    Copied(B),
+    Leased(LeasedPayload),
+}
+
+/// This reader's entry of the reader table: the read-write file that holds the entry's
+/// lock, and the table page mapped read-write.
+struct LeaseTable {
+    /// Open read-write; holds the OFD lock that makes `entry` ours until dropped.
+    _lock_holder: File,
+    table: TableMapping,
+    entry: usize,
+}
+
+impl LeaseTable {
+    /// Takes a unit of the lease budget and records a lease of `payload_index` in a free
+    /// word of our entry, then fences (SeqCst). None when no budget or word is free.
+    fn try_lease(&self, payload_index: u32) -> Option<usize> {
+        let budget = &self.table.header().lease_budget;
+        // AcqRel CAS: the budget is shared by every reader and the writer's reclaimer.
+        budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
+            .ok()?;
+        let entry = self.table.entry(self.entry);
+        for (i, w) in entry.leases.iter().enumerate() {
+            // Relaxed CAS: this reader's own word (leases drop on other threads);
+            // ordered before the commit re-check by the SeqCst fence below.
+            if w.compare_exchange(0, payload_index + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                // The reader's half of the handshake with the writer's SeqCst fence in
+                // begin(): lease store, fence, then the caller re-checks the commit word.
+                fence(Ordering::SeqCst);
+                return Some(i);
+            }
+        }
+        budget.fetch_add(1, Ordering::AcqRel);
+        None
+    }
+
+    /// Gives lease word `i` back (and its unit of budget, if we were the one to zero it).
+    fn release(&self, i: usize) {
+        // Release swap: our reads of the leased bytes happen before the writer may see
+        // the slot free (pairs with its loads after its SeqCst fence).
+        if self.table.entry(self.entry).leases[i].swap(0, Ordering::Release) != 0 {
+            self.table
+                .header()
+                .lease_budget
+                .fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Drops whatever a previous owner of the entry left behind.
+    fn clear(&self) {
+        for i in 0..LEASES_PER_READER {
+            self.release(i);
+        }
+    }
+}
+
+impl Drop for LeaseTable {
+    fn drop(&mut self) {
+        self.clear();
+        // Closing `file` releases the entry's lock.
+    }
+}
+
+/// One leased payload word; released when dropped.
+struct Lease {
+    table: Arc<LeaseTable>,
+    word: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.table.release(self.word);
+    }
+}
+
+/// A frame's bytes in the ring itself, which the writer will not reuse while this lives.
+pub struct LeasedPayload {
+    _map: Arc<Mapping>,
+    ptr: *const u8,
+    len: usize,
+    _lease: Lease,
+}
+
+// SAFETY: the bytes live in a shared mapping kept alive by `_map`; nothing about them is
+// tied to the thread that leased them.
+unsafe impl Send for LeasedPayload {}
+// SAFETY: only shared reads are handed out.
+unsafe impl Sync for LeasedPayload {}
+
+impl AsRef<[u8]> for LeasedPayload {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: ptr..ptr+len lies in the mapping (payload_start checked it) that `_map`
+        // keeps alive, and the lease keeps an honest writer from reusing the slot until
+        // this is dropped. A writer that breaks the protocol can change these bytes
+        // under the reader (docs/security.md); it cannot make them leave the mapping.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::fmt::Debug for LeasedPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeasedPayload({} bytes)", self.len)
     }
 }
 

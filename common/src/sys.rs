@@ -158,22 +158,26 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woken {
     }
 }
 
-fn whole_file_lock(kind: libc::c_short) -> libc::flock {
+fn byte_lock(kind: libc::c_short, byte: u64) -> libc::flock {
     libc::flock {
         l_type: kind,
         l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
+        l_start: byte as libc::off_t,
+        l_len: 1,
         l_pid: 0,
     }
 }
 
-/// Takes an exclusive open-file-description lock on the whole file without waiting.
-/// Ok(false) when another open file description holds a conflicting lock. The lock
-/// lives as long as the file description (every fd dup'ed from it) and dies with the
-/// process, so a SIGKILLed writer frees its ring.
-pub fn try_lock_exclusive(fd: impl AsFd) -> nix::Result<bool> {
-    let lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
+/// The byte whose lock is the writer's: the first of the file. Readers lock bytes of
+/// their reader-table entries, which never overlap it.
+pub const WRITER_LOCK_BYTE: u64 = 0;
+
+/// Takes an exclusive open-file-description lock on one byte of the file without
+/// waiting. Ok(false) when another open file description holds a conflicting lock. The
+/// lock lives as long as the file description (every fd dup'ed from it) and dies with
+/// the process, so a SIGKILLed writer or reader frees what it held.
+pub fn try_lock_byte(fd: impl AsFd, byte: u64) -> nix::Result<bool> {
+    let lock = byte_lock(libc::F_WRLCK as libc::c_short, byte);
     match nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)) {
         Ok(_) => Ok(true),
         Err(Errno::EAGAIN) | Err(Errno::EACCES) => Ok(false),
@@ -181,12 +185,28 @@ pub fn try_lock_exclusive(fd: impl AsFd) -> nix::Result<bool> {
     }
 }
 
-/// True when some open file description holds a write lock on the file: the ring's
-/// writer is alive. Takes no lock itself, so it can never make a writer's lock fail.
-pub fn is_write_locked(fd: impl AsFd) -> nix::Result<bool> {
-    let mut lock = whole_file_lock(libc::F_RDLCK as libc::c_short);
+/// Releases a byte lock taken with `try_lock_byte`.
+pub fn unlock_byte(fd: impl AsFd, byte: u64) {
+    let lock = byte_lock(libc::F_UNLCK as libc::c_short, byte);
+    let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&lock));
+}
+
+/// The writer's lock on its ring.
+pub fn try_lock_exclusive(fd: impl AsFd) -> nix::Result<bool> {
+    try_lock_byte(fd, WRITER_LOCK_BYTE)
+}
+
+/// True when some open file description holds a write lock on `byte`. Takes no lock
+/// itself, so it can never make anybody's lock fail.
+pub fn is_byte_locked(fd: impl AsFd, byte: u64) -> nix::Result<bool> {
+    let mut lock = byte_lock(libc::F_RDLCK as libc::c_short, byte);
     nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_GETLK(&mut lock))?;
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// True when the ring's writer is alive (holds its lock).
+pub fn is_write_locked(fd: impl AsFd) -> nix::Result<bool> {
+    is_byte_locked(fd, WRITER_LOCK_BYTE)
 }
 
 /// The (device, inode) of an open file: the identity of one ring file.

@@ -15,6 +15,10 @@ use crate::mapping::{Geometry, Mapping};
 use crate::sys;
 use crate::FrameMeta;
 
+/// Spare payload slots of a ring unless configured otherwise: enough for a few readers
+/// each holding a frame downstream while they lease the next.
+pub const DEFAULT_SPARES: u32 = 4;
+
 /// How often a live writer refreshes its heartbeat when it has no frames to write.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -29,6 +33,8 @@ pub struct WriterConfig {
     pub perms: u32,
     /// Caps string published with the ring, if known yet.
     pub caps: Option<String>,
+    /// Extra payload slots that readers may lease for zero-copy reads (0 to 64).
+    pub spares: u32,
 }
 
 impl Default for WriterConfig {
@@ -38,6 +44,7 @@ impl Default for WriterConfig {
             max_frame: PAGE_SIZE,
             perms: 0o600,
             caps: None,
+            spares: DEFAULT_SPARES,
         }
     }
 }
@@ -70,8 +77,16 @@ impl Drop for Heartbeat {
 /// life; dropping it marks the ring closed, wakes every reader and removes the file.
 pub struct RingWriter {
     loc: RingLocation,
-    file: File,
+    file: Arc<File>,
     map: Arc<Mapping>,
+    /// The payload slot each descriptor points at.
+    payload_of: Vec<u32>,
+    /// Payload slots no descriptor points at and nobody leases.
+    free: Vec<u32>,
+    /// Payload slots no descriptor points at that were leased when last looked at.
+    retired: Vec<u32>,
+    /// Scratch: which payload slots are leased, by index.
+    leased: Vec<bool>,
     geom: Geometry,
     epoch: u64,
     origin: Origin,
@@ -85,7 +100,7 @@ impl RingWriter {
     /// Creates the ring at `loc`, or takes over the ring of a dead writer there. A live
     /// writer's ring is never touched: that is `Error::Busy` with its pid.
     pub fn create(loc: &RingLocation, config: &WriterConfig) -> Result<Self> {
-        let geom = Geometry::for_frames(config.slots, config.max_frame)?;
+        let geom = Geometry::for_frames(config.slots, config.spares, config.max_frame)?;
         if config.perms & !0o660 != 0 || config.perms & 0o600 != 0o600 {
             return Err(Error::InvalidGeometry {
                 what: format!(
@@ -177,7 +192,7 @@ impl RingWriter {
     /// Replaces this ring by a new one with other geometry under the same name (a new
     /// epoch): readers see this ring as replaced and re-attach to the new one.
     pub fn replace(mut self, config: &WriterConfig) -> Result<Self> {
-        let geom = Geometry::for_frames(config.slots, config.max_frame)?;
+        let geom = Geometry::for_frames(config.slots, config.spares, config.max_frame)?;
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
         std::fs::rename(&tmp, self.loc.path()).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -208,8 +223,9 @@ impl RingWriter {
         perms: u32,
     ) -> Self {
         let map = Arc::new(map);
+        let file = Arc::new(file);
         let (stop, stopped) = mpsc::channel::<()>();
-        let hb_map = map.clone();
+        let (hb_map, hb_file) = (map.clone(), file.clone());
         let thread = std::thread::Builder::new()
             .name("shmring-heartbeat".into())
             .spawn(move || {
@@ -221,13 +237,19 @@ impl RingWriter {
                         .superblock()
                         .heartbeat_mono_ns
                         .store(sys::monotonic_ns(), Ordering::Relaxed);
+                    reclaim_dead_readers(&hb_map, &geom, &hb_file);
                 }
             })
             .ok();
+        let n = geom.slot_count;
         RingWriter {
             loc: loc.clone(),
             file,
             map,
+            payload_of: (0..n).collect(),
+            free: (n..geom.payload_count).rev().collect(),
+            retired: Vec::new(),
+            leased: vec![false; geom.payload_count as usize],
             geom,
             epoch,
             origin,
@@ -302,18 +324,71 @@ impl RingWriter {
         // Relaxed: ordered before every payload byte by the fence that follows.
         desc.commit.store(writing(seq), Ordering::Relaxed);
         // Pairs with the reader's Acquire fence before its second commit-word load: a
-        // reader that copied any byte we write below will see `writing(seq)`.
-        fence(Ordering::Release);
+        // reader that copied any byte we write below will see `writing(seq)`. SeqCst
+        // rather than Release: it is also the writer's half of the lease handshake (see
+        // ReaderEntry::leases), ordering this store before the lease loads below.
+        fence(Ordering::SeqCst);
+        let payload_index = self.choose_payload_slot(index as usize);
         // SAFETY: we are the lock-holding writer on a read-write mapping, and the &mut
         // borrow of self keeps this the only view of the slot in this process.
-        let payload = unsafe { self.map.payload_mut(&self.geom, index) };
+        let payload = unsafe { self.map.payload_mut(&self.geom, payload_index) };
         SlotWriter {
             seq,
             index,
+            payload_index,
             payload,
             writer_map: &self.map,
             geom: self.geom,
             done: false,
+        }
+    }
+
+    /// The payload slot for descriptor `desc`: its current one unless a reader leases
+    /// it, else a free one (the leased one retires until its lease is gone).
+    fn choose_payload_slot(&mut self, desc: usize) -> u32 {
+        self.leased.iter_mut().for_each(|l| *l = false);
+        for i in 0..READER_ENTRIES {
+            for word in &self.map.reader_entry(&self.geom, i).leases {
+                // Relaxed: ordered after our writing(seq) store by the SeqCst fence in
+                // begin(), the other half of the readers' lease-then-fence-then-check.
+                let v = word.load(Ordering::Relaxed);
+                if let Some(l) = (v as usize)
+                    .checked_sub(1)
+                    .and_then(|p| self.leased.get_mut(p))
+                {
+                    *l = true; // out-of-range values (a hostile reader) are ignored
+                }
+            }
+        }
+        let leased = &self.leased;
+        let free = &mut self.free;
+        self.retired.retain(|&p| {
+            if leased[p as usize] {
+                true
+            } else {
+                free.push(p);
+                false
+            }
+        });
+        let old = self.payload_of[desc];
+        if !self.leased[old as usize] {
+            return old;
+        }
+        match self.free.pop() {
+            Some(q) => {
+                self.retired.push(old);
+                self.payload_of[desc] = q;
+                q
+            }
+            None => {
+                // Only readers that ignored the lease budget get here: never wait, reuse
+                // the slot, count it.
+                self.map
+                    .reader_table(&self.geom)
+                    .lease_overrides
+                    .fetch_add(1, Ordering::Relaxed);
+                old
+            }
         }
     }
 
@@ -410,6 +485,32 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Gives back the leases of readers that died holding them: an entry with leases whose
+/// lock nobody holds. Takes the entry's lock while clearing it, so a reader claiming the
+/// entry at that moment is never robbed of a fresh lease.
+fn reclaim_dead_readers(map: &Mapping, geom: &Geometry, file: &File) {
+    let header = map.reader_table(geom);
+    for i in 0..READER_ENTRIES {
+        let entry = map.reader_entry(geom, i);
+        // Relaxed: a hint; the lock below decides.
+        if entry.leases.iter().all(|w| w.load(Ordering::Relaxed) == 0) {
+            continue;
+        }
+        let byte = geom.reader_table_offset + (i as u64 + 1) * READER_ENTRY_SIZE;
+        if !matches!(sys::try_lock_byte(file, byte), Ok(true)) {
+            continue; // its reader is alive
+        }
+        for w in &entry.leases {
+            // AcqRel swap: exactly one party zeroes a lease and refunds its unit.
+            if w.swap(0, Ordering::AcqRel) != 0 {
+                header.lease_budget.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        entry.pid.store(0, Ordering::Relaxed);
+        sys::unlock_byte(file, byte);
+    }
+}
+
 fn wake_readers(sb: &Superblock) {
     // Release: pairs with the readers' Acquire load of `wake` before they re-check
     // head/state and FUTEX_WAIT on the value they loaded; if they loaded the old value
@@ -461,6 +562,7 @@ fn publish_caps(sb: &Superblock, caps: &str) -> Result<u32> {
 pub struct SlotWriter<'a> {
     seq: u64,
     index: u32,
+    payload_index: u32,
     payload: &'a mut [u8],
     writer_map: &'a Mapping,
     geom: Geometry,
@@ -494,7 +596,7 @@ impl SlotWriter<'_> {
             sb.caps_version.load(Ordering::Relaxed)
         };
         // Relaxed field stores: ordered before the commit word's Release store below.
-        d.payload_index.store(self.index, Ordering::Relaxed);
+        d.payload_index.store(self.payload_index, Ordering::Relaxed);
         d.caps_version.store(caps_version, Ordering::Relaxed);
         d.payload_len.store(len, Ordering::Relaxed);
         d.pts.store(meta.pts.unwrap_or(none), Ordering::Relaxed);
@@ -773,6 +875,15 @@ fn build(
     sb.created_realtime_ns
         .store(sys::realtime_ns(), Ordering::Relaxed);
     sb.writer_pid.store(std::process::id(), Ordering::Relaxed);
+    sb.reader_table_offset
+        .store(geom.reader_table_offset, Ordering::Relaxed);
+    sb.reader_table_len
+        .store(READER_TABLE_SIZE as u32, Ordering::Relaxed);
+    sb.payload_count
+        .store(geom.payload_count, Ordering::Relaxed);
+    map.reader_table(geom)
+        .lease_budget
+        .store(geom.payload_count - geom.slot_count, Ordering::Relaxed);
     sb.heartbeat_mono_ns
         .store(sys::monotonic_ns(), Ordering::Relaxed);
     if let Some(caps) = &config.caps {

@@ -36,6 +36,7 @@ struct Settings {
     slots: u32,
     perms: u32,
     post_handles: bool,
+    lease_slots: u32,
 }
 
 impl Default for Settings {
@@ -46,6 +47,7 @@ impl Default for Settings {
             slots: DEFAULT_SLOTS,
             perms: DEFAULT_PERMS,
             post_handles: DEFAULT_POST_HANDLES,
+            lease_slots: shmring_common::writer::DEFAULT_SPARES,
         }
     }
 }
@@ -109,6 +111,13 @@ impl ObjectImpl for ShmRingSink {
                     .default_value(DEFAULT_PERMS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("lease-slots")
+                    .nick("Lease slots")
+                    .blurb("Extra slots that readers may hold for zero-copy reads (shmringsrc zero-copy=true); 0 makes every reader copy")
+                    .maximum(shmring_common::layout::MAX_SPARES)
+                    .default_value(shmring_common::writer::DEFAULT_SPARES)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-handles")
                     .nick("Post handles")
                     .blurb("Post an element message \"shmringsink-handle\" with the handle of every committed frame")
@@ -147,6 +156,7 @@ impl ObjectImpl for ShmRingSink {
             "slots" => settings.slots = value.get().expect("type checked upstream"),
             "perms" => settings.perms = value.get().expect("type checked upstream"),
             "post-handles" => settings.post_handles = value.get().expect("type checked upstream"),
+            "lease-slots" => settings.lease_slots = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -159,6 +169,7 @@ impl ObjectImpl for ShmRingSink {
             "slots" => settings.slots.to_value(),
             "perms" => settings.perms.to_value(),
             "post-handles" => settings.post_handles.to_value(),
+            "lease-slots" => settings.lease_slots.to_value(),
             "last-handle" => self.stats.lock().unwrap().last_handle.to_value(),
             "stats" => self.stats_structure().to_value(),
             _ => unimplemented!(),
@@ -287,7 +298,10 @@ impl BaseSinkImpl for ShmRingSink {
         })?;
         let caps_text = caps.to_string();
         let slots = self.slot_count(&info);
-        let settings_perms = self.settings.lock().unwrap().perms;
+        let (settings_perms, spares) = {
+            let s = self.settings.lock().unwrap();
+            (s.perms, s.lease_slots)
+        };
         let mut guard = self.state.lock().unwrap();
         let state = guard
             .as_mut()
@@ -296,6 +310,7 @@ impl BaseSinkImpl for ShmRingSink {
             slots,
             max_frame: info.size().max(1) as u64,
             perms: settings_perms,
+            spares,
             caps: Some(caps_text.clone()),
         };
         let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;

@@ -11,7 +11,8 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use shmring_common::{
-    attach, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, RingLocation, RingReader,
+    attach, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, Payload, RingLocation,
+    RingReader,
 };
 
 use crate::Mode;
@@ -28,6 +29,7 @@ const DEFAULT_MODE: Mode = Mode::Latest;
 /// One second, as GStreamer counts: nanoseconds.
 const DEFAULT_TIMEOUT: u64 = 1_000_000_000;
 const MIN_TIMEOUT: u64 = 1_000_000;
+const DEFAULT_ZERO_COPY: bool = true;
 
 #[derive(Clone, Debug)]
 struct Settings {
@@ -35,6 +37,7 @@ struct Settings {
     dir: Option<String>,
     mode: Mode,
     timeout: u64,
+    zero_copy: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             dir: None,
             mode: DEFAULT_MODE,
             timeout: DEFAULT_TIMEOUT,
+            zero_copy: DEFAULT_ZERO_COPY,
         }
     }
 }
@@ -54,6 +58,7 @@ struct Stats {
     skipped: u64,
     lost: u64,
     torn_retries: u64,
+    zero_copy: u64,
     reattaches: u64,
     timeouts: u64,
     handles_delivered: u64,
@@ -137,6 +142,12 @@ impl ObjectImpl for ShmRingSrc {
                     .blurb("Which frames to output")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("zero-copy")
+                    .nick("Zero copy")
+                    .blurb("Output frames straight from shared memory (read-only, the slot leased until the buffer is freed) when the ring allows; otherwise copy")
+                    .default_value(DEFAULT_ZERO_COPY)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("timeout")
                     .nick("Timeout")
                     .blurb("Nanoseconds without a writer or a frame before a \"shmringsrc-timeout\" element message (waiting goes on)")
@@ -197,6 +208,7 @@ impl ObjectImpl for ShmRingSrc {
             "dir" => settings.dir = value.get().expect("type checked upstream"),
             "mode" => settings.mode = value.get().expect("type checked upstream"),
             "timeout" => settings.timeout = value.get().expect("type checked upstream"),
+            "zero-copy" => settings.zero_copy = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -208,6 +220,7 @@ impl ObjectImpl for ShmRingSrc {
             "dir" => settings.dir.to_value(),
             "mode" => settings.mode.to_value(),
             "timeout" => settings.timeout.to_value(),
+            "zero-copy" => settings.zero_copy.to_value(),
             "stats" => self.stats_structure().to_value(),
             _ => unimplemented!(),
         }
@@ -301,6 +314,7 @@ impl ShmRingSrc {
             .field("skipped", s.skipped)
             .field("lost", s.lost)
             .field("torn-retries", s.torn_retries)
+            .field("zero-copy", s.zero_copy)
             .field("reattaches", s.reattaches)
             .field("timeouts", s.timeouts)
             .field("handles-delivered", s.handles_delivered)
@@ -388,6 +402,13 @@ impl ShmRingSrc {
                     stream.attached_once = true;
                     stream.discont = true;
                     stream.caps_version = 0;
+                    if self.settings.lock().unwrap().zero_copy {
+                        match r.enable_zero_copy() {
+                            Ok(true) => gst::debug!(CAT, imp = self, "zero-copy reads enabled"),
+                            Ok(false) => gst::info!(CAT, imp = self, "zero-copy reads not possible here (no write access to the ring, or its reader table is full): copying"),
+                            Err(e) => gst::warning!(CAT, imp = self, "zero-copy reads not possible: {e}; copying"),
+                        }
+                    }
                     stream.reader = Some(r);
                     return Ok(());
                 }
@@ -495,7 +516,7 @@ impl ShmRingSrc {
     fn to_buffer(
         &self,
         stream: &mut Stream,
-        frame: Frame<OutBuf>,
+        frame: Frame<Payload<OutBuf>>,
     ) -> Result<gst::Buffer, gst::FlowError> {
         self.follow_caps(stream, &frame.info)?;
         let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
@@ -513,10 +534,15 @@ impl ShmRingSrc {
             );
             return Err(gst::FlowError::Error);
         }
-        let Some(mapped) = frame.data.0 else {
-            return Err(gst::FlowError::Error);
+        let mut buffer = match frame.data {
+            Payload::Copied(OutBuf(Some(mapped))) => mapped.into_buffer(),
+            Payload::Copied(OutBuf(None)) => return Err(gst::FlowError::Error),
+            Payload::Leased(leased) => {
+                self.stats.lock().unwrap().zero_copy += 1;
+                // Read-only memory over the leased slot; freeing it releases the lease.
+                gst::Buffer::from_slice(leased)
+            }
         };
-        let mut buffer = mapped.into_buffer();
         {
             let b = buffer.get_mut().expect("new buffer is writable");
             b.set_offset(frame.info.seq);
@@ -574,8 +600,8 @@ impl ShmRingSrc {
             self.ensure_attached(stream)?;
             let reader = stream.reader.as_mut().expect("attached");
             let next = match mode {
-                Mode::Sequential => reader.next(timeout, |i| stream.allocator.alloc(i)),
-                _ => reader.latest(timeout, |i| stream.allocator.alloc(i)),
+                Mode::Sequential => reader.next_zero_copy(timeout, |i| stream.allocator.alloc(i)),
+                _ => reader.latest_zero_copy(timeout, |i| stream.allocator.alloc(i)),
             };
             match next.map_err(|e| self.read_error(stream, e))? {
                 Next::Frame(f) => return self.to_buffer(stream, f),
@@ -657,6 +683,12 @@ impl ShmRingSrc {
                 ByHandle::Frame(f) => {
                     self.stats.lock().unwrap().handles_delivered += 1;
                     self.post_handle_status(&text, "delivered", None);
+                    let f = Frame {
+                        data: Payload::Copied(f.data),
+                        info: f.info,
+                        missed: f.missed,
+                        torn_retries: f.torn_retries,
+                    };
                     return self.to_buffer(stream, f);
                 }
                 ByHandle::Gone => {

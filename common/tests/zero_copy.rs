@@ -1,0 +1,247 @@
+//! Zero-copy reads: a leased slot is never reused while leased, the lease budget keeps
+//! the writer supplied with free slots, and a dead reader's leases come back.
+
+use std::time::{Duration, Instant};
+
+use shmring_common::testing::{check, fill, spawn_child_test, TestDir};
+use shmring_common::*;
+
+const NO_WAIT: Duration = Duration::ZERO;
+const CHILD_ENV: &str = "SHMRING_ZC_CHILD";
+
+fn vec_alloc(i: &FrameInfo) -> Vec<u8> {
+    vec![0u8; i.len as usize]
+}
+
+fn config(slots: u32, spares: u32) -> WriterConfig {
+    WriterConfig {
+        slots,
+        spares,
+        max_frame: 4096,
+        ..Default::default()
+    }
+}
+
+fn write(w: &mut RingWriter, seq: u64) {
+    let mut buf = vec![0u8; 4096];
+    fill(&mut buf, seq);
+    assert_eq!(w.write(&FrameMeta::default(), &buf).unwrap(), seq);
+}
+
+fn leased(n: Next<Payload<Vec<u8>>>) -> (FrameInfo, LeasedPayload) {
+    match n {
+        Next::Frame(Frame {
+            info,
+            data: Payload::Leased(l),
+            ..
+        }) => (info, l),
+        other => panic!("expected a leased frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_leased_frame_survives_the_writer_lapping_the_ring() {
+    let dir = TestDir::new("zc-lap");
+    let mut w = RingWriter::create(&dir.ring("z"), &config(2, 2)).unwrap();
+    let mut sut = RingReader::open(&dir.ring("z")).unwrap();
+    assert!(sut.enable_zero_copy().unwrap());
+    write(&mut w, 1);
+    let (info, frame) = leased(sut.latest_zero_copy(NO_WAIT, vec_alloc).unwrap());
+    assert_eq!(info.seq, 1);
+    for seq in 2..=20 {
+        write(&mut w, seq);
+    }
+    check(frame.as_ref(), 1).expect("a leased slot is never reused");
+    assert_eq!(sut.lease_budget(), 1);
+    drop(frame);
+    assert_eq!(sut.lease_budget(), 2);
+    // Copies keep working beside leases, and readers see every frame intact.
+    let mut copier = RingReader::open(&dir.ring("z")).unwrap();
+    for seq in 21..=30 {
+        write(&mut w, seq);
+        let f = match copier.latest(NO_WAIT, vec_alloc).unwrap() {
+            Next::Frame(f) => f,
+            other => panic!("{other:?}"),
+        };
+        check(&f.data, seq).unwrap();
+    }
+}
+
+#[test]
+fn without_budget_a_reader_copies_instead() {
+    let dir = TestDir::new("zc-budget");
+    let mut w = RingWriter::create(&dir.ring("b"), &config(4, 1)).unwrap();
+    let mut sut = RingReader::open(&dir.ring("b")).unwrap();
+    assert!(sut.enable_zero_copy().unwrap());
+    write(&mut w, 1);
+    let (_, held) = leased(sut.latest_zero_copy(NO_WAIT, vec_alloc).unwrap());
+    write(&mut w, 2);
+    match sut.latest_zero_copy(NO_WAIT, vec_alloc).unwrap() {
+        Next::Frame(Frame {
+            info,
+            data: Payload::Copied(v),
+            ..
+        }) => {
+            assert_eq!(info.seq, 2);
+            check(&v, 2).unwrap();
+        }
+        other => panic!("expected a copy while the only spare is leased: {other:?}"),
+    }
+    drop(held);
+    write(&mut w, 3);
+    let (info, l) = leased(sut.latest_zero_copy(NO_WAIT, vec_alloc).unwrap());
+    assert_eq!(info.seq, 3);
+    check(l.as_ref(), 3).unwrap();
+}
+
+#[test]
+fn readers_without_write_access_copy() {
+    let dir = TestDir::new("zc-ro");
+    let mut w = RingWriter::create(
+        &dir.ring("r"),
+        &WriterConfig {
+            perms: 0o640,
+            ..config(4, 2)
+        },
+    )
+    .unwrap();
+    write(&mut w, 1);
+    // Only the group may read: as far as this test can show without a second user,
+    // a reader that cannot open the file read-write falls back to copies.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(w.location().path(), std::fs::Permissions::from_mode(0o440)).unwrap();
+    let mut sut = RingReader::open(&dir.ring("r")).unwrap();
+    let enabled = sut.enable_zero_copy().unwrap();
+    if nix::unistd::geteuid().is_root() {
+        // root ignores permission bits: leasing works, which is right for root.
+        assert!(enabled);
+    } else {
+        assert!(!enabled);
+    }
+    std::fs::set_permissions(w.location().path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+}
+
+/// A child that leases the newest frame, says so, and waits to be killed.
+#[test]
+fn child_role() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let loc = RingLocation::parse(&path, None).unwrap();
+    let mut r = RingReader::open(&loc).unwrap();
+    assert!(r.enable_zero_copy().unwrap());
+    let (_, held) = leased(
+        r.latest_zero_copy(Duration::from_secs(5), vec_alloc)
+            .unwrap(),
+    );
+    println!("leased");
+    std::thread::sleep(Duration::from_secs(60));
+    drop(held);
+}
+
+#[test]
+fn a_dead_readers_leases_come_back() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = TestDir::new("zc-dead");
+    let loc = dir.ring("d");
+    let mut w = RingWriter::create(&loc, &config(4, 2)).unwrap();
+    write(&mut w, 1);
+    let mut child = spawn_child_test(
+        "child_role",
+        CHILD_ENV,
+        loc.path().to_str().unwrap(),
+        std::process::Stdio::piped(),
+    );
+    let observer = RingReader::open(&loc).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while observer.lease_budget() != 1 {
+        assert!(Instant::now() < deadline, "the child never leased");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill(); // SIGKILL while holding the lease
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seq = 1;
+    while observer.lease_budget() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead reader's lease was never reclaimed"
+        );
+        seq += 1;
+        write(&mut w, seq);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn leased_frames_held_across_laps_are_never_overwritten() {
+    // The writer goes flat out over 3 slots; a reader leases frames and holds each for
+    // several of the writer's laps before checking every byte again.
+    let dir = TestDir::new("zc-stress");
+    let loc = dir.ring("s");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            max_frame: 65536,
+            ..config(3, 2)
+        },
+    )
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut seq = 0;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            seq += 1;
+            fill(&mut buf, seq);
+            w.write(&FrameMeta::default(), &buf).unwrap();
+        }
+        seq
+    });
+    let mut sut = RingReader::open(&loc).unwrap();
+    assert!(sut.enable_zero_copy().unwrap());
+    let (mut leases, mut copies) = (0, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        match sut
+            .latest_zero_copy(Duration::from_secs(1), vec_alloc)
+            .unwrap()
+        {
+            Next::Frame(Frame {
+                info,
+                data: Payload::Leased(l),
+                ..
+            }) => {
+                check(l.as_ref(), info.seq).unwrap();
+                std::thread::sleep(Duration::from_millis(2)); // many laps meanwhile
+                if let Err(at) = check(l.as_ref(), info.seq) {
+                    panic!(
+                        "leased frame {} overwritten while held (byte {at})",
+                        info.seq
+                    );
+                }
+                leases += 1;
+            }
+            Next::Frame(Frame {
+                info,
+                data: Payload::Copied(v),
+                ..
+            }) => {
+                check(&v, info.seq).unwrap();
+                copies += 1;
+            }
+            Next::TimedOut => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(
+        leases > 50,
+        "{leases} leases, {copies} copies of {written} frames"
+    );
+    eprintln!("{leases} leased frames held across laps of {written} frames, {copies} copies");
+}
