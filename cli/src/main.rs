@@ -241,6 +241,8 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
         "heartbeat_age_ms": shmring_common::monotonic_ns().saturating_sub(sb.heartbeat_mono_ns.load(Relaxed)) as f64 / 1e6,
         "created_realtime_ns": sb.created_realtime_ns.load(Relaxed),
         "slots": g.slot_count,
+        "payload_slots": g.payload_count,
+        "lease_budget": r.lease_budget(),
         "slot_size": g.slot_stride,
         "payload_offset": g.payload_offset,
         "total_size": g.total_size,

@@ -124,6 +124,12 @@ fn every_subcommand_on_live_and_dead_rings() {
     assert_eq!(json["writer_state"], "live");
     assert!(json["caps"].as_str().unwrap().contains("NV12"));
     assert!(json["slots"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        json["payload_slots"].as_u64().unwrap(),
+        json["slots"].as_u64().unwrap() + 4,
+        "4 lease slots by default"
+    );
+    assert!(json["lease_budget"].as_u64().unwrap() <= 4);
     let fps = json["fps"].as_f64().unwrap();
     assert!((15.0..45.0).contains(&fps), "fps {fps}");
     let frames = json["latest_frames"].as_array().unwrap();
