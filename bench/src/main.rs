@@ -5,7 +5,9 @@
 //! processes). Writers and readers are separate processes: this binary started again
 //! in a role.
 //!
-//!   shmring-bench [--quick] [--out DIR]
+//!   shmring-bench [--quick] [--out DIR] [--lease-slots N] [--only SCENARIO,...]
+//!
+//! Scenarios: latency1, latency3, slow, max1080, max4k, restart, copy.
 //!
 //! Prints a table with ratios and writes DIR/results.json (default bench-results/).
 
@@ -33,6 +35,21 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "bench-results".into());
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let lease_slots: u32 = value("--lease-slots")
+        .map(|v| v.parse().expect("--lease-slots takes a number"))
+        .unwrap_or(shmring_common::writer::DEFAULT_SPARES);
+    let only = value("--only");
+    let run = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|s| s == name))
+    };
+    LEASE_SLOTS.store(lease_slots, std::sync::atomic::Ordering::Relaxed);
     let seconds = if quick { 1.5 } else { 8.0 };
     println!(
         "shmring-bench: {} run, {seconds} s per measurement, 1920x1080 I420 unless said",
@@ -42,31 +59,45 @@ fn main() {
     let mut results = Results {
         quick,
         seconds,
+        lease_slots,
         date: date(),
         machine: machine(),
         ..Default::default()
     };
     for transport in [Transport::Shmring, Transport::Shm] {
-        results
-            .latency_one
-            .push(scenario_latency(transport, 1, seconds));
-        results
-            .latency_three
-            .push(scenario_latency(transport, 3, seconds));
-        results
-            .slow_reader
-            .push(scenario_slow_reader(transport, seconds));
-        results
-            .throughput_1080p
-            .push(scenario_throughput(transport, 1920, 1080, seconds));
-        if !quick {
+        if run("latency1") {
+            results
+                .latency_one
+                .push(scenario_latency(transport, 1, seconds));
+        }
+        if run("latency3") {
+            results
+                .latency_three
+                .push(scenario_latency(transport, 3, seconds));
+        }
+        if run("slow") {
+            results
+                .slow_reader
+                .push(scenario_slow_reader(transport, seconds));
+        }
+        if run("max1080") {
+            results
+                .throughput_1080p
+                .push(scenario_throughput(transport, 1920, 1080, seconds));
+        }
+        if run("max4k") && !quick {
             results
                 .throughput_4k
                 .push(scenario_throughput(transport, 3840, 2160, seconds));
         }
-        results.restart.push(scenario_restart(transport, seconds));
+        if run("restart") {
+            results.restart.push(scenario_restart(transport, seconds));
+        }
     }
-    for (label, w, h) in [("1080p", 1920, 1080), ("4K", 3840, 2160)] {
+    for (label, w, h) in [("1080p", 1920, 1080), ("4K", 3840, 2160)]
+        .into_iter()
+        .filter(|_| run("copy"))
+    {
         let c = shmring_common::testing::copy_costs(w, h, 8, quick);
         results.copy_costs.push(CopyCostRow {
             frame: label.into(),
@@ -89,6 +120,7 @@ fn main() {
 struct Results {
     quick: bool,
     seconds: f64,
+    lease_slots: u32,
     date: String,
     machine: String,
     latency_one: Vec<LatencyRow>,
@@ -215,6 +247,9 @@ fn channel(transport: Transport, scenario: &str) -> String {
     }
 }
 
+/// Spare slots the shmring writers get (--lease-slots).
+static LEASE_SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn writer_role(
     transport: Transport,
     channel: &str,
@@ -223,6 +258,7 @@ fn writer_role(
     fps: u32,
     seconds: f64,
 ) -> Role {
+    let lease_slots = LEASE_SLOTS.load(std::sync::atomic::Ordering::Relaxed);
     Role {
         kind: RoleKind::Writer,
         transport,
@@ -232,6 +268,7 @@ fn writer_role(
         fps,
         seconds,
         delay_ms: 0,
+        lease_slots,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Role {
     pub seconds: f64,
     /// Readers: time spent on each frame (a slow consumer).
     pub delay_ms: u64,
+    /// shmring writers: spare slots for zero-copy leases.
+    pub lease_slots: u32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -119,7 +121,12 @@ fn words(bytes: &mut [u8]) -> impl Iterator<Item = &mut [u8]> {
 fn writer(role: &Role) -> WriterReport {
     let size = frame_size(role);
     let sink = match role.transport {
-        Transport::Shmring => format!("shmringsink ring={} sync=false slots=8", role.channel),
+        Transport::Shmring => {
+            format!(
+                "shmringsink ring={} sync=false slots=8 lease-slots={}",
+                role.channel, role.lease_slots
+            )
+        }
         Transport::Shm => format!(
             "shmsink socket-path={} wait-for-connection=false sync=false",
             role.channel
