@@ -29,6 +29,13 @@ const AUTO_SLOTS_MAX: u32 = 64;
 /// With `slots=0`, the ring never takes more shared memory than this.
 const AUTO_MEMORY_BUDGET: u64 = 1 << 30;
 
+/// Lease slots asked for, fewer if slots and spares together would pass the memory
+/// budget of automatic sizing, but at least 2 (so huge frames can still be leased).
+fn lease_slots_within_budget(asked: u32, slots: u32, frame_size: u64) -> u32 {
+    let room = (AUTO_MEMORY_BUDGET / frame_size.max(1)).saturating_sub(u64::from(slots));
+    asked.min(room.max(2) as u32)
+}
+
 #[derive(Clone, Debug)]
 struct Settings {
     ring: Option<String>,
@@ -113,7 +120,7 @@ impl ObjectImpl for ShmRingSink {
                     .build(),
                 glib::ParamSpecUInt::builder("lease-slots")
                     .nick("Lease slots")
-                    .blurb("Extra slots that readers may hold for zero-copy reads (shmringsrc zero-copy=true); 0 makes every reader copy")
+                    .blurb("Extra slots that readers may hold for zero-copy reads (shmringsrc zero-copy=true), about two per reader; kept within 1 GiB with the slots (but at least 2); 0 makes every reader copy")
                     .maximum(shmring_common::layout::MAX_SPARES)
                     .default_value(shmring_common::writer::DEFAULT_SPARES)
                     .mutable_ready()
@@ -300,7 +307,10 @@ impl BaseSinkImpl for ShmRingSink {
         let slots = self.slot_count(&info);
         let (settings_perms, spares) = {
             let s = self.settings.lock().unwrap();
-            (s.perms, s.lease_slots)
+            (
+                s.perms,
+                lease_slots_within_budget(s.lease_slots, slots, info.size() as u64),
+            )
         };
         let mut guard = self.state.lock().unwrap();
         let state = guard
@@ -509,5 +519,35 @@ impl BaseSinkImpl for ShmRingSink {
             }
         }
         self.parent_event(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_slots_stay_within_the_memory_budget() {
+        let mb = 1 << 20;
+        assert_eq!(
+            lease_slots_within_budget(8, 15, 3 * mb),
+            8,
+            "1080p: all of them"
+        );
+        assert_eq!(
+            lease_slots_within_budget(8, 15, 12 * mb),
+            8,
+            "4K: all of them"
+        );
+        assert_eq!(
+            lease_slots_within_budget(8, 4, 265 * mb),
+            2,
+            "8K RGBA64: the minimum"
+        );
+        assert_eq!(
+            lease_slots_within_budget(0, 15, 3 * mb),
+            0,
+            "0 means copies"
+        );
     }
 }
