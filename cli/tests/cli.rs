@@ -129,7 +129,7 @@ fn every_subcommand_on_live_and_dead_rings() {
         json["slots"].as_u64().unwrap() + 8,
         "8 lease slots by default"
     );
-    assert!(json["lease_budget"].as_u64().unwrap() <= 4);
+    assert!(json["lease_budget"].as_u64().unwrap() <= 8);
     let fps = json["fps"].as_f64().unwrap();
     assert!((15.0..45.0).contains(&fps), "fps {fps}");
     let frames = json["latest_frames"].as_array().unwrap();
