@@ -30,8 +30,8 @@ pub use layout::WriterState;
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
 pub use reader::{
-    attach, is_live, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload,
-    RingReader, WriterStatus,
+    attach, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, RingReader,
+    WriterStatus,
 };
 pub use sys::{monotonic_ns, realtime_ns};
 pub use writer::{

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -990,16 +989,4 @@ pub fn attach(loc: &RingLocation, timeout: Duration, interrupter: &Interrupter) 
             }
         }
     }
-}
-
-/// True when `path` exists and is a ring file with a live writer (a cheap check).
-pub fn is_live(path: &Path) -> bool {
-    let Ok(file) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    else {
-        return false;
-    };
-    matches!(sys::is_write_locked(&file), Ok(true))
 }

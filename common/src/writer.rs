@@ -91,7 +91,6 @@ pub struct RingWriter {
     geom: Geometry,
     epoch: u64,
     origin: Origin,
-    perms: u32,
     /// Set when a newer ring replaced this one under the same name: do not unlink.
     replaced: bool,
     _heartbeat: Heartbeat,
@@ -126,15 +125,7 @@ impl RingWriter {
                         nix::fcntl::RenameFlags::RENAME_NOREPLACE,
                     ) {
                         Ok(()) => {
-                            return Ok(Self::start(
-                                loc,
-                                file,
-                                map,
-                                geom,
-                                epoch,
-                                Origin::Created,
-                                config.perms,
-                            ))
+                            return Ok(Self::start(loc, file, map, geom, epoch, Origin::Created))
                         }
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
@@ -172,15 +163,7 @@ impl RingWriter {
                     })?;
                     drop(old);
                     let origin = Origin::TookOver { dead_pid };
-                    return Ok(Self::start(
-                        loc,
-                        file,
-                        map,
-                        geom,
-                        epoch,
-                        origin,
-                        config.perms,
-                    ));
+                    return Ok(Self::start(loc, file, map, geom, epoch, origin));
                 }
             }
         }
@@ -203,15 +186,7 @@ impl RingWriter {
         self.set_state(WriterState::Replaced);
         let loc = self.loc.clone();
         drop(self);
-        Ok(Self::start(
-            &loc,
-            file,
-            map,
-            geom,
-            epoch,
-            Origin::Created,
-            config.perms,
-        ))
+        Ok(Self::start(&loc, file, map, geom, epoch, Origin::Created))
     }
 
     fn start(
@@ -221,7 +196,6 @@ impl RingWriter {
         geom: Geometry,
         epoch: u64,
         origin: Origin,
-        perms: u32,
     ) -> Self {
         let map = Arc::new(map);
         let file = Arc::new(file);
@@ -254,7 +228,6 @@ impl RingWriter {
             geom,
             epoch,
             origin,
-            perms,
             replaced: false,
             _heartbeat: Heartbeat {
                 stop: Some(stop),
@@ -277,10 +250,6 @@ impl RingWriter {
 
     pub fn geometry(&self) -> Geometry {
         self.geom
-    }
-
-    pub fn perms(&self) -> u32 {
-        self.perms
     }
 
     /// Largest frame a slot holds.
