@@ -142,6 +142,74 @@ fn padded_strides_are_copied_row_by_row() {
 }
 
 #[test]
+fn large_rings_are_written_around_the_cache_byte_for_byte() {
+    init();
+    let dir = TestDir::new("large");
+    let c = caps("I420", 1920, 1080);
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    let mut w = sink(&dir, "large", "");
+    w.set_src_caps(c.clone());
+    // Contiguous planes, then rows of 2048 bytes described by a VideoMeta (row by row).
+    let plain = frame(info.size(), 1, 0);
+    assert_eq!(w.push(plain.clone()), Ok(gst::FlowSuccess::Ok));
+    let bypass: bool = stat(&mut w, "shmringsink", "bypass-cache");
+    assert_eq!(
+        bypass,
+        cfg!(target_arch = "x86_64"),
+        "a 1080p ring with the default slots is larger than any cache"
+    );
+    let mut r = src(&dir, "large", "mode=sequential");
+    assert_eq!(bytes(&pull(&mut r)), bytes(&plain));
+
+    let strides = [2048usize, 1024, 1024];
+    let heights = [1080usize, 540, 540];
+    let offsets = [0, 2048 * 1080, 2048 * 1080 + 1024 * 540];
+    let padded_size = offsets[2] + 1024 * 540;
+    let mut padded = gst::Buffer::from_mut_slice(bytes(&frame(padded_size, 2, 33)));
+    gst_video::VideoMeta::add_full(
+        padded.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::I420,
+        1920,
+        1080,
+        &offsets,
+        &strides.map(|s| s as i32),
+    )
+    .unwrap();
+    let sent = bytes(&padded);
+    assert_eq!(w.push(padded), Ok(gst::FlowSuccess::Ok));
+    let got = bytes(&pull(&mut r));
+    assert_eq!(got.len(), info.size());
+    for p in 0..3 {
+        let width = info.comp_width(p as u8) as usize;
+        for row in 0..heights[p] {
+            let (s, d) = (
+                offsets[p] + row * strides[p],
+                info.offset()[p] + row * info.stride()[p] as usize,
+            );
+            assert_eq!(
+                &got[d..d + width],
+                &sent[s..s + width],
+                "plane {p} row {row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn small_rings_are_written_through_the_cache() {
+    init();
+    let dir = TestDir::new("small");
+    let c = caps("GRAY8", 64, 48);
+    let info = gst_video::VideoInfo::from_caps(&c).unwrap();
+    let mut w = sink(&dir, "small", "");
+    w.set_src_caps(c);
+    assert_eq!(w.push(frame(info.size(), 1, 0)), Ok(gst::FlowSuccess::Ok));
+    let bypass: bool = stat(&mut w, "shmringsink", "bypass-cache");
+    assert!(!bypass, "a ring of 3 KiB frames fits any cache");
+}
+
+#[test]
 fn pts_capture_time_and_sequence_travel_with_the_frame() {
     init();
     let dir = TestDir::new("meta");

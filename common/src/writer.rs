@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::layout::*;
 use crate::location::{Handle, RingLocation};
 use crate::mapping::{Geometry, Mapping};
-use crate::sys;
 use crate::FrameMeta;
+use crate::{copy, sys};
 
 /// Spare payload slots of a ring unless configured otherwise: four zero-copy readers,
 /// each holding a frame downstream (a sink keeps the last one) while leasing the next.
@@ -93,6 +93,8 @@ pub struct RingWriter {
     origin: Origin,
     /// Set when a newer ring replaced this one under the same name: do not unlink.
     replaced: bool,
+    /// Frames are copied in with non-temporal stores (see copy.rs).
+    bypass_cache: bool,
     _heartbeat: Heartbeat,
 }
 
@@ -229,11 +231,25 @@ impl RingWriter {
             epoch,
             origin,
             replaced: false,
+            bypass_cache: copy::bypass_cache_for(
+                u64::from(geom.payload_count).saturating_mul(geom.slot_stride),
+            ),
             _heartbeat: Heartbeat {
                 stop: Some(stop),
                 thread,
             },
         }
+    }
+
+    /// Whether `SlotWriter::copy_into` writes around the cache: chosen from the ring's
+    /// size when it is made (rings larger than half the last-level cache).
+    pub fn bypasses_cache(&self) -> bool {
+        self.bypass_cache
+    }
+
+    /// Overrides that choice, until the ring is replaced.
+    pub fn set_bypass_cache(&mut self, on: bool) {
+        self.bypass_cache = on;
     }
 
     pub fn location(&self) -> &RingLocation {
@@ -309,6 +325,7 @@ impl RingWriter {
             payload,
             writer_map: &self.map,
             geom: self.geom,
+            bypass_cache: self.bypass_cache,
             done: false,
         }
     }
@@ -371,7 +388,7 @@ impl RingWriter {
             });
         }
         let mut slot = self.begin();
-        slot.payload()[..data.len()].copy_from_slice(data);
+        slot.copy_into(0, data)?;
         slot.commit(meta, data.len() as u64)
     }
 
@@ -536,6 +553,7 @@ pub struct SlotWriter<'a> {
     payload: &'a mut [u8],
     writer_map: &'a Mapping,
     geom: Geometry,
+    bypass_cache: bool,
     done: bool,
 }
 
@@ -547,6 +565,25 @@ impl SlotWriter<'_> {
     /// The slot's payload, straight in shared memory.
     pub fn payload(&mut self) -> &mut [u8] {
         self.payload
+    }
+
+    /// Copies `src` into the payload at byte `at`, around the cache if the ring's
+    /// writer says so (`RingWriter::bypasses_cache`). The way to copy a frame in.
+    pub fn copy_into(&mut self, at: usize, src: &[u8]) -> Result<()> {
+        let capacity = self.payload.len() as u64;
+        let dst = at
+            .checked_add(src.len())
+            .and_then(|end| self.payload.get_mut(at..end))
+            .ok_or(Error::FrameTooLarge {
+                len: at as u64 + src.len() as u64,
+                capacity,
+            })?;
+        if self.bypass_cache {
+            copy::copy_nontemporal(dst, src);
+        } else {
+            dst.copy_from_slice(src);
+        }
+        Ok(())
     }
 
     /// Publishes the frame: `len` payload bytes and `meta`. Returns its sequence.
@@ -590,6 +627,8 @@ impl SlotWriter<'_> {
             d.plane_offset[p].store(v.offsets[p], Ordering::Relaxed);
             d.plane_stride[p].store(v.strides[p] as u32, Ordering::Relaxed);
         }
+        // Non-temporal payload stores (copy_into) are not ordered by Release: fence them.
+        copy::store_fence();
         // Release: pairs with the reader's Acquire load of the commit word; makes the
         // payload and the fields above visible to a reader that sees `committed(seq)`.
         d.commit.store(committed(self.seq), Ordering::Release);

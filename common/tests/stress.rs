@@ -44,13 +44,22 @@ fn read_all(loc: &RingLocation, sequential: bool) -> (u64, u64, u64) {
     }
 }
 
-fn write_all(w: &mut RingWriter, frames: u64, len: usize) {
+/// Writes `frames` frames of three lengths; with `bypass_cache`, copied in with
+/// non-temporal stores (SlotWriter::copy_into), else filled in place.
+fn write_all(w: &mut RingWriter, frames: u64, len: usize, bypass_cache: bool) {
+    w.set_bypass_cache(bypass_cache);
     let mut frame_lengths = [len, len / 2 + 3, len - 5];
+    let mut scratch = vec![0u8; len];
     for seq in 1..=frames {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
         let mut slot = w.begin();
-        fill(&mut slot.payload()[..l], seq);
+        if bypass_cache {
+            fill(&mut scratch[..l], seq);
+            slot.copy_into(0, &scratch[..l]).unwrap();
+        } else {
+            fill(&mut slot.payload()[..l], seq);
+        }
         slot.commit(
             &FrameMeta {
                 pts: Some(seq),
@@ -79,6 +88,15 @@ fn the_checker_catches_a_frame_mixed_from_two_writes() {
 
 #[test]
 fn threads_never_accept_a_torn_frame() {
+    threads_stress(false);
+}
+
+#[test]
+fn threads_never_accept_a_torn_frame_written_around_the_cache() {
+    threads_stress(true);
+}
+
+fn threads_stress(bypass_cache: bool) {
     let dir = TestDir::new("threads");
     let loc = dir.ring("stress");
     let mut w = RingWriter::create(
@@ -104,7 +122,7 @@ fn threads_never_accept_a_torn_frame() {
         .collect();
     barrier.wait();
     std::thread::sleep(Duration::from_millis(20));
-    write_all(&mut w, 20_000, 16384);
+    write_all(&mut w, 20_000, 16384, bypass_cache);
     let mut total_torn = 0;
     for r in readers {
         let (frames, _missed, torn) = r.join().unwrap();
@@ -189,7 +207,7 @@ fn child_role() {
             .unwrap();
             let mut go = String::new();
             let _ = std::io::stdin().read_line(&mut go);
-            write_all(&mut w, 30_000, 8192);
+            write_all(&mut w, 30_000, 8192, true);
             std::thread::sleep(Duration::from_millis(200)); // readers see EOS before close
         }
         mode => {

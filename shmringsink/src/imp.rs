@@ -138,7 +138,7 @@ impl ObjectImpl for ShmRingSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, bytes, caps-changes, rings-created, slots, slot-size, epoch")
+                    .blurb("frames, bytes, caps-changes, rings-created, slots, slot-size, epoch, bypass-cache (frames are copied in with non-temporal stores: rings larger than half the CPU's last-level cache)")
                     .read_only()
                     .build(),
             ]
@@ -236,6 +236,7 @@ impl ShmRingSink {
             s.set("slots", g.slot_count);
             s.set("slot-size", g.slot_stride);
             s.set("epoch", format!("{:016x}", w.epoch()));
+            s.set("bypass-cache", w.bypasses_cache());
         }
         s
     }
@@ -441,26 +442,31 @@ impl BaseSinkImpl for ShmRingSink {
         }
         let size = info.size();
         let mut slot = writer.begin();
-        let dst = &mut slot.payload()[..size];
-        for p in 0..frame.n_planes() {
+        let copied = (0..frame.n_planes()).try_for_each(|p| {
             let src = frame.plane_data(p).map_err(|_| gst::FlowError::Error)?;
             let src_stride = frame.plane_stride()[p as usize] as usize;
             let dst_stride = info.stride()[p as usize] as usize;
             let dst_off = info.offset()[p as usize];
             let rows = frame.plane_height(p) as usize;
+            let too_large = |e| {
+                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+                gst::FlowError::Error
+            };
             if src_stride == dst_stride && src.len() >= rows * dst_stride {
-                dst[dst_off..dst_off + rows * dst_stride]
-                    .copy_from_slice(&src[..rows * dst_stride]);
+                slot.copy_into(dst_off, &src[..rows * dst_stride])
+                    .map_err(too_large)
             } else {
                 let row = src_stride.min(dst_stride);
-                for r in 0..rows {
-                    let (s, d) = (r * src_stride, dst_off + r * dst_stride);
-                    if s + row > src.len() || d + row > dst.len() {
-                        break;
-                    }
-                    dst[d..d + row].copy_from_slice(&src[s..s + row]);
-                }
+                (0..rows)
+                    .map(|r| (r * src_stride, dst_off + r * dst_stride))
+                    .take_while(|&(s, _)| s + row <= src.len())
+                    .try_for_each(|(s, d)| slot.copy_into(d, &src[s..s + row]))
+                    .map_err(too_large)
             }
+        });
+        if let Err(e) = copied {
+            slot.abort();
+            return Err(e);
         }
         drop(frame);
         let captured_at_ns = buffer
