@@ -19,7 +19,7 @@ def by(rows, transport):
 
 def main():
     results = json.load(open(sys.argv[1]))
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
     fig.suptitle(f"shmring-bench {results['date']} ({results['machine']}), 1920x1080 I420")
 
     ax = axes[0]
@@ -62,6 +62,27 @@ def main():
     ax.axhline(30, color="grey", linestyle="--", linewidth=0.8)
     ax.set_ylabel("frames per second delivered")
     ax.set_title("frame rate delivered (source: 30 fps)")
+
+    ax = axes[3]
+    x = 0
+    ticks, labels = [], []
+    for key in ("throughput_1080p", "throughput_4k"):
+        for t in ("shmring", "shm"):
+            row = by(results.get(key, []), t)
+            if not row:
+                continue
+            ax.bar(x, row["fps"], color=COLOURS[t], label=NAMES[t] if key == "throughput_1080p" else None)
+            runs = [r["reader"]["fps"] for r in row["runs"]]
+            ax.plot([x] * len(runs), runs, "k.", markersize=4)
+            ticks.append(x)
+            labels.append(row["frame"])
+            x += 1
+        x += 0.5
+    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("frames per second delivered")
+    ax.set_title("3. writer flat out: median (bar) and each run (dots)")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)
 

@@ -38,6 +38,9 @@ pub struct Role {
     pub delay_ms: u64,
     /// shmring writers: spare slots for zero-copy leases.
     pub lease_slots: u32,
+    /// Writers: the window, seconds from their first frame, that their report covers.
+    pub measure_from: f64,
+    pub measure_for: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -118,8 +121,37 @@ fn words(bytes: &mut [u8]) -> impl Iterator<Item = &mut [u8]> {
     bytes.chunks_exact_mut(8)
 }
 
+/// What the writer's streaming thread has pushed so far.
+#[derive(Default)]
+struct Pushed {
+    frames: u64,
+    elapsed: Duration,
+    cpu_ms: f64,
+}
+
+/// A frame of `role`'s size: header (push time, seq, pid) and the pattern of `seq`.
+fn patterned_frame(role: &Role, seq: u64, pid: u64) -> gst::Buffer {
+    let mut buffer = gst::Buffer::with_size(frame_size(role)).unwrap();
+    {
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_nseconds(seq * 33_333_333));
+        let mut map = b.map_writable().unwrap();
+        for (i, w) in words(map.as_mut_slice()).enumerate().skip(HEADER_WORDS) {
+            w.copy_from_slice(&pattern_word(seq, i).to_le_bytes());
+        }
+        let data = map.as_mut_slice();
+        data[8..16].copy_from_slice(&seq.to_le_bytes());
+        data[16..24].copy_from_slice(&pid.to_le_bytes());
+        data[0..8].copy_from_slice(&shmring_common::monotonic_ns().to_le_bytes());
+    }
+    buffer
+}
+
+/// Frames are made and pushed in appsrc's own streaming thread (its need-data
+/// callback), so a writer is one busy thread, as a reader is: on a two-core machine
+/// each gets a core, and how the scheduler splits three busy threads over two cores
+/// does not decide the result.
 fn writer(role: &Role) -> WriterReport {
-    let size = frame_size(role);
     let sink = match role.transport {
         Transport::Shmring => {
             format!(
@@ -133,7 +165,7 @@ fn writer(role: &Role) -> WriterReport {
         ),
     };
     let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src is-live=true format=time block=true max-buffers=2 caps={} ! {sink}",
+        "appsrc name=src is-live=true format=time max-buffers=1 caps={} ! {sink}",
         caps(role)
     ))
     .expect("writer pipeline");
@@ -144,50 +176,59 @@ fn writer(role: &Role) -> WriterReport {
         .unwrap()
         .downcast::<gst_app::AppSrc>()
         .unwrap();
+    let pushed = Arc::new(Mutex::new(Pushed::default()));
+    let (p, r) = (pushed.clone(), role.clone());
+    let pid = u64::from(std::process::id());
+    let mut start: Option<Instant> = None;
+    // (seq, time, CPU ms) where the measured window began.
+    let mut window: Option<(u64, Instant, f64)> = None;
+    let mut seq = 0u64;
+    src.set_callbacks(
+        gst_app::AppSrcCallbacks::builder()
+            .need_data(move |src, _| {
+                let start = *start.get_or_insert_with(Instant::now);
+                let t = start.elapsed().as_secs_f64();
+                if t >= r.measure_from && window.is_none() {
+                    window = Some((seq, Instant::now(), cpu_ms()));
+                }
+                if let Some((seq0, t0, cpu0)) = window {
+                    let mut p = p.lock().unwrap();
+                    if t >= r.measure_from + r.measure_for && p.elapsed.is_zero() {
+                        *p = Pushed {
+                            frames: seq - seq0,
+                            elapsed: t0.elapsed(),
+                            cpu_ms: cpu_ms() - cpu0,
+                        };
+                    }
+                }
+                if t >= r.seconds {
+                    let _ = src.end_of_stream();
+                    return;
+                }
+                seq += 1;
+                if r.fps > 0 {
+                    let due = Duration::from_secs_f64(seq as f64 / f64::from(r.fps));
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let _ = src.push_buffer(patterned_frame(&r, seq, pid));
+            })
+            .build(),
+    );
     pipeline
         .set_state(gst::State::Playing)
         .expect("writer plays");
-    let pid = std::process::id() as u64;
-    let start = Instant::now();
-    let cpu0 = cpu_ms();
-    let mut seq = 0u64;
-    while start.elapsed().as_secs_f64() < role.seconds {
-        seq += 1;
-        if role.fps > 0 {
-            let due = Duration::from_secs_f64(seq as f64 / f64::from(role.fps));
-            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        let mut buffer = gst::Buffer::with_size(size).unwrap();
-        {
-            let b = buffer.get_mut().unwrap();
-            b.set_pts(gst::ClockTime::from_nseconds(seq * 33_333_333));
-            let mut map = b.map_writable().unwrap();
-            for (i, w) in words(map.as_mut_slice()).enumerate().skip(HEADER_WORDS) {
-                w.copy_from_slice(&pattern_word(seq, i).to_le_bytes());
-            }
-            let data = map.as_mut_slice();
-            data[8..16].copy_from_slice(&seq.to_le_bytes());
-            data[16..24].copy_from_slice(&pid.to_le_bytes());
-            data[0..8].copy_from_slice(&shmring_common::monotonic_ns().to_le_bytes());
-        }
-        if src.push_buffer(buffer).is_err() {
-            break;
-        }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu = cpu_ms() - cpu0;
-    let _ = src.end_of_stream();
     let _ = pipeline.bus().unwrap().timed_pop_filtered(
-        gst::ClockTime::from_seconds(3),
+        gst::ClockTime::from_seconds_f64(role.seconds + 5.0),
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
     let _ = pipeline.set_state(gst::State::Null);
+    let p = pushed.lock().unwrap();
     WriterReport {
-        frames: seq,
-        fps: seq as f64 / elapsed,
-        cpu_ms_per_frame: cpu / seq.max(1) as f64,
+        frames: p.frames,
+        fps: p.frames as f64 / p.elapsed.as_secs_f64().max(1e-9),
+        cpu_ms_per_frame: p.cpu_ms / p.frames.max(1) as f64,
     }
 }
 
