@@ -504,6 +504,9 @@ fn print_table(r: &Results) {
         ("1. three readers at 30 fps", &r.latency_three),
     ] {
         let (a, b) = (by(rows, Transport::Shmring), by(rows, Transport::Shm));
+        if a.is_empty() && b.is_empty() {
+            continue; // not run (--only)
+        }
         let worst =
             |v: &[ReaderReport], f: fn(&ReaderReport) -> f64| v.iter().map(f).fold(0.0, f64::max);
         let least = |v: &[ReaderReport]| v.iter().map(|x| x.frames).min().unwrap_or(0) as f64;

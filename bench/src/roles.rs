@@ -68,7 +68,8 @@ pub struct ReaderReport {
     pub latency_ms_max: f64,
     pub cpu_ms_per_frame: f64,
     pub per_writer: Vec<PerWriter>,
-    /// Every latency, ms, for the plot.
+    /// Every latency, ms, for the plot (paced writers only: flat out there are too many).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latencies_ms: Vec<f64>,
     pub error: Option<String>,
 }
@@ -350,7 +351,11 @@ fn reader(role: &Role) -> ReaderReport {
         latency_ms_max: pct(1.0),
         cpu_ms_per_frame: cpu / frames.max(1) as f64,
         per_writer: t.per_writer.clone(),
-        latencies_ms: steady.iter().map(|&n| n as f64 / 1e6).collect(),
+        latencies_ms: if role.fps > 0 {
+            steady.iter().map(|&n| n as f64 / 1e6).collect()
+        } else {
+            Vec::new()
+        },
         error,
     }
 }

@@ -1,6 +1,7 @@
 //! Ring benchmark: write and read cost per frame as a ratio to one plain memcpy of the
 //! same frame (measured in the same run, with the same rotation over slots), and
-//! commit-to-wake latency across processes. Prints figures; asserts nothing.
+//! commit-to-wake latency across processes, and a frame written then read at once with
+//! ordinary and with non-temporal stores. Prints figures; asserts nothing.
 //!
 //!   cargo bench -p shmring-common --bench ring            full run
 //!   cargo bench -p shmring-common --bench ring -- --quick  short run (CI)
@@ -9,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shmring_common::testing::{copy_costs, TestDir};
+use shmring_common::testing::{copy_costs, write_then_read_costs, TestDir};
 use shmring_common::*;
 
 const CHILD_ENV: &str = "SHMRING_BENCH_WAKE_READER";
@@ -99,6 +100,23 @@ fn main() {
             c.write_ratio(),
             c.read_ns / 1e3,
             c.read_ratio()
+        );
+    }
+    println!(
+        "\nwritten into the ring and read back at once (a reader following its writer), per frame:"
+    );
+    for (label, w, h) in [("1080p I420", 1920, 1080), ("4K I420", 3840, 2160)] {
+        let (cw, cr) = write_then_read_costs(w, h, SLOTS, false, quick);
+        let (nw, nr) = write_then_read_costs(w, h, SLOTS, true, quick);
+        println!(
+            "{label:<10} ordinary stores: write {:>7.1} us  read {:>7.1} us  sum {:>7.1} us | non-temporal: write {:>7.1} us  read {:>7.1} us  sum {:>7.1} us  ({:.2})",
+            cw / 1e3,
+            cr / 1e3,
+            (cw + cr) / 1e3,
+            nw / 1e3,
+            nr / 1e3,
+            (nw + nr) / 1e3,
+            (nw + nr) / (cw + cr)
         );
     }
     wake_latency(quick);

@@ -175,6 +175,58 @@ pub fn copy_costs(width: usize, height: usize, slots: u32, quick: bool) -> CopyC
     }
 }
 
+/// A frame written into a ring of `slots` slots and read back at once, as a reader
+/// that follows its writer: (write ns, read ns) per frame, medians over batches. With
+/// `bypass_cache` the writer copies with non-temporal stores, else with ordinary ones.
+pub fn write_then_read_costs(
+    width: usize,
+    height: usize,
+    slots: u32,
+    bypass_cache: bool,
+    quick: bool,
+) -> (f64, f64) {
+    use crate::{FrameMeta, Next, RingReader, RingWriter, WriterConfig};
+    use std::hint::black_box;
+    use std::time::{Duration, Instant};
+
+    let size = width * height * 3 / 2;
+    let (batches, iters) = if quick { (3, 10) } else { (15, 40) };
+    let frame: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let dir = TestDir::new("write-then-read");
+    let loc = dir.ring("bench");
+    let config = WriterConfig {
+        slots,
+        max_frame: size as u64,
+        ..Default::default()
+    };
+    let mut w = RingWriter::create(&loc, &config).expect("a ring for the benchmark");
+    w.set_bypass_cache(bypass_cache);
+    let mut r = RingReader::open(&loc).expect("the benchmark ring opens");
+    let mut buf = vec![0u8; size];
+    let (mut writes, mut reads) = (Vec::new(), Vec::new());
+    for batch in 0..=batches {
+        let (mut write, mut read) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..iters {
+            let t = Instant::now();
+            w.write(&FrameMeta::default(), black_box(&frame))
+                .expect("frame fits");
+            write += t.elapsed();
+            let t = Instant::now();
+            match r.latest(Duration::from_secs(1), |_| std::mem::take(&mut buf)) {
+                Ok(Next::Frame(f)) => buf = black_box(f.data),
+                other => panic!("the frame just written is not readable: {other:?}"),
+            }
+            read += t.elapsed();
+        }
+        if batch > 0 {
+            // batch 0 warms up: page faults of fresh memory
+            writes.push(write.as_nanos() as f64 / iters as f64);
+            reads.push(read.as_nanos() as f64 / iters as f64);
+        }
+    }
+    (median(writes), median(reads))
+}
+
 /// Starts this test binary again to run only the test `role_test` (which should act on
 /// `env_var` and return at once when it is unset), with `env_var` set to `value`.
 pub fn spawn_child_test(
