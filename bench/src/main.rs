@@ -64,17 +64,16 @@ fn main() {
         machine: machine(),
         ..Default::default()
     };
+    // Scenarios 1 and 3 depend on what else the machine runs at the time, so they are
+    // repeated with the transports taking turns.
+    let reps = |full: usize| if quick { 1 } else { full };
+    if run("latency1") {
+        results.latency_one = scenario_latency(1, seconds, reps(LATENCY_REPETITIONS));
+    }
+    if run("latency3") {
+        results.latency_three = scenario_latency(3, seconds, reps(LATENCY_REPETITIONS));
+    }
     for transport in [Transport::Shmring, Transport::Shm] {
-        if run("latency1") {
-            results
-                .latency_one
-                .push(scenario_latency(transport, 1, seconds));
-        }
-        if run("latency3") {
-            results
-                .latency_three
-                .push(scenario_latency(transport, 3, seconds));
-        }
         if run("slow") {
             results
                 .slow_reader
@@ -84,15 +83,13 @@ fn main() {
             results.restart.push(scenario_restart(transport, seconds));
         }
     }
-    // Scenario 3 is decided by memory bandwidth and by what else the machine runs at
-    // the time, so it is repeated with the transports taking turns, and the medians
-    // are compared.
-    let reps = if quick { 1 } else { THROUGHPUT_REPETITIONS };
     if run("max1080") {
-        results.throughput_1080p = scenario_throughput(1920, 1080, seconds, reps);
+        results.throughput_1080p =
+            scenario_throughput(1920, 1080, seconds, reps(THROUGHPUT_REPETITIONS));
     }
     if run("max4k") && !quick {
-        results.throughput_4k = scenario_throughput(3840, 2160, seconds, reps);
+        results.throughput_4k =
+            scenario_throughput(3840, 2160, seconds, reps(THROUGHPUT_REPETITIONS));
     }
     for (label, w, h) in [("1080p", 1920, 1080), ("4K", 3840, 2160)]
         .into_iter()
@@ -132,10 +129,29 @@ struct Results {
     copy_costs: Vec<CopyCostRow>,
 }
 
+/// Scenario 1 for one transport: latency over every frame of every reader of every
+/// run (each reader's first frame left out), and each reader's report.
 #[derive(Serialize)]
 struct LatencyRow {
     transport: Transport,
+    runs: usize,
+    latency_ms_p50: f64,
+    latency_ms_p99: f64,
+    latency_ms_max: f64,
+    /// The fewest frames any one reader got in a run.
+    fewest_frames: u64,
+    torn: u64,
     readers: Vec<ReaderReport>,
+}
+
+const LATENCY_REPETITIONS: usize = 3;
+
+/// The `p` quantile (0 to 1) of `sorted`, nearest rank.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 #[derive(Serialize)]
@@ -345,7 +361,7 @@ fn reader_role(w: &Role, seconds: f64, delay_ms: u64) -> Role {
 /// Readers start after the writer (shmsrc needs its socket); they run `seconds`.
 const READER_START: Duration = Duration::from_millis(700);
 
-fn scenario_latency(transport: Transport, readers: usize, seconds: f64) -> LatencyRow {
+fn latency_run(transport: Transport, readers: usize, seconds: f64) -> Vec<ReaderReport> {
     let ch = channel(transport, &format!("lat{readers}"));
     let w = writer_role(transport, &ch, 1920, 1080, 30, seconds, 2.0);
     let writer = Proc::start(&w);
@@ -359,10 +375,46 @@ fn scenario_latency(transport: Transport, readers: usize, seconds: f64) -> Laten
         .collect();
     drop(writer);
     remove_channel(transport, &ch);
-    LatencyRow {
-        transport,
-        readers: reports,
+    reports
+}
+
+fn scenario_latency(readers: usize, seconds: f64, reps: usize) -> Vec<LatencyRow> {
+    let mut runs: Vec<(Transport, Vec<ReaderReport>)> = Vec::new();
+    for rep in 0..reps {
+        let mut order = [Transport::Shmring, Transport::Shm];
+        if rep % 2 == 1 {
+            order.reverse();
+        }
+        for t in order {
+            runs.push((t, latency_run(t, readers, seconds)));
+        }
     }
+    [Transport::Shmring, Transport::Shm]
+        .into_iter()
+        .map(|transport| {
+            let mine: Vec<&Vec<ReaderReport>> = runs
+                .iter()
+                .filter(|(t, _)| *t == transport)
+                .map(|(_, r)| r)
+                .collect();
+            let reports: Vec<ReaderReport> = mine.iter().flat_map(|r| r.iter().cloned()).collect();
+            let mut all: Vec<f64> = reports
+                .iter()
+                .flat_map(|r| r.latencies_ms.iter().copied())
+                .collect();
+            all.sort_by(f64::total_cmp);
+            LatencyRow {
+                transport,
+                runs: mine.len(),
+                latency_ms_p50: quantile(&all, 0.5),
+                latency_ms_p99: quantile(&all, 0.99),
+                latency_ms_max: quantile(&all, 1.0),
+                fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
+                torn: reports.iter().map(|r| r.torn).sum(),
+                readers: reports,
+            }
+        })
+        .collect()
 }
 
 fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {
@@ -489,12 +541,6 @@ fn ratio(a: f64, b: f64) -> String {
 }
 
 fn print_table(r: &Results) {
-    let by = |rows: &[LatencyRow], t: Transport| {
-        rows.iter()
-            .find(|x| x.transport == t)
-            .map(|x| x.readers.clone())
-            .unwrap_or_default()
-    };
     println!(
         "\n{:<46} {:>18} {:>18} {:>8}",
         "scenario", "shmring", "shmsink/shmsrc", "ratio"
@@ -503,41 +549,39 @@ fn print_table(r: &Results) {
         ("1. one reader at 30 fps", &r.latency_one),
         ("1. three readers at 30 fps", &r.latency_three),
     ] {
-        let (a, b) = (by(rows, Transport::Shmring), by(rows, Transport::Shm));
-        if a.is_empty() && b.is_empty() {
+        let get = |t: Transport| rows.iter().find(|x| x.transport == t);
+        let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) else {
             continue; // not run (--only)
-        }
-        let worst =
-            |v: &[ReaderReport], f: fn(&ReaderReport) -> f64| v.iter().map(f).fold(0.0, f64::max);
-        let least = |v: &[ReaderReport]| v.iter().map(|x| x.frames).min().unwrap_or(0) as f64;
-        for (label, f) in [
-            (
-                "latency p50 ms",
-                (|x: &ReaderReport| x.latency_ms_p50) as fn(&ReaderReport) -> f64,
-            ),
-            ("latency p99 ms", |x| x.latency_ms_p99),
-            ("latency max ms", |x| x.latency_ms_max),
+        };
+        let all = if a.runs > 1 {
+            format!(", {} runs", a.runs)
+        } else {
+            String::new()
+        };
+        for (label, x, y) in [
+            ("latency p50 ms", a.latency_ms_p50, b.latency_ms_p50),
+            ("latency p99 ms", a.latency_ms_p99, b.latency_ms_p99),
+            ("latency max ms", a.latency_ms_max, b.latency_ms_max),
         ] {
-            let (x, y) = (worst(&a, f), worst(&b, f));
             println!(
-                "{:<46} {:>18.2} {:>18.2} {:>8}",
-                format!("{name}: {label}"),
-                x,
-                y,
+                "{:<46} {x:>18.2} {y:>18.2} {:>8}",
+                format!("{name}{all}: {label}"),
                 ratio(x, y)
             );
         }
-        let (x, y) = (least(&a), least(&b));
+        let (x, y) = (a.fewest_frames, b.fewest_frames);
         println!(
-            "{:<46} {:>18} {:>18} {:>8}",
-            format!("{name}: frames delivered (fewest)"),
-            x,
-            y,
-            ratio(x, y)
+            "{:<46} {x:>18} {y:>18} {:>8}",
+            format!("{name}: frames per reader (fewest)"),
+            ratio(x as f64, y as f64)
         );
-        let torn: u64 = a.iter().chain(b.iter()).map(|x| x.torn).sum();
-        if torn > 0 {
-            println!("{:<46} {:>18}", format!("{name}: TORN FRAMES"), torn);
+        if a.torn + b.torn > 0 {
+            println!(
+                "{:<46} {:>18} {:>18}",
+                format!("{name}: TORN FRAMES"),
+                a.torn,
+                b.torn
+            );
         }
     }
     let slow = |t: Transport| r.slow_reader.iter().find(|x| x.transport == t);
