@@ -542,7 +542,7 @@ fn ratio(a: f64, b: f64) -> String {
 
 fn print_table(r: &Results) {
     println!(
-        "\n{:<46} {:>18} {:>18} {:>8}",
+        "\n{:<54} {:>18} {:>18} {:>8}",
         "scenario", "shmring", "shmsink/shmsrc", "ratio"
     );
     for (name, rows) in [
@@ -564,20 +564,20 @@ fn print_table(r: &Results) {
             ("latency max ms", a.latency_ms_max, b.latency_ms_max),
         ] {
             println!(
-                "{:<46} {x:>18.2} {y:>18.2} {:>8}",
+                "{:<54} {x:>18.2} {y:>18.2} {:>8}",
                 format!("{name}{all}: {label}"),
                 ratio(x, y)
             );
         }
         let (x, y) = (a.fewest_frames, b.fewest_frames);
         println!(
-            "{:<46} {x:>18} {y:>18} {:>8}",
+            "{:<54} {x:>18} {y:>18} {:>8}",
             format!("{name}: frames per reader (fewest)"),
             ratio(x as f64, y as f64)
         );
         if a.torn + b.torn > 0 {
             println!(
-                "{:<46} {:>18} {:>18}",
+                "{:<54} {:>18} {:>18}",
                 format!("{name}: TORN FRAMES"),
                 a.torn,
                 b.torn
@@ -608,7 +608,7 @@ fn print_table(r: &Results) {
                 b.slow.latency_ms_p50,
             ),
         ] {
-            println!("{label:<46} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
+            println!("{label:<54} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
         }
     }
     for rows in [&r.throughput_1080p, &r.throughput_4k] {
@@ -635,7 +635,7 @@ fn print_table(r: &Results) {
                     _ => format!("{label}, median of {n}"),
                 };
                 println!(
-                    "{:<46} {x:>18.2} {y:>18.2} {:>8}",
+                    "{:<54} {x:>18.2} {y:>18.2} {:>8}",
                     format!("3. {} {label}", a.frame),
                     ratio(x, y)
                 );
@@ -651,7 +651,7 @@ fn print_table(r: &Results) {
                         .collect(),
                 );
                 println!(
-                    "{:<46} {:>18} {:>18} {paired:>8.2}",
+                    "{:<54} {:>18} {:>18} {paired:>8.2}",
                     format!("3. {} fps ratio, median of {n} pairs", a.frame),
                     "",
                     ""
@@ -662,7 +662,7 @@ fn print_table(r: &Results) {
     let rs = |t: Transport| r.restart.iter().find(|x| x.transport == t);
     if let (Some(a), Some(b)) = (rs(Transport::Shmring), rs(Transport::Shm)) {
         println!(
-            "{:<46} {:>18} {:>18}",
+            "{:<54} {:>18} {:>18}",
             "4. writer restarted: frames from new writer", a.new_writer_frames, b.new_writer_frames
         );
         let ms = |x: &RestartRow| {
@@ -671,7 +671,7 @@ fn print_table(r: &Results) {
                 .unwrap_or_else(|| "never".into())
         };
         println!(
-            "{:<46} {:>18} {:>18}",
+            "{:<54} {:>18} {:>18}",
             "4. writer restarted: first new frame after ms",
             ms(a),
             ms(b)
@@ -679,12 +679,12 @@ fn print_table(r: &Results) {
     }
     for c in &r.copy_costs {
         println!(
-            "{:<46} {:>18}",
+            "{:<54} {:>18}",
             format!("5. {} write cost / memcpy", c.frame),
             format!("{:.2}", c.write_ratio)
         );
         println!(
-            "{:<46} {:>18}",
+            "{:<54} {:>18}",
             format!("5. {} read cost / memcpy", c.frame),
             format!("{:.2}", c.read_ratio)
         );
