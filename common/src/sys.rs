@@ -73,8 +73,6 @@ pub fn futex_wait2(
     private_expected: u32,
     timeout: Duration,
 ) -> Woken {
-    use std::sync::atomic::Ordering;
-
     #[repr(C)]
     struct FutexWaitv {
         val: u64,
@@ -119,22 +117,44 @@ pub fn futex_wait2(
     }
     match Errno::last() {
         Errno::ETIMEDOUT => Woken::TimedOut,
-        Errno::ENOSYS => {
-            let slice = timeout.min(Duration::from_millis(10));
-            // Acquire: pairs with the interrupter's Release store of the private word.
-            if private_word.load(Ordering::Acquire) != private_expected {
-                return Woken::Maybe;
-            }
-            let woken = futex_wait(shared_word, shared_expected, slice);
-            if woken == Woken::TimedOut && slice < timeout {
-                Woken::Maybe
-            } else {
-                woken
-            }
-        }
+        Errno::ENOSYS => futex_wait2_without_waitv(
+            shared_word,
+            shared_expected,
+            private_word,
+            private_expected,
+            timeout,
+        ),
         _ => Woken::Maybe,
     }
 }
+
+/// `futex_wait2` on kernels without futex_waitv (before 5.16): a plain wait on the
+/// shared word for at most `FALLBACK_SLICE`, the private word checked before it. An
+/// interrupt is then seen within one slice. Returns `Maybe` early when the slice was
+/// shorter than `timeout`: callers loop until their own deadline, as for any wake-up.
+fn futex_wait2_without_waitv(
+    shared_word: &AtomicU32,
+    shared_expected: u32,
+    private_word: &AtomicU32,
+    private_expected: u32,
+    timeout: Duration,
+) -> Woken {
+    use std::sync::atomic::Ordering;
+
+    let slice = timeout.min(FALLBACK_SLICE);
+    // Acquire: pairs with the interrupter's Release store of the private word.
+    if private_word.load(Ordering::Acquire) != private_expected {
+        return Woken::Maybe;
+    }
+    let woken = futex_wait(shared_word, shared_expected, slice);
+    if woken == Woken::TimedOut && slice < timeout {
+        Woken::Maybe
+    } else {
+        woken
+    }
+}
+
+const FALLBACK_SLICE: Duration = Duration::from_millis(10);
 
 /// Plain FUTEX_WAIT on a word in a shared mapping.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woken {
@@ -253,6 +273,68 @@ mod tests {
             futex_wait2(&a, 1, &b, 0, Duration::from_secs(5)),
             Woken::Maybe
         );
+    }
+
+    /// What the reader does with futex_wait2: wait until either word moves, looping
+    /// over early returns. Returns how long that took.
+    fn wait_until_moved(
+        wait: fn(&AtomicU32, u32, &AtomicU32, u32, Duration) -> Woken,
+        words: &(AtomicU32, AtomicU32),
+    ) -> Duration {
+        let start = Instant::now();
+        while words.0.load(Ordering::Acquire) == 0 && words.1.load(Ordering::Acquire) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never woke");
+            wait(&words.0, 0, &words.1, 0, Duration::from_secs(10));
+        }
+        start.elapsed()
+    }
+
+    #[test]
+    fn without_futex_waitv_a_wait_times_out_and_sees_moved_words() {
+        let (a, b) = (AtomicU32::new(1), AtomicU32::new(0));
+        let t = Instant::now();
+        assert_eq!(
+            futex_wait2_without_waitv(&a, 1, &b, 0, Duration::from_millis(5)),
+            Woken::TimedOut
+        );
+        assert!(t.elapsed() >= Duration::from_millis(4));
+        // Longer than a slice: an early Maybe, for the caller to loop.
+        assert_eq!(
+            futex_wait2_without_waitv(&a, 1, &b, 0, Duration::from_secs(5)),
+            Woken::Maybe
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let moved = AtomicU32::new(2);
+        assert_eq!(
+            futex_wait2_without_waitv(&moved, 1, &b, 0, Duration::from_secs(5)),
+            Woken::Maybe
+        );
+        // An interrupt already there returns at once, not after a slice.
+        let interrupted = AtomicU32::new(1);
+        let t = Instant::now();
+        assert_eq!(
+            futex_wait2_without_waitv(&a, 1, &interrupted, 0, FALLBACK_SLICE),
+            Woken::Maybe
+        );
+        assert!(t.elapsed() < FALLBACK_SLICE / 2, "took {:?}", t.elapsed());
+    }
+
+    #[test]
+    fn without_futex_waitv_both_words_still_wake_a_waiter() {
+        for which in [0, 1] {
+            let words = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
+            let w2 = words.clone();
+            let t = std::thread::spawn(move || wait_until_moved(futex_wait2_without_waitv, &w2));
+            std::thread::sleep(Duration::from_millis(50));
+            let word = if which == 0 { &words.0 } else { &words.1 };
+            word.store(1, Ordering::Release);
+            futex_wake(word, which == 0);
+            let waited = t.join().unwrap();
+            assert!(
+                waited < Duration::from_secs(2),
+                "word {which}: waited {waited:?}"
+            );
+        }
     }
 
     #[test]
