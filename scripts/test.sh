@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
 # unit, stress (threads and processes) and fuzz tests, the elements' gst-check tests,
-# the cross-process gst-launch tests, the end-to-end three-camera test, and a short run
+# the cross-process gst-launch tests, the end-to-end three-camera test, a build
+# through meson that gst-inspect-1.0 must load, and a short run
 # of the benchmark (to show it runs; its figures are not pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
@@ -21,6 +22,11 @@ echo "   gst-launch-1.0 tests load)"
 cargo build --workspace --locked
 echo "== cargo test"
 PROPTEST_CASES=20000 cargo test --workspace --locked
+echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0"
+rm -rf target/meson
+meson setup --buildtype=debug target/meson
+meson compile -C target/meson
+meson test -C target/meson --print-errorlogs "gst-inspect shmring"
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 bash scripts/bench.sh --quick --out target/bench-quick
