@@ -361,6 +361,22 @@ fn reader_role(w: &Role, seconds: f64, delay_ms: u64) -> Role {
 /// Readers start after the writer (shmsrc needs its socket); they run `seconds`.
 const READER_START: Duration = Duration::from_millis(700);
 
+/// `reps` runs of `run` for each transport, taking turns (the first transport
+/// alternates), so that a slower or faster spell of the machine falls on both.
+fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> Vec<(Transport, T)> {
+    let mut runs = Vec::with_capacity(2 * reps);
+    for rep in 0..reps {
+        let mut order = [Transport::Shmring, Transport::Shm];
+        if rep % 2 == 1 {
+            order.reverse();
+        }
+        for t in order {
+            runs.push((t, run(t)));
+        }
+    }
+    runs
+}
+
 fn latency_run(transport: Transport, readers: usize, seconds: f64) -> Vec<ReaderReport> {
     let ch = channel(transport, &format!("lat{readers}"));
     let w = writer_role(transport, &ch, 1920, 1080, 30, seconds, 2.0);
@@ -379,16 +395,7 @@ fn latency_run(transport: Transport, readers: usize, seconds: f64) -> Vec<Reader
 }
 
 fn scenario_latency(readers: usize, seconds: f64, reps: usize) -> Vec<LatencyRow> {
-    let mut runs: Vec<(Transport, Vec<ReaderReport>)> = Vec::new();
-    for rep in 0..reps {
-        let mut order = [Transport::Shmring, Transport::Shm];
-        if rep % 2 == 1 {
-            order.reverse();
-        }
-        for t in order {
-            runs.push((t, latency_run(t, readers, seconds)));
-        }
-    }
+    let runs = paired_runs(reps, |t| latency_run(t, readers, seconds));
     [Transport::Shmring, Transport::Shm]
         .into_iter()
         .map(|transport| {
@@ -449,19 +456,8 @@ fn throughput_run(transport: Transport, width: u32, height: u32, seconds: f64) -
     ThroughputRun { writer, reader }
 }
 
-/// `reps` runs of each transport, taking turns (the first transport alternates), so
-/// that a slower or faster spell of the machine falls on both.
 fn scenario_throughput(width: u32, height: u32, seconds: f64, reps: usize) -> Vec<ThroughputRow> {
-    let mut runs: Vec<(Transport, ThroughputRun)> = Vec::new();
-    for rep in 0..reps {
-        let mut order = [Transport::Shmring, Transport::Shm];
-        if rep % 2 == 1 {
-            order.reverse();
-        }
-        for t in order {
-            runs.push((t, throughput_run(t, width, height, seconds)));
-        }
-    }
+    let runs = paired_runs(reps, |t| throughput_run(t, width, height, seconds));
     [Transport::Shmring, Transport::Shm]
         .into_iter()
         .map(|transport| {
