@@ -362,16 +362,17 @@ fn reader_role(w: &Role, seconds: f64, delay_ms: u64) -> Role {
 const READER_START: Duration = Duration::from_millis(700);
 
 /// `reps` runs of `run` for each transport, taking turns (the first transport
-/// alternates), so that a slower or faster spell of the machine falls on both.
-fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> Vec<(Transport, T)> {
-    let mut runs = Vec::with_capacity(2 * reps);
+/// alternates), so that a slower or faster spell of the machine falls on both. The
+/// runs come back by transport, in order: run i of each ran back to back.
+fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> [(Transport, Vec<T>); 2] {
+    let mut runs = [
+        (Transport::Shmring, Vec::new()),
+        (Transport::Shm, Vec::new()),
+    ];
     for rep in 0..reps {
-        let mut order = [Transport::Shmring, Transport::Shm];
-        if rep % 2 == 1 {
-            order.reverse();
-        }
-        for t in order {
-            runs.push((t, run(t)));
+        for i in [rep % 2, 1 - rep % 2] {
+            let t = runs[i].0;
+            runs[i].1.push(run(t));
         }
     }
     runs
@@ -395,16 +396,11 @@ fn latency_run(transport: Transport, readers: usize, seconds: f64) -> Vec<Reader
 }
 
 fn scenario_latency(readers: usize, seconds: f64, reps: usize) -> Vec<LatencyRow> {
-    let runs = paired_runs(reps, |t| latency_run(t, readers, seconds));
-    [Transport::Shmring, Transport::Shm]
+    paired_runs(reps, |t| latency_run(t, readers, seconds))
         .into_iter()
-        .map(|transport| {
-            let mine: Vec<&Vec<ReaderReport>> = runs
-                .iter()
-                .filter(|(t, _)| *t == transport)
-                .map(|(_, r)| r)
-                .collect();
-            let reports: Vec<ReaderReport> = mine.iter().flat_map(|r| r.iter().cloned()).collect();
+        .map(|(transport, runs)| {
+            let n = runs.len();
+            let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
             let mut all: Vec<f64> = reports
                 .iter()
                 .flat_map(|r| r.latencies_ms.iter().copied())
@@ -412,7 +408,7 @@ fn scenario_latency(readers: usize, seconds: f64, reps: usize) -> Vec<LatencyRow
             all.sort_by(f64::total_cmp);
             LatencyRow {
                 transport,
-                runs: mine.len(),
+                runs: n,
                 latency_ms_p50: quantile(&all, 0.5),
                 latency_ms_p99: quantile(&all, 0.99),
                 latency_ms_max: quantile(&all, 1.0),
@@ -457,18 +453,9 @@ fn throughput_run(transport: Transport, width: u32, height: u32, seconds: f64) -
 }
 
 fn scenario_throughput(width: u32, height: u32, seconds: f64, reps: usize) -> Vec<ThroughputRow> {
-    let runs = paired_runs(reps, |t| throughput_run(t, width, height, seconds));
-    [Transport::Shmring, Transport::Shm]
+    paired_runs(reps, |t| throughput_run(t, width, height, seconds))
         .into_iter()
-        .map(|transport| {
-            let runs: Vec<ThroughputRun> = runs
-                .iter()
-                .filter(|(t, _)| *t == transport)
-                .map(|(_, r)| ThroughputRun {
-                    writer: r.writer.clone(),
-                    reader: r.reader.clone(),
-                })
-                .collect();
+        .map(|(transport, runs)| {
             let of = |f: &dyn Fn(&ThroughputRun) -> f64| median(runs.iter().map(f).collect());
             fn writer(r: &ThroughputRun, f: fn(&WriterReport) -> f64) -> f64 {
                 r.writer.as_ref().map(f).unwrap_or(f64::NAN)

@@ -3,23 +3,23 @@
 //! A writer fills the slot that was written longest ago. When the ring's payload slots
 //! together are larger than the last-level cache, that slot's lines left the cache long
 //! ago, and an ordinary copy first reads every destination line from memory (a read
-//! for ownership) before overwriting it: a 1080p frame then costs about 1.3 times the
-//! copy of shmsink, which rewrites a block its reader just released. Non-temporal
-//! stores write whole lines straight to memory without reading them first. Readers
-//! then read the frame from memory, as they would have anyway once a lap of a large
-//! ring had gone by. Measured in `docs/design.md` (writer cost).
+//! for ownership) before overwriting it: the writer then cost 1.2 times shmsink's,
+//! which rewrites a block its reader has just released. Non-temporal stores write
+//! whole lines straight to memory without reading them first; the first reader of
+//! each frame then reads it from memory instead. The trade-off, measured, is in
+//! `docs/design.md` ("Writing around the cache").
 
 use std::sync::OnceLock;
 
 /// Whether a ring whose payload slots take `footprint` bytes is written with
 /// non-temporal stores: when it is larger than half the last-level cache (the other
 /// half is left to the frame's source, the readers and everything else).
-pub fn bypass_cache_for(footprint: u64) -> bool {
+pub(crate) fn bypass_cache_for(footprint: u64) -> bool {
     cfg!(target_arch = "x86_64") && footprint > last_level_cache_bytes() / 2
 }
 
 /// The size of the largest CPU cache, from sysfs; 8 MiB where it cannot be read.
-pub fn last_level_cache_bytes() -> u64 {
+pub(crate) fn last_level_cache_bytes() -> u64 {
     static SIZE: OnceLock<u64> = OnceLock::new();
     *SIZE.get_or_init(|| {
         let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");

@@ -15,7 +15,7 @@
 //!    new epoch under the same name means it restarted. Everything read from the file is
 //!    bounded before use. The byte layout is `docs/ring-format.md`.
 
-pub mod copy;
+mod copy;
 pub mod error;
 pub mod layout;
 pub mod location;

@@ -111,15 +111,33 @@ fn time_per_call(batches: usize, iters: usize, mut f: impl FnMut(usize)) -> f64 
     median(results)
 }
 
+/// The cost benchmarks' frame (`width` x `height` I420), batches and calls per batch.
+fn cost_frame(width: usize, height: usize, quick: bool) -> (Vec<u8>, usize, usize) {
+    let size = width * height * 3 / 2;
+    let (batches, iters) = if quick { (3, 10) } else { (15, 40) };
+    ((0..size).map(|i| i as u8).collect(), batches, iters)
+}
+
+/// A ring of `slots` slots for frames of `size` bytes in `dir`, and its writer.
+fn cost_ring(dir: &TestDir, slots: u32, size: usize) -> (RingLocation, crate::RingWriter) {
+    let loc = dir.ring("bench");
+    let config = crate::WriterConfig {
+        slots,
+        max_frame: size as u64,
+        ..Default::default()
+    };
+    let w = crate::RingWriter::create(&loc, &config).expect("a ring for the benchmark");
+    (loc, w)
+}
+
 /// Measures write and read cost of a `width` x `height` I420 frame through a ring of
 /// `slots` slots, and the memcpy baselines.
 pub fn copy_costs(width: usize, height: usize, slots: u32, quick: bool) -> CopyCosts {
-    use crate::{ByHandle, FrameMeta, RingReader, RingWriter, WriterConfig};
+    use crate::{ByHandle, FrameMeta, RingReader};
     use std::hint::black_box;
 
-    let size = width * height * 3 / 2;
-    let (batches, iters) = if quick { (3, 10) } else { (15, 40) };
-    let frame: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let (frame, batches, iters) = cost_frame(width, height, quick);
+    let size = frame.len();
     let n = slots as usize;
 
     // Writing: one memcpy of the frame into one of `slots` destinations.
@@ -138,16 +156,7 @@ pub fn copy_costs(width: usize, height: usize, slots: u32, quick: bool) -> CopyC
     drop(dsts);
 
     let dir = TestDir::new("copy-costs");
-    let loc = dir.ring("bench");
-    let mut w = RingWriter::create(
-        &loc,
-        &WriterConfig {
-            slots,
-            max_frame: size as u64,
-            ..Default::default()
-        },
-    )
-    .expect("a ring for the benchmark");
+    let (loc, mut w) = cost_ring(&dir, slots, size);
     let meta = FrameMeta::default();
     let write_ns = time_per_call(batches, iters, |_| {
         w.write(&meta, black_box(&frame)).expect("frame fits");
@@ -185,21 +194,14 @@ pub fn write_then_read_costs(
     bypass_cache: bool,
     quick: bool,
 ) -> (f64, f64) {
-    use crate::{FrameMeta, Next, RingReader, RingWriter, WriterConfig};
+    use crate::{FrameMeta, Next, RingReader};
     use std::hint::black_box;
     use std::time::{Duration, Instant};
 
-    let size = width * height * 3 / 2;
-    let (batches, iters) = if quick { (3, 10) } else { (15, 40) };
-    let frame: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let (frame, batches, iters) = cost_frame(width, height, quick);
+    let size = frame.len();
     let dir = TestDir::new("write-then-read");
-    let loc = dir.ring("bench");
-    let config = WriterConfig {
-        slots,
-        max_frame: size as u64,
-        ..Default::default()
-    };
-    let mut w = RingWriter::create(&loc, &config).expect("a ring for the benchmark");
+    let (loc, mut w) = cost_ring(&dir, slots, size);
     w.set_bypass_cache(bypass_cache);
     let mut r = RingReader::open(&loc).expect("the benchmark ring opens");
     let mut buf = vec![0u8; size];
