@@ -147,7 +147,7 @@ fn large_rings_are_written_around_the_cache_byte_for_byte() {
     let dir = TestDir::new("large");
     let c = caps("I420", 1920, 1080);
     let info = gst_video::VideoInfo::from_caps(&c).unwrap();
-    let mut w = sink(&dir, "large", "");
+    let mut w = sink(&dir, "large", "slots=64");
     w.set_src_caps(c.clone());
     // Contiguous planes, then rows of 2048 bytes described by a VideoMeta (row by row).
     let plain = frame(info.size(), 1, 0);
@@ -156,7 +156,7 @@ fn large_rings_are_written_around_the_cache_byte_for_byte() {
     assert_eq!(
         bypass,
         cfg!(target_arch = "x86_64"),
-        "a 1080p ring with the default slots is larger than any cache"
+        "64 slots of 1080p (200 MB) are larger than half of any cache"
     );
     let mut r = src(&dir, "large", "mode=sequential");
     assert_eq!(bytes(&pull(&mut r)), bytes(&plain));

@@ -1,6 +1,6 @@
 //! Copying frames into ring slots, around the cache when the ring is larger than it.
 //!
-//! A writer fills the slot that was written longest ago. When the ring's payload slots
+//! A writer fills the slot that was written longest ago. When the ring's slots
 //! together are larger than the last-level cache, that slot's lines left the cache long
 //! ago, and an ordinary copy first reads every destination line from memory (a read
 //! for ownership) before overwriting it: the writer then cost 1.2 times shmsink's,
@@ -11,9 +11,10 @@
 
 use std::sync::OnceLock;
 
-/// Whether a ring whose payload slots take `footprint` bytes is written with
-/// non-temporal stores: when it is larger than half the last-level cache (the other
-/// half is left to the frame's source, the readers and everything else).
+/// Whether a ring whose slots take `footprint` bytes (the payloads the writer cycles
+/// through, not the lease spares) is written with non-temporal stores: when it is
+/// larger than half the last-level cache (the other half is left to the frame's
+/// source, the readers and everything else).
 pub(crate) fn bypass_cache_for(footprint: u64) -> bool {
     cfg!(target_arch = "x86_64") && footprint > last_level_cache_bytes() / 2
 }

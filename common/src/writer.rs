@@ -231,8 +231,11 @@ impl RingWriter {
             epoch,
             origin,
             replaced: false,
+            // The writer cycles through `slot_count` payloads; a spare only takes a
+            // slot's place while a reader holds that slot's payload, so the spares do
+            // not add to how far back the slot written next was last touched.
             bypass_cache: copy::bypass_cache_for(
-                u64::from(geom.payload_count).saturating_mul(geom.slot_stride),
+                u64::from(geom.slot_count).saturating_mul(geom.slot_stride),
             ),
             _heartbeat: Heartbeat {
                 stop: Some(stop),
@@ -241,8 +244,8 @@ impl RingWriter {
         }
     }
 
-    /// Whether `SlotWriter::copy_into` writes around the cache: chosen from the ring's
-    /// size when it is made (rings larger than half the last-level cache).
+    /// Whether `SlotWriter::copy_into` writes around the cache: chosen when the ring is
+    /// made, for rings whose slots take more than half the last-level cache.
     pub fn bypasses_cache(&self) -> bool {
         self.bypass_cache
     }
@@ -901,4 +904,41 @@ fn build(
     sb.writer_state
         .store(WriterState::Live.to_raw(), Ordering::Relaxed);
     Ok((file, map, epoch, tmp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDir;
+
+    /// A ring with `slots` slots of `slot_bytes` and `spares` lease spares.
+    fn ring(dir: &TestDir, name: &str, slots: u32, spares: u32, slot_bytes: u64) -> RingWriter {
+        let config = WriterConfig {
+            slots,
+            spares,
+            max_frame: slot_bytes,
+            ..Default::default()
+        };
+        RingWriter::create(&dir.ring(name), &config).expect("ring created")
+    }
+
+    #[test]
+    fn the_cache_is_bypassed_for_the_slots_cycled_through_not_the_spares() {
+        let dir = TestDir::new("bypass-choice");
+        let half = copy::last_level_cache_bytes() / 2;
+        // Four slots take 3/8 of the cache: the slot written next is still cached.
+        // With 8 spares the ring's payloads take 9/8 of it, but the spares only stand
+        // in for slots that readers hold.
+        let slot = half * 3 / 16;
+        let w = ring(&dir, "fits", 4, 8, slot);
+        assert!(u64::from(w.geometry().payload_count) * w.slot_capacity() > half);
+        assert!(
+            !w.bypasses_cache(),
+            "4 slots of {slot} bytes fit half the cache"
+        );
+        drop(w);
+        // Twelve slots of that size do not.
+        let w = ring(&dir, "larger", 12, 8, slot);
+        assert_eq!(w.bypasses_cache(), cfg!(target_arch = "x86_64"));
+    }
 }
