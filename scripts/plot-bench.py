@@ -71,7 +71,7 @@ def main():
     ax = axes[3]
     x = 0
     ticks, labels = [], []
-    for key in ("throughput_1080p", "throughput_4k"):
+    for key in ("throughput_1080p", "throughput_1080p_4_slots", "throughput_4k"):
         for t in ("shmring", "shm"):
             row = by(results.get(key, []), t)
             if not row:
@@ -80,7 +80,7 @@ def main():
             runs = [r["reader"]["fps"] for r in row["runs"]]
             ax.plot([x] * len(runs), runs, "k.", markersize=4)
             ticks.append(x)
-            labels.append(row["frame"])
+            labels.append(row["frame"].replace(", ", "\n"))
             x += 1
         x += 0.5
     ax.set_xticks(ticks, labels, fontsize=8)

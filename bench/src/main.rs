@@ -7,7 +7,10 @@
 //!
 //!   shmring-bench [--quick] [--out DIR] [--lease-slots N] [--only SCENARIO,...]
 //!
-//! Scenarios: latency1, latency3, slow, max1080, max4k, restart, copy.
+//! Scenarios: latency1, latency3, slow, max1080, max1080-4slots, max4k, restart, copy.
+//!
+//! shmringsink runs with its default slots (half a second of video) except in
+//! max1080-4slots, where the ring is small enough to stay in the cache.
 //!
 //! Prints a table with ratios and writes DIR/results.json (default bench-results/).
 
@@ -83,13 +86,16 @@ fn main() {
             results.restart.push(scenario_restart(transport, seconds));
         }
     }
+    let throughput =
+        |w, h, slots| scenario_throughput(w, h, slots, seconds, reps(THROUGHPUT_REPETITIONS));
     if run("max1080") {
-        results.throughput_1080p =
-            scenario_throughput(1920, 1080, seconds, reps(THROUGHPUT_REPETITIONS));
+        results.throughput_1080p = throughput(1920, 1080, 0);
+    }
+    if run("max1080-4slots") {
+        results.throughput_1080p_4_slots = throughput(1920, 1080, IN_CACHE_SLOTS);
     }
     if run("max4k") && !quick {
-        results.throughput_4k =
-            scenario_throughput(3840, 2160, seconds, reps(THROUGHPUT_REPETITIONS));
+        results.throughput_4k = throughput(3840, 2160, 0);
     }
     for (label, w, h) in [("1080p", 1920, 1080), ("4K", 3840, 2160)]
         .into_iter()
@@ -124,6 +130,7 @@ struct Results {
     latency_three: Vec<LatencyRow>,
     slow_reader: Vec<SlowRow>,
     throughput_1080p: Vec<ThroughputRow>,
+    throughput_1080p_4_slots: Vec<ThroughputRow>,
     throughput_4k: Vec<ThroughputRow>,
     restart: Vec<RestartRow>,
     copy_costs: Vec<CopyCostRow>,
@@ -167,6 +174,8 @@ struct SlowRow {
 struct ThroughputRow {
     transport: Transport,
     frame: String,
+    /// shmring's slots (0: the default).
+    slots: u32,
     fps: f64,
     torn: u64,
     writer_fps: f64,
@@ -182,6 +191,10 @@ struct ThroughputRun {
 }
 
 const THROUGHPUT_REPETITIONS: usize = 5;
+
+/// A 1080p ring of 4 slots (12 MB) fits in half of a 32 MiB last-level cache, so its
+/// writer uses ordinary stores and the slot it writes next is still cached.
+const IN_CACHE_SLOTS: u32 = 4;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| x.is_finite());
@@ -343,6 +356,7 @@ fn writer_role(
         fps,
         seconds: reader_seconds + extra_seconds,
         delay_ms: 0,
+        slots: 0,
         lease_slots,
         measure_from: READER_START.as_secs_f64() + margin,
         measure_for: reader_seconds - 2.0 * margin,
@@ -439,9 +453,18 @@ fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {
     }
 }
 
-fn throughput_run(transport: Transport, width: u32, height: u32, seconds: f64) -> ThroughputRun {
-    let ch = channel(transport, &format!("max{height}"));
-    let w = writer_role(transport, &ch, width, height, 0, seconds, 1.5);
+fn throughput_run(
+    transport: Transport,
+    width: u32,
+    height: u32,
+    slots: u32,
+    seconds: f64,
+) -> ThroughputRun {
+    let ch = channel(transport, &format!("max{height}-{slots}"));
+    let w = Role {
+        slots,
+        ..writer_role(transport, &ch, width, height, 0, seconds, 1.5)
+    };
     let writer = Proc::start(&w);
     std::thread::sleep(READER_START);
     let reader = Proc::start(&reader_role(&w, seconds, 0))
@@ -452,8 +475,14 @@ fn throughput_run(transport: Transport, width: u32, height: u32, seconds: f64) -
     ThroughputRun { writer, reader }
 }
 
-fn scenario_throughput(width: u32, height: u32, seconds: f64, reps: usize) -> Vec<ThroughputRow> {
-    paired_runs(reps, |t| throughput_run(t, width, height, seconds))
+fn scenario_throughput(
+    width: u32,
+    height: u32,
+    slots: u32,
+    seconds: f64,
+    reps: usize,
+) -> Vec<ThroughputRow> {
+    paired_runs(reps, |t| throughput_run(t, width, height, slots, seconds))
         .into_iter()
         .map(|(transport, runs)| {
             let of = |f: &dyn Fn(&ThroughputRun) -> f64| median(runs.iter().map(f).collect());
@@ -462,7 +491,11 @@ fn scenario_throughput(width: u32, height: u32, seconds: f64, reps: usize) -> Ve
             }
             ThroughputRow {
                 transport,
-                frame: format!("{width}x{height}"),
+                frame: match slots {
+                    0 => format!("{width}x{height}"),
+                    n => format!("{width}x{height}, {n} slots"),
+                },
+                slots,
                 fps: of(&|r| r.reader.fps),
                 torn: runs.iter().map(|r| r.reader.torn).sum(),
                 writer_fps: of(&|r| writer(r, |w| w.fps)),
@@ -525,7 +558,7 @@ fn ratio(a: f64, b: f64) -> String {
 
 fn print_table(r: &Results) {
     println!(
-        "\n{:<54} {:>18} {:>18} {:>8}",
+        "\n{:<58} {:>18} {:>18} {:>8}",
         "scenario", "shmring", "shmsink/shmsrc", "ratio"
     );
     for (name, rows) in [
@@ -547,20 +580,20 @@ fn print_table(r: &Results) {
             ("latency max ms", a.latency_ms_max, b.latency_ms_max),
         ] {
             println!(
-                "{:<54} {x:>18.2} {y:>18.2} {:>8}",
+                "{:<58} {x:>18.2} {y:>18.2} {:>8}",
                 format!("{name}{all}: {label}"),
                 ratio(x, y)
             );
         }
         let (x, y) = (a.fewest_frames, b.fewest_frames);
         println!(
-            "{:<54} {x:>18} {y:>18} {:>8}",
+            "{:<58} {x:>18} {y:>18} {:>8}",
             format!("{name}: frames per reader (fewest)"),
             ratio(x as f64, y as f64)
         );
         if a.torn + b.torn > 0 {
             println!(
-                "{:<54} {:>18} {:>18}",
+                "{:<58} {:>18} {:>18}",
                 format!("{name}: TORN FRAMES"),
                 a.torn,
                 b.torn
@@ -591,10 +624,14 @@ fn print_table(r: &Results) {
                 b.slow.latency_ms_p50,
             ),
         ] {
-            println!("{label:<54} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
+            println!("{label:<58} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
         }
     }
-    for rows in [&r.throughput_1080p, &r.throughput_4k] {
+    for rows in [
+        &r.throughput_1080p,
+        &r.throughput_1080p_4_slots,
+        &r.throughput_4k,
+    ] {
         let get = |t: Transport| rows.iter().find(|x| x.transport == t);
         if let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) {
             let n = a.runs.len();
@@ -618,7 +655,7 @@ fn print_table(r: &Results) {
                     _ => format!("{label}, median of {n}"),
                 };
                 println!(
-                    "{:<54} {x:>18.2} {y:>18.2} {:>8}",
+                    "{:<58} {x:>18.2} {y:>18.2} {:>8}",
                     format!("3. {} {label}", a.frame),
                     ratio(x, y)
                 );
@@ -634,7 +671,7 @@ fn print_table(r: &Results) {
                         .collect(),
                 );
                 println!(
-                    "{:<54} {:>18} {:>18} {paired:>8.2}",
+                    "{:<58} {:>18} {:>18} {paired:>8.2}",
                     format!("3. {} fps ratio, median of {n} pairs", a.frame),
                     "",
                     ""
@@ -645,7 +682,7 @@ fn print_table(r: &Results) {
     let rs = |t: Transport| r.restart.iter().find(|x| x.transport == t);
     if let (Some(a), Some(b)) = (rs(Transport::Shmring), rs(Transport::Shm)) {
         println!(
-            "{:<54} {:>18} {:>18}",
+            "{:<58} {:>18} {:>18}",
             "4. writer restarted: frames from new writer", a.new_writer_frames, b.new_writer_frames
         );
         let ms = |x: &RestartRow| {
@@ -654,7 +691,7 @@ fn print_table(r: &Results) {
                 .unwrap_or_else(|| "never".into())
         };
         println!(
-            "{:<54} {:>18} {:>18}",
+            "{:<58} {:>18} {:>18}",
             "4. writer restarted: first new frame after ms",
             ms(a),
             ms(b)
@@ -662,12 +699,12 @@ fn print_table(r: &Results) {
     }
     for c in &r.copy_costs {
         println!(
-            "{:<54} {:>18}",
+            "{:<58} {:>18}",
             format!("5. {} write cost / memcpy", c.frame),
             format!("{:.2}", c.write_ratio)
         );
         println!(
-            "{:<54} {:>18}",
+            "{:<58} {:>18}",
             format!("5. {} read cost / memcpy", c.frame),
             format!("{:.2}", c.read_ratio)
         );

@@ -36,6 +36,8 @@ pub struct Role {
     pub seconds: f64,
     /// Readers: time spent on each frame (a slow consumer).
     pub delay_ms: u64,
+    /// shmring writers: frames the ring holds (0: the sink's default, half a second).
+    pub slots: u32,
     /// shmring writers: spare slots for zero-copy leases.
     pub lease_slots: u32,
     /// Writers: the window, seconds from their first frame, that their report covers.
@@ -156,8 +158,8 @@ fn writer(role: &Role) -> WriterReport {
     let sink = match role.transport {
         Transport::Shmring => {
             format!(
-                "shmringsink ring={} sync=false slots=8 lease-slots={}",
-                role.channel, role.lease_slots
+                "shmringsink ring={} sync=false slots={} lease-slots={}",
+                role.channel, role.slots, role.lease_slots
             )
         }
         Transport::Shm => format!(
