@@ -151,7 +151,7 @@ struct LatencyRow {
     readers: Vec<ReaderReport>,
 }
 
-const LATENCY_REPETITIONS: usize = 3;
+const LATENCY_REPETITIONS: usize = 5;
 
 /// The `p` quantile (0 to 1) of `sorted`, nearest rank.
 fn quantile(sorted: &[f64], p: f64) -> f64 {
