@@ -138,7 +138,7 @@ impl ObjectImpl for ShmRingSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, bytes, caps-changes, rings-created, slots, slot-size, epoch, bypass-cache (frames are copied in with non-temporal stores: rings larger than half the CPU's last-level cache)")
+                    .blurb("frames, bytes, caps-changes, rings-created, slots, slot-size, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
                     .read_only()
                     .build(),
             ]
