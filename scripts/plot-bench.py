@@ -80,7 +80,8 @@ def main():
             runs = [r["reader"]["fps"] for r in row["runs"]]
             ax.plot([x] * len(runs), runs, "k.", markersize=4)
             ticks.append(x)
-            labels.append(row["frame"].replace(", ", "\n"))
+            short = row["frame"].replace("1920x1080", "1080p").replace("3840x2160", "4K")
+            labels.append(short.replace(", ", "\n"))
             x += 1
         x += 0.5
     ax.set_xticks(ticks, labels, fontsize=8)
