@@ -26,6 +26,18 @@ use roles::{ReaderReport, Role, RoleKind, Transport, WriterReport, ROLE_ENV};
 
 const SLOW_READER_MS: u64 = 300;
 
+/// The names `--only` takes.
+const SCENARIOS: [&str; 8] = [
+    "latency1",
+    "latency3",
+    "slow",
+    "max1080",
+    "max1080-4slots",
+    "max4k",
+    "restart",
+    "copy",
+];
+
 fn main() {
     if let Ok(role) = std::env::var(ROLE_ENV) {
         std::process::exit(roles::run(&role));
@@ -48,6 +60,17 @@ fn main() {
         .map(|v| v.parse().expect("--lease-slots takes a number"))
         .unwrap_or(shmring_common::writer::DEFAULT_SPARES);
     let only = value("--only");
+    if let Some(unknown) = only
+        .iter()
+        .flat_map(|o| o.split(','))
+        .find(|s| !SCENARIOS.contains(s))
+    {
+        eprintln!(
+            "shmring-bench: no scenario {unknown:?}; --only takes some of {}",
+            SCENARIOS.join(",")
+        );
+        std::process::exit(2);
+    }
     let run = |name: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|s| s == name))
