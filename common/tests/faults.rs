@@ -10,6 +10,16 @@ use shmring_common::*;
 const CHILD_ENV: &str = "SHMRING_FAULTS_CHILD";
 const FRAME: usize = 1 << 20;
 
+/// The ring these tests write: 4 slots of `FRAME` bytes.
+fn writer(loc: &RingLocation) -> RingWriter {
+    let config = WriterConfig {
+        slots: 4,
+        max_frame: FRAME as u64,
+        ..Default::default()
+    };
+    RingWriter::create(loc, &config).unwrap()
+}
+
 /// Child roles of this binary: a writer that writes 1 MiB frames flat out until killed
 /// (so a SIGKILL almost always lands in the middle of a frame), and a reader that
 /// prints a line per frame.
@@ -22,15 +32,7 @@ fn child_role() {
     let loc = RingLocation::parse(path, None).unwrap();
     match what {
         "writer" => {
-            let mut w = RingWriter::create(
-                &loc,
-                &WriterConfig {
-                    slots: 4,
-                    max_frame: FRAME as u64,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let mut w = writer(&loc);
             println!("epoch {:016x}", w.epoch());
             for seq in 1.. {
                 let mut slot = w.begin();
@@ -140,15 +142,7 @@ fn killed_readers_go_unnoticed_by_the_writer_and_other_readers() {
     }
     let dir = TestDir::new("kill-reader");
     let loc = dir.ring("r");
-    let mut w = RingWriter::create(
-        &loc,
-        &WriterConfig {
-            slots: 4,
-            max_frame: FRAME as u64,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut w = writer(&loc);
     let mut victims: Vec<Child> = (0..2).map(|_| spawn("reader", &loc)).collect();
     let mut survivor = RingReader::open(&loc).unwrap();
     let mut buf = vec![0u8; FRAME];
