@@ -72,6 +72,7 @@ fn main() {
         std::process::exit(2);
     }
     let run = |name: &str| {
+        debug_assert!(SCENARIOS.contains(&name), "{name} missing from SCENARIOS");
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|s| s == name))
     };
