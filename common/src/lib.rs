@@ -18,6 +18,7 @@
 mod copy;
 pub mod error;
 pub mod layout;
+mod lending;
 pub mod location;
 mod mapping;
 pub mod reader;
@@ -28,6 +29,7 @@ pub mod writer;
 
 pub use error::{Error, Result};
 pub use layout::WriterState;
+pub use lending::{Lender, Loan};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
 pub use reader::{

@@ -306,6 +306,15 @@ impl Mapping {
         self.payload_ptr(geom, index, len).map(|p| p as *const u8)
     }
 
+    /// The payload slot that `bytes` start at the beginning of and fit in, if any.
+    pub fn payload_index_at(&self, geom: &Geometry, bytes: &[u8]) -> Option<u32> {
+        let first = self.payload_ptr(geom, 0, 0)? as usize;
+        let off = (bytes.as_ptr() as usize).checked_sub(first)? as u64;
+        let index = u32::try_from(off / geom.slot_stride).ok()?;
+        let start = self.payload_ptr(geom, index, bytes.len() as u64)?;
+        std::ptr::eq(start, bytes.as_ptr()).then_some(index)
+    }
+
     fn payload_ptr(&self, geom: &Geometry, index: u32, len: u64) -> Option<*mut u8> {
         if index >= geom.payload_count || len > geom.slot_stride {
             return None;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::layout::*;
+use crate::lending::{Lender, Payloads, Shared};
 use crate::location::{Handle, RingLocation};
 use crate::mapping::{Geometry, Mapping};
 use crate::FrameMeta;
@@ -34,8 +35,26 @@ pub struct WriterConfig {
     pub perms: u32,
     /// Caps string published with the ring, if known yet.
     pub caps: Option<String>,
-    /// Extra payload slots that readers may lease for zero-copy reads (0 to 64).
+    /// Extra payload slots that readers may lease for zero-copy reads.
     pub spares: u32,
+    /// Extra payload slots the writer lends to its own process to be filled in place
+    /// (`RingWriter::lender`); with `spares`, at most 64.
+    pub loans: u32,
+}
+
+impl WriterConfig {
+    fn geometry(&self) -> Result<Geometry> {
+        let extra = self.spares.saturating_add(self.loans);
+        if extra > MAX_SPARES {
+            return Err(Error::InvalidGeometry {
+                what: format!(
+                    "{} lease slots and {} pool slots: together at most {MAX_SPARES}",
+                    self.spares, self.loans
+                ),
+            });
+        }
+        Geometry::for_frames(self.slots, extra, self.max_frame)
+    }
 }
 
 impl Default for WriterConfig {
@@ -46,6 +65,7 @@ impl Default for WriterConfig {
             perms: 0o600,
             caps: None,
             spares: DEFAULT_SPARES,
+            loans: 0,
         }
     }
 }
@@ -80,14 +100,11 @@ pub struct RingWriter {
     loc: RingLocation,
     file: Arc<File>,
     map: Arc<Mapping>,
-    /// The payload slot each descriptor points at.
-    payload_of: Vec<u32>,
-    /// Payload slots no descriptor points at and nobody leases.
-    free: Vec<u32>,
-    /// Payload slots no descriptor points at that were leased when last looked at.
-    retired: Vec<u32>,
-    /// Scratch: which payload slots are leased, by index.
-    leased: Vec<bool>,
+    /// Where each payload slot is; shared with the loans of `lender()`.
+    payloads: Shared,
+    /// Of the payload slots beyond `slot_count`: those readers may lease, those lent.
+    lease_slots: u32,
+    pool_slots: u32,
     geom: Geometry,
     epoch: u64,
     origin: Origin,
@@ -102,7 +119,7 @@ impl RingWriter {
     /// Creates the ring at `loc`, or takes over the ring of a dead writer there. A live
     /// writer's ring is never touched: that is `Error::Busy` with its pid.
     pub fn create(loc: &RingLocation, config: &WriterConfig) -> Result<Self> {
-        let geom = Geometry::for_frames(config.slots, config.spares, config.max_frame)?;
+        let geom = config.geometry()?;
         if config.perms & !0o660 != 0 || config.perms & 0o600 != 0o600 {
             return Err(Error::InvalidGeometry {
                 what: format!(
@@ -127,7 +144,8 @@ impl RingWriter {
                         nix::fcntl::RenameFlags::RENAME_NOREPLACE,
                     ) {
                         Ok(()) => {
-                            return Ok(Self::start(loc, file, map, geom, epoch, Origin::Created))
+                            let origin = Origin::Created;
+                            return Ok(Self::start(loc, file, map, epoch, origin, config));
                         }
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
@@ -165,7 +183,7 @@ impl RingWriter {
                     })?;
                     drop(old);
                     let origin = Origin::TookOver { dead_pid };
-                    return Ok(Self::start(loc, file, map, geom, epoch, origin));
+                    return Ok(Self::start(loc, file, map, epoch, origin, config));
                 }
             }
         }
@@ -178,7 +196,7 @@ impl RingWriter {
     /// Replaces this ring by a new one with other geometry under the same name (a new
     /// epoch): readers see this ring as replaced and re-attach to the new one.
     pub fn replace(mut self, config: &WriterConfig) -> Result<Self> {
-        let geom = Geometry::for_frames(config.slots, config.spares, config.max_frame)?;
+        let geom = config.geometry()?;
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
         std::fs::rename(&tmp, self.loc.path()).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -188,17 +206,18 @@ impl RingWriter {
         self.set_state(WriterState::Replaced);
         let loc = self.loc.clone();
         drop(self);
-        Ok(Self::start(&loc, file, map, geom, epoch, Origin::Created))
+        Ok(Self::start(&loc, file, map, epoch, Origin::Created, config))
     }
 
     fn start(
         loc: &RingLocation,
         file: File,
         map: Mapping,
-        geom: Geometry,
         epoch: u64,
         origin: Origin,
+        config: &WriterConfig,
     ) -> Self {
+        let geom = config.geometry().expect("checked by build");
         let map = Arc::new(map);
         let file = Arc::new(file);
         let (stop, stopped) = mpsc::channel::<()>();
@@ -218,15 +237,13 @@ impl RingWriter {
                 }
             })
             .ok();
-        let n = geom.slot_count;
         RingWriter {
             loc: loc.clone(),
             file,
             map,
-            payload_of: (0..n).collect(),
-            free: (n..geom.payload_count).rev().collect(),
-            retired: Vec::new(),
-            leased: vec![false; geom.payload_count as usize],
+            payloads: Shared::new(Payloads::new(&geom, config.loans)),
+            lease_slots: config.spares,
+            pool_slots: config.loans,
             geom,
             epoch,
             origin,
@@ -269,6 +286,16 @@ impl RingWriter {
 
     pub fn geometry(&self) -> Geometry {
         self.geom
+    }
+
+    /// Extra payload slots readers may lease (`WriterConfig::spares`).
+    pub fn lease_slots(&self) -> u32 {
+        self.lease_slots
+    }
+
+    /// Extra payload slots `lender()` lends (`WriterConfig::loans`).
+    pub fn pool_slots(&self) -> u32 {
+        self.pool_slots
     }
 
     /// Largest frame a slot holds.
@@ -334,52 +361,78 @@ impl RingWriter {
     }
 
     /// The payload slot for descriptor `desc`: its current one unless a reader leases
-    /// it, else a free one (the leased one retires until its lease is gone).
+    /// it or a buffer of ours wraps it, else a free one (the held one retires until
+    /// it is let go).
     fn choose_payload_slot(&mut self, desc: usize) -> u32 {
-        self.leased.iter_mut().for_each(|l| *l = false);
-        for i in 0..READER_ENTRIES {
-            for word in &self.map.reader_entry(&self.geom, i).leases {
-                // Relaxed: ordered after our writing(seq) store by the SeqCst fence in
-                // begin(), the other half of the readers' lease-then-fence-then-check.
-                let v = word.load(Ordering::Relaxed);
-                if let Some(l) = (v as usize)
-                    .checked_sub(1)
-                    .and_then(|p| self.leased.get_mut(p))
-                {
-                    *l = true; // out-of-range values (a hostile reader) are ignored
-                }
-            }
+        let mut payloads = self.payloads.lock();
+        scan_leases(&self.map, &self.geom, payloads.leased_scratch());
+        payloads.settle();
+        let (p, overridden) = payloads.for_copy(desc);
+        if overridden {
+            // Only readers that ignored the lease budget get here: never wait, reuse
+            // the slot, count it.
+            self.map
+                .reader_table(&self.geom)
+                .lease_overrides
+                .fetch_add(1, Ordering::Relaxed);
         }
-        let leased = &self.leased;
-        let free = &mut self.free;
-        self.retired.retain(|&p| {
-            if leased[p as usize] {
-                true
-            } else {
-                free.push(p);
-                false
-            }
-        });
-        let old = self.payload_of[desc];
-        if !self.leased[old as usize] {
-            return old;
+        p
+    }
+
+    /// Lends free payload slots of this ring, to be filled in place and committed with
+    /// `commit_in_place`. At most `WriterConfig::loans` are out (or still wrapped by
+    /// a buffer after their commit) at a time.
+    pub fn lender(&self) -> Lender {
+        Lender::new(
+            self.map.clone(),
+            self.geom,
+            self.payloads.clone(),
+            self.epoch,
+        )
+    }
+
+    /// Whether `bytes` start at a slot of this ring that `lender()` lent and that is not
+    /// committed yet.
+    pub fn is_lent(&self, bytes: &[u8]) -> bool {
+        self.map
+            .payload_index_at(&self.geom, bytes)
+            .is_some_and(|p| self.payloads.lock().is_lent(p))
+    }
+
+    /// Commits the frame in `bytes` without copying it if `bytes` is a slot of this
+    /// ring lent by `lender()` and not committed yet; None (nothing done) otherwise.
+    /// The caller must not write the bytes again: readers may be reading them.
+    pub fn commit_in_place(&mut self, bytes: &[u8], meta: &FrameMeta) -> Result<Option<u64>> {
+        let Some(p) = self.map.payload_index_at(&self.geom, bytes) else {
+            return Ok(None);
+        };
+        // Held until the slot is in its descriptor: the loan cannot go back meanwhile.
+        let mut payloads = self.payloads.lock();
+        if !payloads.is_lent(p) {
+            return Ok(None);
         }
-        match self.free.pop() {
-            Some(q) => {
-                self.retired.push(old);
-                self.payload_of[desc] = q;
-                q
-            }
-            None => {
-                // Only readers that ignored the lease budget get here: never wait, reuse
-                // the slot, count it.
-                self.map
-                    .reader_table(&self.geom)
-                    .lease_overrides
-                    .fetch_add(1, Ordering::Relaxed);
-                old
-            }
-        }
+        let sb = self.map.superblock();
+        let seq = sb.head.load(Ordering::Relaxed) + 1;
+        let index = self.geom.slot_of(seq);
+        let desc = self.map.descriptor(&self.geom, index);
+        // Relaxed, then SeqCst: as in begin(). Readers still copying this slot's old
+        // frame see it change; the lease scan below sees every lease taken before.
+        desc.commit.store(writing(seq), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        scan_leases(&self.map, &self.geom, payloads.leased_scratch());
+        payloads.settle();
+        payloads.commit_lent(index as usize, p);
+        drop(payloads);
+        publish(
+            &self.map,
+            &self.geom,
+            index,
+            seq,
+            p,
+            meta,
+            bytes.len() as u64,
+        )?;
+        Ok(Some(seq))
     }
 
     /// Copies `data` into the next slot and commits it. Returns the frame's sequence.
@@ -591,57 +644,15 @@ impl SlotWriter<'_> {
 
     /// Publishes the frame: `len` payload bytes and `meta`. Returns its sequence.
     pub fn commit(mut self, meta: &FrameMeta, len: u64) -> Result<u64> {
-        if len > self.geom.slot_stride {
-            return Err(Error::FrameTooLarge {
-                len,
-                capacity: self.geom.slot_stride,
-            });
-        }
-        let sb = self.writer_map.superblock();
-        let d = self.writer_map.descriptor(&self.geom, self.index);
-        let none = u64::MAX;
-        let caps_version = if meta.caps_version != 0 {
-            meta.caps_version
-        } else {
-            sb.caps_version.load(Ordering::Relaxed)
-        };
-        // Relaxed field stores: ordered before the commit word's Release store below.
-        d.payload_index.store(self.payload_index, Ordering::Relaxed);
-        d.caps_version.store(caps_version, Ordering::Relaxed);
-        d.payload_len.store(len, Ordering::Relaxed);
-        d.pts.store(meta.pts.unwrap_or(none), Ordering::Relaxed);
-        d.dts.store(meta.dts.unwrap_or(none), Ordering::Relaxed);
-        d.duration
-            .store(meta.duration.unwrap_or(none), Ordering::Relaxed);
-        let now_mono = sys::monotonic_ns();
-        d.captured_at_ns.store(
-            meta.captured_at_ns.unwrap_or_else(sys::realtime_ns),
-            Ordering::Relaxed,
-        );
-        d.commit_mono_ns.store(now_mono, Ordering::Relaxed);
-        d.flags.store(meta.flags, Ordering::Relaxed);
-        let v = &meta.video;
-        d.video_format.store(v.format, Ordering::Relaxed);
-        d.width.store(v.width, Ordering::Relaxed);
-        d.height.store(v.height, Ordering::Relaxed);
-        d.n_planes
-            .store(v.n_planes.min(MAX_PLANES as u32), Ordering::Relaxed);
-        for p in 0..MAX_PLANES {
-            d.plane_offset[p].store(v.offsets[p], Ordering::Relaxed);
-            d.plane_stride[p].store(v.strides[p] as u32, Ordering::Relaxed);
-        }
-        // Non-temporal payload stores (copy_into) are not ordered by Release: fence them.
-        copy::store_fence();
-        // Release: pairs with the reader's Acquire load of the commit word; makes the
-        // payload and the fields above visible to a reader that sees `committed(seq)`.
-        d.commit.store(committed(self.seq), Ordering::Release);
-        // Release: pairs with the reader's Acquire load of head.
-        sb.head.store(self.seq, Ordering::Release);
-        // Relaxed: statistics.
-        sb.committed.fetch_add(1, Ordering::Relaxed);
-        sb.bytes_committed.fetch_add(len, Ordering::Relaxed);
-        sb.heartbeat_mono_ns.store(now_mono, Ordering::Relaxed);
-        wake_readers(sb);
+        publish(
+            self.writer_map,
+            &self.geom,
+            self.index,
+            self.seq,
+            self.payload_index,
+            meta,
+            len,
+        )?;
         self.done = true;
         Ok(self.seq)
     }
@@ -666,6 +677,88 @@ impl SlotWriter<'_> {
 impl Drop for SlotWriter<'_> {
     fn drop(&mut self) {
         self.abandon();
+    }
+}
+
+/// Marks, in descriptor `index`, frame `seq` of `len` bytes in payload slot
+/// `payload_index` as committed, and wakes the readers.
+fn publish(
+    map: &Mapping,
+    geom: &Geometry,
+    index: u32,
+    seq: u64,
+    payload_index: u32,
+    meta: &FrameMeta,
+    len: u64,
+) -> Result<()> {
+    if len > geom.slot_stride {
+        return Err(Error::FrameTooLarge {
+            len,
+            capacity: geom.slot_stride,
+        });
+    }
+    let sb = map.superblock();
+    let d = map.descriptor(geom, index);
+    let none = u64::MAX;
+    let caps_version = if meta.caps_version != 0 {
+        meta.caps_version
+    } else {
+        sb.caps_version.load(Ordering::Relaxed)
+    };
+    // Relaxed field stores: ordered before the commit word's Release store below.
+    d.payload_index.store(payload_index, Ordering::Relaxed);
+    d.caps_version.store(caps_version, Ordering::Relaxed);
+    d.payload_len.store(len, Ordering::Relaxed);
+    d.pts.store(meta.pts.unwrap_or(none), Ordering::Relaxed);
+    d.dts.store(meta.dts.unwrap_or(none), Ordering::Relaxed);
+    d.duration
+        .store(meta.duration.unwrap_or(none), Ordering::Relaxed);
+    let now_mono = sys::monotonic_ns();
+    d.captured_at_ns.store(
+        meta.captured_at_ns.unwrap_or_else(sys::realtime_ns),
+        Ordering::Relaxed,
+    );
+    d.commit_mono_ns.store(now_mono, Ordering::Relaxed);
+    d.flags.store(meta.flags, Ordering::Relaxed);
+    let v = &meta.video;
+    d.video_format.store(v.format, Ordering::Relaxed);
+    d.width.store(v.width, Ordering::Relaxed);
+    d.height.store(v.height, Ordering::Relaxed);
+    d.n_planes
+        .store(v.n_planes.min(MAX_PLANES as u32), Ordering::Relaxed);
+    for p in 0..MAX_PLANES {
+        d.plane_offset[p].store(v.offsets[p], Ordering::Relaxed);
+        d.plane_stride[p].store(v.strides[p] as u32, Ordering::Relaxed);
+    }
+    // Non-temporal payload stores (copy_into) are not ordered by Release: fence them.
+    copy::store_fence();
+    // Release: pairs with the reader's Acquire load of the commit word; makes the
+    // payload and the fields above visible to a reader that sees `committed(seq)`. For a
+    // frame filled in place by another thread, the hand-over of the buffer to this one
+    // (a pad push, under GStreamer's locks) orders its writes before this store.
+    d.commit.store(committed(seq), Ordering::Release);
+    // Release: pairs with the reader's Acquire load of head.
+    sb.head.store(seq, Ordering::Release);
+    // Relaxed: statistics.
+    sb.committed.fetch_add(1, Ordering::Relaxed);
+    sb.bytes_committed.fetch_add(len, Ordering::Relaxed);
+    sb.heartbeat_mono_ns.store(now_mono, Ordering::Relaxed);
+    wake_readers(sb);
+    Ok(())
+}
+
+/// Marks in `leased` every payload slot a reader holds a lease on.
+fn scan_leases(map: &Mapping, geom: &Geometry, leased: &mut [bool]) {
+    for i in 0..READER_ENTRIES {
+        for word in &map.reader_entry(geom, i).leases {
+            // Relaxed: ordered after the writer's writing(seq) store by the SeqCst fence
+            // in begin() or commit_in_place(), the other half of the readers'
+            // lease-then-fence-then-check.
+            let v = word.load(Ordering::Relaxed);
+            if let Some(l) = (v as usize).checked_sub(1).and_then(|p| leased.get_mut(p)) {
+                *l = true; // out-of-range values (a hostile reader) are ignored
+            }
+        }
     }
 }
 
@@ -895,7 +988,7 @@ fn build(
         .store(geom.payload_count, Ordering::Relaxed);
     map.reader_table(geom)
         .lease_budget
-        .store(geom.payload_count - geom.slot_count, Ordering::Relaxed);
+        .store(config.spares, Ordering::Relaxed);
     sb.heartbeat_mono_ns
         .store(sys::monotonic_ns(), Ordering::Relaxed);
     if let Some(caps) = &config.caps {
@@ -940,5 +1033,48 @@ mod tests {
         // Twelve slots of that size do not.
         let w = ring(&dir, "larger", 12, 8, slot);
         assert_eq!(w.bypasses_cache(), cfg!(target_arch = "x86_64"));
+    }
+
+    #[test]
+    fn only_the_start_of_a_lent_slot_commits_in_place() {
+        let dir = TestDir::new("lent");
+        let config = WriterConfig {
+            slots: 2,
+            max_frame: 4096,
+            spares: 0,
+            loans: 1,
+            ..Default::default()
+        };
+        let mut w = RingWriter::create(&dir.ring("l"), &config).unwrap();
+        let meta = FrameMeta::default();
+        let loan = w.lender().lend(4096).unwrap();
+        assert!(w.lender().lend(10).is_none(), "one slot to lend");
+        assert!(!w.is_lent(&loan.as_ref()[1..]));
+        assert_eq!(w.commit_in_place(&loan.as_ref()[8..], &meta).unwrap(), None);
+        assert_eq!(w.commit_in_place(&vec![0u8; 4096], &meta).unwrap(), None);
+        assert_eq!(w.head(), 0, "nothing committed");
+        assert_eq!(
+            w.commit_in_place(&loan.as_ref()[..100], &meta).unwrap(),
+            Some(1)
+        );
+        assert!(!w.is_lent(loan.as_ref()), "committed once");
+        assert_eq!(w.commit_in_place(loan.as_ref(), &meta).unwrap(), None);
+        drop(loan);
+        assert!(w.lender().lend(10).is_some(), "lendable again once let go");
+    }
+
+    #[test]
+    fn lease_and_pool_slots_together_stay_within_the_format() {
+        let dir = TestDir::new("too-many");
+        let config = WriterConfig {
+            spares: 60,
+            loans: 5,
+            ..Default::default()
+        };
+        let err = RingWriter::create(&dir.ring("x"), &config).err().unwrap();
+        assert!(
+            err.to_string().contains("60 lease slots and 5 pool slots"),
+            "{err}"
+        );
     }
 }

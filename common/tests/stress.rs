@@ -132,6 +132,106 @@ fn threads_stress(bypass_cache: bool) {
     eprintln!("torn copies detected and thrown away: {total_torn}");
 }
 
+/// Writes `frames` frames of three lengths filled in slots lent by the writer and
+/// committed in place, keeping the last `kept` loans (as buffers downstream would) and
+/// checking, when each is let go, that the ring did not rewrite it meanwhile.
+fn write_all_in_place(w: &mut RingWriter, frames: u64, len: usize, kept: usize) {
+    let lender = w.lender();
+    let mut frame_lengths = [len, len / 2 + 3, len - 5];
+    let mut held = std::collections::VecDeque::new();
+    for seq in 1..=frames {
+        frame_lengths.rotate_left(1);
+        let l = frame_lengths[0];
+        let mut loan = lender.lend(len).expect("a slot to lend");
+        fill(&mut loan.as_mut()[..l], seq);
+        let meta = FrameMeta {
+            pts: Some(seq),
+            ..Default::default()
+        };
+        let committed = w.commit_in_place(&loan.as_ref()[..l], &meta).unwrap();
+        assert_eq!(committed, Some(seq), "a lent slot is committed in place");
+        held.push_back((seq, l, loan));
+        if held.len() > kept {
+            let (seq, l, loan) = held.pop_front().unwrap();
+            if let Err(at) = check(&loan.as_ref()[..l], seq) {
+                panic!("slot of frame {seq} rewritten while held: byte {at}");
+            }
+        }
+    }
+    w.set_state(WriterState::Eos);
+}
+
+/// Reads the newest frame until EOS with zero-copy leases, holding each lease until the
+/// next one is taken and checking it is still intact then. Returns frames accepted.
+fn lease_all(loc: &RingLocation) -> u64 {
+    let mut r = RingReader::open(loc).unwrap();
+    assert!(r.enable_zero_copy().unwrap());
+    let (mut frames, mut previous) = (0u64, None::<(u64, LeasedPayload)>);
+    loop {
+        match r
+            .latest_zero_copy(Duration::from_secs(10), |i| vec![0u8; i.len as usize])
+            .unwrap()
+        {
+            Next::Frame(f) => {
+                if let Some((seq, l)) = previous.take() {
+                    if let Err(at) = check(l.as_ref(), seq) {
+                        panic!("leased frame {seq} changed while leased: byte {at}");
+                    }
+                }
+                let seq = f.info.seq;
+                match f.data {
+                    Payload::Leased(l) => {
+                        check(l.as_ref(), seq).expect("leased frame intact");
+                        previous = Some((seq, l));
+                    }
+                    Payload::Copied(v) => check(&v, seq).expect("copied frame intact"),
+                }
+                frames += 1;
+            }
+            Next::Eos => return frames,
+            other => panic!("leasing reader stopped with {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn threads_never_accept_a_torn_frame_written_in_place() {
+    let dir = TestDir::new("inplace");
+    let loc = dir.ring("stress");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            slots: 3,
+            max_frame: 16384,
+            spares: 2,
+            loans: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let barrier = Arc::new(Barrier::new(4));
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let (loc, barrier) = (loc.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                match i {
+                    0 => read_all(&loc, true).0,
+                    1 => read_all(&loc, false).0,
+                    _ => lease_all(&loc),
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    std::thread::sleep(Duration::from_millis(20));
+    // Two loans held after their commit, one being filled: all three lendable slots.
+    write_all_in_place(&mut w, 20_000, 16384, 2);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
+
 #[test]
 fn processes_never_accept_a_torn_frame() {
     if std::env::var_os(CHILD_ENV).is_some() {
