@@ -665,3 +665,140 @@ fn zero_copy_buffers_are_read_only_views_of_the_ring() {
         .contains(gst::MemoryFlags::READONLY));
     assert_eq!(stat::<u64>(&mut copying, "shmringsrc", "zero-copy"), 0);
 }
+
+/// The pool shmringsink proposes for `c`, active.
+fn ring_pool(w: &mut Harness, c: &gst::Caps) -> Option<gst::BufferPool> {
+    let mut q = gst::query::Allocation::new(Some(c), true);
+    assert!(w.srcpad().unwrap().peer_query(&mut q), "allocation query");
+    let pool = q.allocation_pools().next()?.0?;
+    pool.set_active(true).unwrap();
+    Some(pool)
+}
+
+/// A buffer of `pool` filled like `frame(size, n, pts_ms)`.
+fn pool_frame(pool: &gst::BufferPool, size: usize, n: u64, pts_ms: u64) -> gst::Buffer {
+    let mut b = pool.acquire_buffer(None).unwrap();
+    let bm = b.get_mut().unwrap();
+    bm.copy_from_slice(0, &bytes(&frame(size, n, 0))).unwrap();
+    bm.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    b
+}
+
+#[test]
+fn upstream_writes_frames_straight_into_the_ring() {
+    init();
+    let dir = TestDir::new("inplace");
+    let mut w = sink(&dir, "ip", "slots=4");
+    let c = caps("I420", 64, 48);
+    let size = gst_video::VideoInfo::from_caps(&c).unwrap().size();
+    w.set_src_caps(c.clone());
+    let pool = ring_pool(&mut w, &c).expect("shmringsink proposes a pool");
+    let mut r = src(&dir, "ip", "mode=sequential");
+    // Five laps of the ring: slots go back and forth between the pool and the ring.
+    for n in 1..=20u64 {
+        w.push(pool_frame(&pool, size, n, n)).unwrap();
+        let got = pull(&mut r);
+        assert_eq!(bytes(&got), bytes(&frame(size, n, 0)), "frame {n}");
+    }
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames"), 20);
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 20);
+    // An ordinary buffer is still copied in.
+    w.push(frame(size, 21, 21)).unwrap();
+    assert_eq!(bytes(&pull(&mut r)), bytes(&frame(size, 21, 0)));
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 20);
+    pool.set_active(false).unwrap();
+}
+
+#[test]
+fn a_frame_written_in_place_cannot_be_changed_after_it_was_pushed() {
+    init();
+    let dir = TestDir::new("inplace-held");
+    // No last sample: once pushed, the buffer kept upstream is its only reference.
+    let mut w = sink(&dir, "iph", "slots=4 pool-slots=2 enable-last-sample=false");
+    let c = caps("GRAY8", 64, 64);
+    let size = 64 * 64;
+    w.set_src_caps(c.clone());
+    let pool = ring_pool(&mut w, &c).unwrap();
+    let first = pool_frame(&pool, size, 1, 1);
+    let mut kept = first.clone();
+    w.push(first).unwrap();
+    assert!(kept.is_writable(), "upstream holds the only reference");
+    // Written after the push, the buffer gets its own copy of the bytes.
+    kept.make_mut()
+        .map_writable()
+        .unwrap()
+        .as_mut_slice()
+        .fill(0xff);
+    let mut r = src(&dir, "iph", "mode=sequential");
+    assert!(
+        bytes(&pull(&mut r)) == bytes(&frame(size, 1, 0)),
+        "the committed frame changed under its readers"
+    );
+    // Lapping the ring three times does not reuse a slot while a buffer wraps it.
+    let second = pool_frame(&pool, size, 2, 2);
+    let held = second.clone();
+    w.push(second).unwrap();
+    for n in 3..=14 {
+        w.push(pool_frame(&pool, size, n, n)).unwrap();
+    }
+    assert!(
+        bytes(&held) == bytes(&frame(size, 2, 0)),
+        "a slot was rewritten while a buffer wrapped it"
+    );
+    assert!(stat::<u64>(&mut w, "shmringsink", "frames-in-place") >= 3);
+    pool.set_active(false).unwrap();
+}
+
+#[test]
+fn a_buffer_pushed_twice_is_written_in_place_once_and_copied_once() {
+    init();
+    let dir = TestDir::new("inplace-twice");
+    let mut w = sink(&dir, "ip2", "slots=4");
+    let c = caps("GRAY8", 32, 32);
+    w.set_src_caps(c.clone());
+    let pool = ring_pool(&mut w, &c).unwrap();
+    let mut r = src(&dir, "ip2", "mode=sequential");
+    let b = pool_frame(&pool, 1024, 7, 0);
+    w.push(b.clone()).unwrap();
+    let one = pull(&mut r);
+    w.push(b).unwrap();
+    let two = pull(&mut r);
+    assert_eq!(bytes(&one), bytes(&frame(1024, 7, 0)));
+    assert_eq!(bytes(&two), bytes(&one));
+    assert_eq!(
+        stat::<u64>(&mut r, "shmringsrc", "received"),
+        2,
+        "two frames, not one slot under two descriptors"
+    );
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 1);
+    pool.set_active(false).unwrap();
+}
+
+#[test]
+fn when_every_pool_slot_is_out_the_pool_hands_out_buffers_that_are_copied() {
+    init();
+    let dir = TestDir::new("inplace-out");
+    let mut w = sink(&dir, "ipo", "slots=4 pool-slots=2");
+    let c = caps("GRAY8", 32, 32);
+    w.set_src_caps(c.clone());
+    let pool = ring_pool(&mut w, &c).unwrap();
+    let mut r = src(&dir, "ipo", "mode=sequential");
+    let held: Vec<_> = (0..3).map(|n| pool_frame(&pool, 1024, n, 0)).collect();
+    for (n, b) in held.into_iter().enumerate() {
+        w.push(b).unwrap();
+        assert_eq!(bytes(&pull(&mut r)), bytes(&frame(1024, n as u64, 0)));
+    }
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames"), 3);
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 2);
+    pool.set_active(false).unwrap();
+}
+
+#[test]
+fn pool_slots_0_proposes_no_pool() {
+    init();
+    let dir = TestDir::new("nopool");
+    let mut w = sink(&dir, "np", "pool-slots=0");
+    let c = caps("GRAY8", 32, 32);
+    w.set_src_caps(c.clone());
+    assert!(ring_pool(&mut w, &c).is_none());
+}

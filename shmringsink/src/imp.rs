@@ -7,9 +7,12 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
+use gst_video::VideoInfo;
 use shmring_common::{
-    FrameMeta, Origin, RingLocation, RingWriter, VideoLayout, WriterConfig, WriterState,
+    FrameMeta, Lender, Origin, RingLocation, RingWriter, VideoLayout, WriterConfig, WriterState,
 };
+
+use crate::pool::RingPool;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -22,6 +25,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_SLOTS: u32 = 0;
 const DEFAULT_PERMS: u32 = 0o600;
 const DEFAULT_POST_HANDLES: bool = false;
+/// Slots lent to upstream through the proposed buffer pool: one being filled, one in
+/// flight, one that the sink keeps as its last sample, and one to spare.
+const DEFAULT_POOL_SLOTS: u32 = 4;
 /// With `slots=0`, the ring holds this much video (at the caps' frame rate).
 const AUTO_SLOTS_BUDGET_MS: u64 = 500;
 const AUTO_SLOTS_MIN: u32 = 4;
@@ -32,8 +38,21 @@ const AUTO_MEMORY_BUDGET: u64 = 1 << 30;
 /// Lease slots asked for, fewer if slots and spares together would pass the memory
 /// budget of automatic sizing, but at least 2 (so huge frames can still be leased).
 fn lease_slots_within_budget(asked: u32, slots: u32, frame_size: u64) -> u32 {
-    let room = (AUTO_MEMORY_BUDGET / frame_size.max(1)).saturating_sub(u64::from(slots));
-    asked.min(room.max(2) as u32)
+    asked.min(room_within_budget(slots, frame_size).max(2))
+}
+
+/// Pool slots asked for, fewer if they would pass the memory budget of automatic sizing
+/// or the ring's limit of extra slots (none at all if need be: frames are then copied).
+fn pool_slots_within_budget(asked: u32, slots: u32, spares: u32, frame_size: u64) -> u32 {
+    asked
+        .min(room_within_budget(slots + spares, frame_size))
+        .min(shmring_common::layout::MAX_SPARES.saturating_sub(spares))
+}
+
+/// Frames that fit the memory budget of automatic sizing beside `used` ones.
+fn room_within_budget(used: u32, frame_size: u64) -> u32 {
+    let room = (AUTO_MEMORY_BUDGET / frame_size.max(1)).saturating_sub(u64::from(used));
+    room.min(u64::from(u32::MAX)) as u32
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +63,7 @@ struct Settings {
     perms: u32,
     post_handles: bool,
     lease_slots: u32,
+    pool_slots: u32,
 }
 
 impl Default for Settings {
@@ -55,6 +75,7 @@ impl Default for Settings {
             perms: DEFAULT_PERMS,
             post_handles: DEFAULT_POST_HANDLES,
             lease_slots: shmring_common::writer::DEFAULT_SPARES,
+            pool_slots: DEFAULT_POOL_SLOTS,
         }
     }
 }
@@ -62,6 +83,8 @@ impl Default for Settings {
 #[derive(Default)]
 struct Stats {
     frames: u64,
+    /// Frames upstream wrote straight into the ring (our pool's buffers).
+    frames_in_place: u64,
     bytes: u64,
     caps_changes: u64,
     rings_created: u64,
@@ -125,6 +148,13 @@ impl ObjectImpl for ShmRingSink {
                     .default_value(shmring_common::writer::DEFAULT_SPARES)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("pool-slots")
+                    .nick("Pool slots")
+                    .blurb("Extra slots lent to upstream as a buffer pool, so that it writes frames straight into the ring (zero-copy write); kept within 1 GiB with the slots and lease slots; 0 offers no pool and every frame is copied in")
+                    .maximum(shmring_common::layout::MAX_SPARES)
+                    .default_value(DEFAULT_POOL_SLOTS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-handles")
                     .nick("Post handles")
                     .blurb("Post an element message \"shmringsink-handle\" with the handle of every committed frame")
@@ -138,7 +168,7 @@ impl ObjectImpl for ShmRingSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, bytes, caps-changes, rings-created, slots, slot-size, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
+                    .blurb("frames, frames-in-place (written by upstream straight into the ring, not copied), bytes, caps-changes, rings-created, slots, slot-size, lease-slots, pool-slots, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
                     .read_only()
                     .build(),
             ]
@@ -164,6 +194,7 @@ impl ObjectImpl for ShmRingSink {
             "perms" => settings.perms = value.get().expect("type checked upstream"),
             "post-handles" => settings.post_handles = value.get().expect("type checked upstream"),
             "lease-slots" => settings.lease_slots = value.get().expect("type checked upstream"),
+            "pool-slots" => settings.pool_slots = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
     }
@@ -177,6 +208,7 @@ impl ObjectImpl for ShmRingSink {
             "perms" => settings.perms.to_value(),
             "post-handles" => settings.post_handles.to_value(),
             "lease-slots" => settings.lease_slots.to_value(),
+            "pool-slots" => settings.pool_slots.to_value(),
             "last-handle" => self.stats.lock().unwrap().last_handle.to_value(),
             "stats" => self.stats_structure().to_value(),
             _ => unimplemented!(),
@@ -220,6 +252,7 @@ impl ShmRingSink {
         let stats = self.stats.lock().unwrap();
         let mut s = gst::Structure::builder("application/x-shmringsink-stats")
             .field("frames", stats.frames)
+            .field("frames-in-place", stats.frames_in_place)
             .field("bytes", stats.bytes)
             .field("caps-changes", stats.caps_changes)
             .field("rings-created", stats.rings_created)
@@ -235,6 +268,8 @@ impl ShmRingSink {
             let g = w.geometry();
             s.set("slots", g.slot_count);
             s.set("slot-size", g.slot_stride);
+            s.set("lease-slots", w.lease_slots());
+            s.set("pool-slots", w.pool_slots());
             s.set("epoch", format!("{:016x}", w.epoch()));
             s.set("bypass-cache", w.bypasses_cache());
         }
@@ -258,6 +293,117 @@ impl ShmRingSink {
             .clamp(u64::from(AUTO_SLOTS_MIN), u64::from(AUTO_SLOTS_MAX))
             .min(by_memory)
             .max(2) as u32
+    }
+
+    /// The caps of an allocation query and a lender of the current ring, when the ring
+    /// lends slots and they hold frames of those caps.
+    fn lender_for(&self, query: &gst::query::Allocation) -> Option<(gst::Caps, Lender)> {
+        let caps = query.get_owned().0?;
+        let size = VideoInfo::from_caps(&caps).ok()?.size() as u64;
+        let guard = self.state.lock().unwrap();
+        let writer = guard.as_ref()?.writer.as_ref()?;
+        (writer.pool_slots() > 0 && size > 0 && size <= writer.slot_capacity())
+            .then(|| (caps, writer.lender()))
+    }
+
+    /// Commits `buffer` without a copy if it is one of the ring slots our pool lent,
+    /// filled in GStreamer's default layout for `info`. None: it is not; copy it.
+    fn commit_in_place(
+        &self,
+        writer: &mut RingWriter,
+        buffer: &gst::BufferRef,
+        info: &VideoInfo,
+        meta: &FrameMeta,
+    ) -> shmring_common::Result<Option<u64>> {
+        if buffer.n_memory() != 1 {
+            return Ok(None);
+        }
+        if let Some(m) = buffer.meta::<gst_video::VideoMeta>() {
+            let n = info.n_planes() as usize;
+            if m.offset()[..n] != info.offset()[..n] || m.stride()[..n] != info.stride()[..n] {
+                return Ok(None);
+            }
+        }
+        let memory = buffer.peek_memory(0);
+        if memory.parent().is_some() {
+            return Ok(None); // a part of another memory, which others may still write
+        }
+        let Ok(map) = memory.map_readable() else {
+            return Ok(None);
+        };
+        let Some(bytes) = map.as_slice().get(..info.size()) else {
+            return Ok(None);
+        };
+        if !writer.is_lent(bytes) {
+            return Ok(None);
+        }
+        // From here on nothing may write the slot: readers read it in place. One more
+        // exclusive holder makes the memory read-only to every GStreamer API (a buffer
+        // made writable maps a copy of it instead), for as long as the memory lives.
+        // SAFETY: `memory` is a live memory of a buffer we hold a reference to;
+        // gst_mini_object_lock only changes its lock state atomically. The hold is never
+        // released: the lock state goes with the memory when it is freed.
+        unsafe {
+            gst::ffi::gst_mini_object_lock(
+                memory.as_ptr() as *mut gst::ffi::GstMiniObject,
+                gst::ffi::GST_LOCK_FLAG_EXCLUSIVE,
+            );
+        }
+        writer.commit_in_place(bytes, meta)
+    }
+
+    /// Copies `buffer` into the next slot, plane by plane in the default layout for
+    /// `info`, and commits it.
+    fn copy_in(
+        &self,
+        writer: &mut RingWriter,
+        buffer: &gst::Buffer,
+        info: &VideoInfo,
+        meta: &FrameMeta,
+    ) -> Result<u64, gst::FlowError> {
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    [
+                        "Buffer of {} bytes does not hold a {}x{} {} frame",
+                        buffer.size(),
+                        info.width(),
+                        info.height(),
+                        info.format()
+                    ]
+                );
+                gst::FlowError::Error
+            })?;
+        let write_error = |e| {
+            gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+            gst::FlowError::Error
+        };
+        let mut slot = writer.begin();
+        let copied = (0..frame.n_planes()).try_for_each(|p| {
+            let src = frame.plane_data(p).map_err(|_| gst::FlowError::Error)?;
+            let src_stride = frame.plane_stride()[p as usize] as usize;
+            let dst_stride = info.stride()[p as usize] as usize;
+            let dst_off = info.offset()[p as usize];
+            let rows = frame.plane_height(p) as usize;
+            if src_stride == dst_stride && src.len() >= rows * dst_stride {
+                slot.copy_into(dst_off, &src[..rows * dst_stride])
+                    .map_err(write_error)
+            } else {
+                let row = src_stride.min(dst_stride);
+                (0..rows)
+                    .map(|r| (r * src_stride, dst_off + r * dst_stride))
+                    .take_while(|&(s, _)| s + row <= src.len())
+                    .try_for_each(|(s, d)| slot.copy_into(d, &src[s..s + row]))
+                    .map_err(write_error)
+            }
+        });
+        if let Err(e) = copied {
+            slot.abort();
+            return Err(e);
+        }
+        slot.commit(meta, info.size() as u64).map_err(write_error)
     }
 
     fn post_handle(&self, handle: &str, seq: u64, pts: Option<gst::ClockTime>) {
@@ -306,12 +452,12 @@ impl BaseSinkImpl for ShmRingSink {
         })?;
         let caps_text = caps.to_string();
         let slots = self.slot_count(&info);
-        let (settings_perms, spares) = {
+        let (settings_perms, spares, loans) = {
             let s = self.settings.lock().unwrap();
-            (
-                s.perms,
-                lease_slots_within_budget(s.lease_slots, slots, info.size() as u64),
-            )
+            let size = info.size() as u64;
+            let spares = lease_slots_within_budget(s.lease_slots, slots, size);
+            let loans = pool_slots_within_budget(s.pool_slots, slots, spares, size);
+            (s.perms, spares, loans)
         };
         let mut guard = self.state.lock().unwrap();
         let state = guard
@@ -322,6 +468,7 @@ impl BaseSinkImpl for ShmRingSink {
             max_frame: info.size().max(1) as u64,
             perms: settings_perms,
             spares,
+            loans,
             caps: Some(caps_text.clone()),
         };
         let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
@@ -398,6 +545,18 @@ impl BaseSinkImpl for ShmRingSink {
         // Upstream may hand us frames with any strides and plane offsets: we copy plane
         // by plane honouring them.
         query.add_allocation_meta::<gst_video::VideoMeta>(None);
+        if let Some((caps, lender)) = self.lender_for(query) {
+            let size = VideoInfo::from_caps(&caps)
+                .map(|i| i.size() as u32)
+                .unwrap_or(0);
+            let pool = RingPool::new(lender);
+            let mut config = pool.config();
+            config.set_params(Some(&caps), size, 0, 0);
+            pool.set_config(config)
+                .map_err(|e| gst::loggable_error!(CAT, "cannot configure the ring pool: {e}"))?;
+            query.add_allocation_pool(Some(&pool), size, 0, 0);
+            gst::debug!(CAT, imp = self, "proposed a pool of ring slots for {caps}");
+        }
         self.parent_propose_allocation(query)
     }
 
@@ -414,88 +573,22 @@ impl BaseSinkImpl for ShmRingSink {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ["Buffer before caps"]);
             return Err(gst::FlowError::NotNegotiated);
         };
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
-            .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    [
-                        "Buffer of {} bytes does not hold a {}x{} {} frame",
-                        buffer.size(),
-                        info.width(),
-                        info.height(),
-                        info.format()
-                    ]
-                );
-                gst::FlowError::Error
-            })?;
-        let mut video = VideoLayout {
-            format: info.format().into_glib() as u32,
-            width: info.width(),
-            height: info.height(),
-            n_planes: info.n_planes(),
-            ..Default::default()
-        };
-        for p in 0..info.n_planes() as usize {
-            video.offsets[p] = info.offset()[p] as u64;
-            video.strides[p] = info.stride()[p];
-        }
+        let meta = frame_meta(buffer, info, *caps_version);
         let size = info.size();
-        let mut slot = writer.begin();
-        let copied = (0..frame.n_planes()).try_for_each(|p| {
-            let src = frame.plane_data(p).map_err(|_| gst::FlowError::Error)?;
-            let src_stride = frame.plane_stride()[p as usize] as usize;
-            let dst_stride = info.stride()[p as usize] as usize;
-            let dst_off = info.offset()[p as usize];
-            let rows = frame.plane_height(p) as usize;
-            let too_large = |e| {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
-                gst::FlowError::Error
-            };
-            if src_stride == dst_stride && src.len() >= rows * dst_stride {
-                slot.copy_into(dst_off, &src[..rows * dst_stride])
-                    .map_err(too_large)
-            } else {
-                let row = src_stride.min(dst_stride);
-                (0..rows)
-                    .map(|r| (r * src_stride, dst_off + r * dst_stride))
-                    .take_while(|&(s, _)| s + row <= src.len())
-                    .try_for_each(|(s, d)| slot.copy_into(d, &src[s..s + row]))
-                    .map_err(too_large)
-            }
-        });
-        if let Err(e) = copied {
-            slot.abort();
-            return Err(e);
-        }
-        drop(frame);
-        let captured_at_ns = buffer
-            .meta::<gst::ReferenceTimestampMeta>()
-            .into_iter()
-            .chain(buffer.iter_meta::<gst::ReferenceTimestampMeta>())
-            .find(|m| {
-                m.reference()
-                    .structure(0)
-                    .is_some_and(|s| s.name() == "timestamp/x-unix")
-            })
-            .map(|m| m.timestamp().nseconds());
-        let meta = FrameMeta {
-            pts: buffer.pts().map(|t| t.nseconds()),
-            dts: buffer.dts().map(|t| t.nseconds()),
-            duration: buffer.duration().map(|t| t.nseconds()),
-            captured_at_ns,
-            flags: buffer.flags().bits(),
-            caps_version: *caps_version,
-            video,
-        };
-        let seq = slot.commit(&meta, size as u64).map_err(|e| {
+        let write_error = |e: shmring_common::Error| {
             gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
             gst::FlowError::Error
-        })?;
+        };
+        let (seq, in_place) = match self.commit_in_place(writer, buffer, info, &meta) {
+            Ok(Some(seq)) => (seq, true),
+            Ok(None) => (self.copy_in(writer, buffer, info, &meta)?, false),
+            Err(e) => return Err(write_error(e)),
+        };
         let handle = writer.handle(seq).to_string();
         drop(guard);
         let mut stats = self.stats.lock().unwrap();
         stats.frames += 1;
+        stats.frames_in_place += u64::from(in_place);
         stats.bytes += size as u64;
         stats.last_handle = Some(handle.clone());
         drop(stats);
@@ -525,6 +618,40 @@ impl BaseSinkImpl for ShmRingSink {
             }
         }
         self.parent_event(event)
+    }
+}
+
+/// What the ring records of `buffer`, a frame of `info`, besides its bytes.
+fn frame_meta(buffer: &gst::BufferRef, info: &VideoInfo, caps_version: u32) -> FrameMeta {
+    let captured_at_ns = buffer
+        .meta::<gst::ReferenceTimestampMeta>()
+        .into_iter()
+        .chain(buffer.iter_meta::<gst::ReferenceTimestampMeta>())
+        .find(|m| {
+            m.reference()
+                .structure(0)
+                .is_some_and(|s| s.name() == "timestamp/x-unix")
+        })
+        .map(|m| m.timestamp().nseconds());
+    let mut video = VideoLayout {
+        format: info.format().into_glib() as u32,
+        width: info.width(),
+        height: info.height(),
+        n_planes: info.n_planes(),
+        ..Default::default()
+    };
+    for p in 0..info.n_planes() as usize {
+        video.offsets[p] = info.offset()[p] as u64;
+        video.strides[p] = info.stride()[p];
+    }
+    FrameMeta {
+        pts: buffer.pts().map(|t| t.nseconds()),
+        dts: buffer.dts().map(|t| t.nseconds()),
+        duration: buffer.duration().map(|t| t.nseconds()),
+        captured_at_ns,
+        flags: buffer.flags().bits(),
+        caps_version,
+        video,
     }
 }
 

@@ -3,6 +3,7 @@
 //! reader.
 
 mod imp;
+mod pool;
 
 use gst::glib;
 use gst::prelude::*;

@@ -1,0 +1,94 @@
+//! The buffer pool shmringsink proposes upstream: its buffers are payload slots of the
+//! ring, lent by the writer, so an upstream element writes its frame straight into shared
+//! memory and the sink commits it without a copy (zero-copy write).
+//!
+//! A buffer is reused only while its slot is still lent and unwritten. Once committed,
+//! the slot belongs to the ring and its buffer is dropped when it comes back, which lets
+//! the ring rewrite the slot; the next buffer gets a fresh slot. When the slots set aside
+//! for lending are all out, the pool hands out ordinary buffers, which the sink copies.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use gst::glib;
+use gst::subclass::prelude::*;
+
+use shmring_common::Lender;
+
+glib::wrapper! {
+    pub struct RingPool(ObjectSubclass<imp::RingPool>) @extends gst::BufferPool, gst::Object;
+}
+
+impl RingPool {
+    pub fn new(lender: Lender) -> Self {
+        let pool = glib::Object::new::<RingPool>();
+        let _ = pool.imp().lender.set(lender);
+        pool
+    }
+}
+
+mod imp {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct RingPool {
+        pub(super) lender: OnceLock<Lender>,
+        /// Buffer size of the active configuration.
+        size: AtomicUsize,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for RingPool {
+        const NAME: &'static str = "GstShmRingBufferPool";
+        type Type = super::RingPool;
+        type ParentType = gst::BufferPool;
+    }
+
+    impl ObjectImpl for RingPool {}
+    impl GstObjectImpl for RingPool {}
+
+    impl BufferPoolImpl for RingPool {
+        fn set_config(&self, config: &mut gst::BufferPoolConfigRef) -> bool {
+            let Some((_caps, size, _min, _max)) = config.params() else {
+                return false;
+            };
+            // Relaxed: the pool's own lock orders configuration before allocation.
+            self.size.store(size as usize, Ordering::Relaxed);
+            self.parent_set_config(config)
+        }
+
+        fn alloc_buffer(
+            &self,
+            _params: Option<&gst::BufferPoolAcquireParams>,
+        ) -> Result<gst::Buffer, gst::FlowError> {
+            // Relaxed: see set_config.
+            let size = self.size.load(Ordering::Relaxed);
+            match self.lender.get().and_then(|l| l.lend(size)) {
+                Some(loan) => Ok(gst::Buffer::from_mut_slice(loan)),
+                None => gst::Buffer::with_size(size).map_err(|_| gst::FlowError::Error),
+            }
+        }
+
+        fn reset_buffer(&self, buffer: &mut gst::BufferRef) {
+            self.parent_reset_buffer(buffer);
+            let Some(lender) = self.lender.get() else {
+                return;
+            };
+            let keep = buffer.n_memory() == 1
+                && buffer.map_readable().is_ok_and(|m| {
+                    let bytes = m.as_slice();
+                    if lender.lent_slot(bytes).is_some() {
+                        true // lent and unwritten: reuse it
+                    } else {
+                        // A committed slot goes back to the ring; an ordinary buffer
+                        // stays while no slot can be lent in its place.
+                        !lender.is_slot(bytes) && !lender.can_lend()
+                    }
+                });
+            if !keep {
+                // The pool frees buffers whose memory is tagged instead of reusing them.
+                buffer.set_flags(gst::BufferFlags::TAG_MEMORY);
+            }
+        }
+    }
+}
