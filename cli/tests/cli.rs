@@ -126,8 +126,8 @@ fn every_subcommand_on_live_and_dead_rings() {
     assert!(json["slots"].as_u64().unwrap() >= 4);
     assert_eq!(
         json["payload_slots"].as_u64().unwrap(),
-        json["slots"].as_u64().unwrap() + 8,
-        "8 lease slots by default"
+        json["slots"].as_u64().unwrap() + 8 + 4,
+        "8 lease slots and 4 pool slots by default"
     );
     assert!(json["lease_budget"].as_u64().unwrap() <= 8);
     let fps = json["fps"].as_f64().unwrap();
