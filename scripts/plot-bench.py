@@ -28,11 +28,13 @@ def main():
     fig.suptitle(f"shmring-bench {results['date']} ({results['machine']}), 1920x1080 I420")
 
     ax = axes[0]
-    for t in ("shmring", "shm"):
-        row = by(results["latency_one"], t)
-        lat = sorted(x for r in row["readers"] for x in r["latencies_ms"]) if row else []
-        if lat:
-            ax.plot(lat, [i / len(lat) for i in range(len(lat))], label=NAMES[t], color=COLOURS[t])
+    for key, style, how in (("latency_one", "-", ""), ("latency_one_in_place", "--", ", in place")):
+        for t in ("shmring", "shm"):
+            row = by(results.get(key, []), t)
+            lat = sorted(x for r in row["readers"] for x in r["latencies_ms"]) if row else []
+            if lat:
+                ax.plot(lat, [i / len(lat) for i in range(len(lat))], style,
+                        label=NAMES[t] + how, color=COLOURS[t])
     ax.set_xscale("log")
     ax.set_xlabel("latency push to receipt (ms)")
     ax.set_ylabel("fraction of frames")
@@ -71,7 +73,8 @@ def main():
     ax = axes[3]
     x = 0
     ticks, labels = [], []
-    for key in ("throughput_1080p", "throughput_1080p_4_slots", "throughput_4k"):
+    for key in ("throughput_1080p", "throughput_1080p_4_slots", "throughput_1080p_in_place",
+                "throughput_4k"):
         for t in ("shmring", "shm"):
             row = by(results.get(key, []), t)
             if not row:

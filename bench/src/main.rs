@@ -7,10 +7,13 @@
 //!
 //!   shmring-bench [--quick] [--out DIR] [--lease-slots N] [--only SCENARIO,...]
 //!
-//! Scenarios: latency1, latency3, slow, max1080, max1080-4slots, max4k, restart, copy.
+//! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace, slow, max1080,
+//! max1080-4slots, max1080-inplace, max4k, restart, copy.
 //!
 //! shmringsink runs with its default slots (half a second of video) except in
-//! max1080-4slots, where the ring is small enough to stay in the cache.
+//! max1080-4slots, where the ring is small enough to stay in the cache. Writers fill
+//! frames in buffers of their own, which the sinks copy, except in the -inplace
+//! scenarios, where they fill the memory the sink proposes (zero-copy write for both).
 //!
 //! Prints a table with ratios and writes DIR/results.json (default bench-results/).
 
@@ -27,12 +30,15 @@ use roles::{ReaderReport, Role, RoleKind, Transport, WriterReport, ROLE_ENV};
 const SLOW_READER_MS: u64 = 300;
 
 /// The names `--only` takes.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 11] = [
     "latency1",
     "latency3",
+    "latency1-inplace",
+    "latency3-inplace",
     "slow",
     "max1080",
     "max1080-4slots",
+    "max1080-inplace",
     "max4k",
     "restart",
     "copy",
@@ -95,10 +101,18 @@ fn main() {
     // repeated with the transports taking turns.
     let reps = |full: usize| if quick { 1 } else { full };
     if run("latency1") {
-        results.latency_one = scenario_latency(1, seconds, reps(LATENCY_REPETITIONS));
+        results.latency_one = scenario_latency(1, false, seconds, reps(LATENCY_REPETITIONS));
     }
     if run("latency3") {
-        results.latency_three = scenario_latency(3, seconds, reps(LATENCY_REPETITIONS));
+        results.latency_three = scenario_latency(3, false, seconds, reps(LATENCY_REPETITIONS));
+    }
+    if run("latency1-inplace") {
+        results.latency_one_in_place =
+            scenario_latency(1, true, seconds, reps(LATENCY_REPETITIONS));
+    }
+    if run("latency3-inplace") {
+        results.latency_three_in_place =
+            scenario_latency(3, true, seconds, reps(LATENCY_REPETITIONS));
     }
     for transport in [Transport::Shmring, Transport::Shm] {
         if run("slow") {
@@ -110,16 +124,26 @@ fn main() {
             results.restart.push(scenario_restart(transport, seconds));
         }
     }
-    let throughput =
-        |w, h, slots| scenario_throughput(w, h, slots, seconds, reps(THROUGHPUT_REPETITIONS));
+    let throughput = |w, h, slots, in_place| {
+        let how = Throughput {
+            width: w,
+            height: h,
+            slots,
+            in_place,
+        };
+        scenario_throughput(how, seconds, reps(THROUGHPUT_REPETITIONS))
+    };
     if run("max1080") {
-        results.throughput_1080p = throughput(1920, 1080, 0);
+        results.throughput_1080p = throughput(1920, 1080, 0, false);
     }
     if run("max1080-4slots") {
-        results.throughput_1080p_4_slots = throughput(1920, 1080, IN_CACHE_SLOTS);
+        results.throughput_1080p_4_slots = throughput(1920, 1080, IN_CACHE_SLOTS, false);
+    }
+    if run("max1080-inplace") {
+        results.throughput_1080p_in_place = throughput(1920, 1080, 0, true);
     }
     if run("max4k") && !quick {
-        results.throughput_4k = throughput(3840, 2160, 0);
+        results.throughput_4k = throughput(3840, 2160, 0, false);
     }
     for (label, w, h) in [("1080p", 1920, 1080), ("4K", 3840, 2160)]
         .into_iter()
@@ -152,9 +176,12 @@ struct Results {
     machine: String,
     latency_one: Vec<LatencyRow>,
     latency_three: Vec<LatencyRow>,
+    latency_one_in_place: Vec<LatencyRow>,
+    latency_three_in_place: Vec<LatencyRow>,
     slow_reader: Vec<SlowRow>,
     throughput_1080p: Vec<ThroughputRow>,
     throughput_1080p_4_slots: Vec<ThroughputRow>,
+    throughput_1080p_in_place: Vec<ThroughputRow>,
     throughput_4k: Vec<ThroughputRow>,
     restart: Vec<RestartRow>,
     copy_costs: Vec<CopyCostRow>,
@@ -382,6 +409,7 @@ fn writer_role(
         delay_ms: 0,
         slots: 0,
         lease_slots,
+        in_place: false,
         measure_from: READER_START.as_secs_f64() + margin,
         measure_for: reader_seconds - 2.0 * margin,
     }
@@ -416,9 +444,17 @@ fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> [(Transpo
     runs
 }
 
-fn latency_run(transport: Transport, readers: usize, seconds: f64) -> Vec<ReaderReport> {
-    let ch = channel(transport, &format!("lat{readers}"));
-    let w = writer_role(transport, &ch, 1920, 1080, 30, seconds, 2.0);
+fn latency_run(
+    transport: Transport,
+    readers: usize,
+    in_place: bool,
+    seconds: f64,
+) -> Vec<ReaderReport> {
+    let ch = channel(transport, &format!("lat{readers}-{in_place}"));
+    let w = Role {
+        in_place,
+        ..writer_role(transport, &ch, 1920, 1080, 30, seconds, 2.0)
+    };
     let writer = Proc::start(&w);
     std::thread::sleep(READER_START);
     let procs: Vec<Proc> = (0..readers)
@@ -433,8 +469,8 @@ fn latency_run(transport: Transport, readers: usize, seconds: f64) -> Vec<Reader
     reports
 }
 
-fn scenario_latency(readers: usize, seconds: f64, reps: usize) -> Vec<LatencyRow> {
-    paired_runs(reps, |t| latency_run(t, readers, seconds))
+fn scenario_latency(readers: usize, in_place: bool, seconds: f64, reps: usize) -> Vec<LatencyRow> {
+    paired_runs(reps, |t| latency_run(t, readers, in_place, seconds))
         .into_iter()
         .map(|(transport, runs)| {
             let n = runs.len();
@@ -477,16 +513,28 @@ fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {
     }
 }
 
-fn throughput_run(
-    transport: Transport,
+/// What a scenario-3 run writes, and how.
+#[derive(Clone, Copy)]
+struct Throughput {
     width: u32,
     height: u32,
+    /// shmring's slots (0: the default).
     slots: u32,
-    seconds: f64,
-) -> ThroughputRun {
-    let ch = channel(transport, &format!("max{height}-{slots}"));
+    /// Writers fill the memory the sink proposes.
+    in_place: bool,
+}
+
+fn throughput_run(transport: Transport, how: Throughput, seconds: f64) -> ThroughputRun {
+    let Throughput {
+        width,
+        height,
+        slots,
+        in_place,
+    } = how;
+    let ch = channel(transport, &format!("max{height}-{slots}-{in_place}"));
     let w = Role {
         slots,
+        in_place,
         ..writer_role(transport, &ch, width, height, 0, seconds, 1.5)
     };
     let writer = Proc::start(&w);
@@ -499,14 +547,14 @@ fn throughput_run(
     ThroughputRun { writer, reader }
 }
 
-fn scenario_throughput(
-    width: u32,
-    height: u32,
-    slots: u32,
-    seconds: f64,
-    reps: usize,
-) -> Vec<ThroughputRow> {
-    paired_runs(reps, |t| throughput_run(t, width, height, slots, seconds))
+fn scenario_throughput(how: Throughput, seconds: f64, reps: usize) -> Vec<ThroughputRow> {
+    let Throughput {
+        width,
+        height,
+        slots,
+        in_place,
+    } = how;
+    paired_runs(reps, |t| throughput_run(t, how, seconds))
         .into_iter()
         .map(|(transport, runs)| {
             let of = |f: &dyn Fn(&ThroughputRun) -> f64| median(runs.iter().map(f).collect());
@@ -515,9 +563,10 @@ fn scenario_throughput(
             }
             ThroughputRow {
                 transport,
-                frame: match slots {
-                    0 => format!("{width}x{height}"),
-                    n => format!("{width}x{height}, {n} slots"),
+                frame: match (slots, in_place) {
+                    (0, false) => format!("{width}x{height}"),
+                    (0, true) => format!("{width}x{height}, in place"),
+                    (n, _) => format!("{width}x{height}, {n} slots"),
                 },
                 slots,
                 fps: of(&|r| r.reader.fps),
@@ -588,6 +637,11 @@ fn print_table(r: &Results) {
     for (name, rows) in [
         ("1. one reader at 30 fps", &r.latency_one),
         ("1. three readers at 30 fps", &r.latency_three),
+        ("1. one reader, written in place", &r.latency_one_in_place),
+        (
+            "1. three readers, written in place",
+            &r.latency_three_in_place,
+        ),
     ] {
         let get = |t: Transport| rows.iter().find(|x| x.transport == t);
         let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) else {
@@ -654,6 +708,7 @@ fn print_table(r: &Results) {
     for rows in [
         &r.throughput_1080p,
         &r.throughput_1080p_4_slots,
+        &r.throughput_1080p_in_place,
         &r.throughput_4k,
     ] {
         let get = |t: Transport| rows.iter().find(|x| x.transport == t);

@@ -1,6 +1,7 @@
 //! The two roles a benchmark process plays: a writer pushing patterned frames from an
 //! appsrc, and a reader checking them at an appsink.
 
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,11 @@ pub struct Role {
     pub slots: u32,
     /// shmring writers: spare slots for zero-copy leases.
     pub lease_slots: u32,
+    /// Writers: fill frames in memory the sink proposes (shmringsink's pool of ring
+    /// slots, shmsink's allocator of its shared area), as an upstream element that
+    /// honours the allocation query does, instead of in buffers of their own.
+    #[serde(default)]
+    pub in_place: bool,
     /// Writers: the window, seconds from their first frame, that their report covers.
     pub measure_from: f64,
     pub measure_for: f64,
@@ -50,6 +56,9 @@ pub struct WriterReport {
     pub frames: u64,
     pub fps: f64,
     pub cpu_ms_per_frame: f64,
+    /// Where frames were filled: "own" buffers, the sink's "pool" or its "allocator".
+    #[serde(default)]
+    pub memory: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -130,11 +139,65 @@ struct Pushed {
     frames: u64,
     elapsed: Duration,
     cpu_ms: f64,
+    memory: &'static str,
+}
+
+/// Where a writer gets the memory of its frames.
+enum Memory {
+    /// Buffers of its own.
+    Own,
+    /// The pool the sink proposed.
+    Pool(gst::BufferPool),
+    /// The allocator the sink proposed, without a pool.
+    Allocator(gst::Allocator),
+}
+
+impl Memory {
+    /// What the sink downstream of `src` proposes for `caps` (an allocation query, as
+    /// an upstream element makes after negotiating).
+    fn proposed(src: &gst_app::AppSrc, caps: &gst::Caps) -> Memory {
+        let mut q = gst::query::Allocation::new(Some(caps), true);
+        if !src.static_pad("src").unwrap().peer_query(&mut q) {
+            return Memory::Own;
+        }
+        if let Some((Some(pool), size, min, max)) = q.allocation_pools().next() {
+            let mut config = pool.config();
+            config.set_params(Some(caps), size, min, max);
+            if pool.set_config(config).is_ok() && pool.set_active(true).is_ok() {
+                return Memory::Pool(pool);
+            }
+        }
+        match q.allocation_params().next() {
+            Some((Some(allocator), _)) => Memory::Allocator(allocator),
+            _ => Memory::Own,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Memory::Own => "own",
+            Memory::Pool(_) => "pool",
+            Memory::Allocator(_) => "allocator",
+        }
+    }
+
+    fn buffer(&self, size: usize) -> gst::Buffer {
+        let proposed = match self {
+            Memory::Own => None,
+            Memory::Pool(pool) => pool.acquire_buffer(None).ok(),
+            Memory::Allocator(a) => a.alloc(size, None).ok().map(|m| {
+                let mut b = gst::Buffer::new();
+                b.get_mut().unwrap().append_memory(m);
+                b
+            }),
+        };
+        proposed.unwrap_or_else(|| gst::Buffer::with_size(size).unwrap())
+    }
 }
 
 /// A frame of `role`'s size: header (push time, seq, pid) and the pattern of `seq`.
-fn patterned_frame(role: &Role, seq: u64, pid: u64) -> gst::Buffer {
-    let mut buffer = gst::Buffer::with_size(frame_size(role)).unwrap();
+fn patterned_frame(role: &Role, memory: &Memory, seq: u64, pid: u64) -> gst::Buffer {
+    let mut buffer = memory.buffer(frame_size(role));
     {
         let b = buffer.get_mut().unwrap();
         b.set_pts(gst::ClockTime::from_nseconds(seq * 33_333_333));
@@ -186,6 +249,8 @@ fn writer(role: &Role) -> WriterReport {
     // (seq, time, CPU ms) where the measured window began.
     let mut window: Option<(u64, Instant, f64)> = None;
     let mut seq = 0u64;
+    let mut memory = Memory::Own;
+    let frame_caps = gst::Caps::from_str(&caps(role)).unwrap();
     src.set_callbacks(
         gst_app::AppSrcCallbacks::builder()
             .need_data(move |src, _| {
@@ -201,6 +266,7 @@ fn writer(role: &Role) -> WriterReport {
                             frames: seq - seq0,
                             elapsed: t0.elapsed(),
                             cpu_ms: cpu_ms() - cpu0,
+                            memory: memory.name(),
                         };
                     }
                 }
@@ -215,7 +281,12 @@ fn writer(role: &Role) -> WriterReport {
                         std::thread::sleep(wait);
                     }
                 }
-                let _ = src.push_buffer(patterned_frame(&r, seq, pid));
+                // The first frame takes the caps downstream; then the sink can say
+                // what memory it would have frames in.
+                if r.in_place && seq == 2 {
+                    memory = Memory::proposed(src, &frame_caps);
+                }
+                let _ = src.push_buffer(patterned_frame(&r, &memory, seq, pid));
             })
             .build(),
     );
@@ -232,6 +303,7 @@ fn writer(role: &Role) -> WriterReport {
         frames: p.frames,
         fps: p.frames as f64 / p.elapsed.as_secs_f64().max(1e-9),
         cpu_ms_per_frame: p.cpu_ms / p.frames.max(1) as f64,
+        memory: p.memory.to_owned(),
     }
 }
 
