@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use gst::glib;
 use gst::prelude::*;
 use shmring_common::testing::TestDir;
 
@@ -302,4 +303,123 @@ fn a_ring_forwarded_over_rtp_becomes_a_ring_again() {
     let _sender = Launch::spawn(&dir, send);
     let reader = Launch::start(&dir, "shmringsrc ring=there num-buffers=30 ! fakesink");
     reader.finish(Duration::from_secs(60));
+}
+
+/// SHA-1 (as checksumsink prints it) of every frame `pipeline` makes at an appsink.
+fn frame_hashes(pipeline: &str) -> Vec<String> {
+    init();
+    let p = gst::parse::launch(&format!(
+        "{pipeline} ! fakesink name=out signal-handoffs=true sync=false"
+    ))
+    .unwrap();
+    let hashes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = hashes.clone();
+    p.downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("out")
+        .unwrap()
+        .connect("handoff", false, move |args| {
+            let buf = args[1].get::<gst::Buffer>().unwrap();
+            let map = buf.map_readable().unwrap();
+            let sum = glib::compute_checksum_for_data(glib::ChecksumType::Sha1, &map).unwrap();
+            h.lock().unwrap().push(sum.to_string());
+            None
+        });
+    p.set_state(gst::State::Playing).unwrap();
+    let msg = p
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the reference pipeline ends");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    p.set_state(gst::State::Null).unwrap();
+    let hashes = hashes.lock().unwrap().clone();
+    hashes
+}
+
+#[test]
+fn frames_written_in_place_reach_another_process_byte_for_byte() {
+    init();
+    let dir = TestDir::new("inplace-xproc");
+    let frames = "videotestsrc pattern=ball num-buffers=90 ! video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1";
+    let expected = frame_hashes(frames);
+    assert_eq!(expected.len(), 90);
+    // The writer in this process, so that its statistics can be read.
+    let writer = gst::parse::launch(&format!(
+        "{} ! shmringsink name=sink ring=ipx dir={}",
+        frames.replace("videotestsrc", "videotestsrc is-live=true"),
+        dir.path.display()
+    ))
+    .unwrap();
+    let mut reader = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "shmringsrc",
+            "ring=ipx",
+            "mode=sequential",
+            "!",
+            "checksumsink",
+        ])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("SHMRING_DIR", &dir.path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gst-launch-1.0 runs");
+    std::thread::sleep(Duration::from_millis(500)); // the reader waits for the ring
+    writer.set_state(gst::State::Playing).unwrap();
+    let msg = writer
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the writer ends");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    let stats = writer
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("sink")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    writer.set_state(gst::State::Null).unwrap();
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 90);
+    assert_eq!(
+        stats.get::<u64>("frames-in-place").unwrap(),
+        90,
+        "videotestsrc filled the sink's pool of ring slots"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = reader.kill();
+            panic!("the reader did not end after the writer's EOS");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    use std::io::Read;
+    reader
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let got: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert!(got.len() >= 80, "{} frames read of 90", got.len());
+    // In order, each exactly one of the frames written.
+    let mut at = 0;
+    for h in &got {
+        at += expected[at..]
+            .iter()
+            .position(|e| e == h)
+            .unwrap_or_else(|| panic!("a frame that was never written: {h}"))
+            + 1;
+    }
 }
