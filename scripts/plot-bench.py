@@ -84,10 +84,10 @@ def main():
             ax.plot([x] * len(runs), runs, "k.", markersize=4)
             ticks.append(x)
             short = row["frame"].replace("1920x1080", "1080p").replace("3840x2160", "4K")
-            labels.append(short.replace(", ", "\n"))
+            labels.append(short.replace(", ", "\n").replace("in place", "in\nplace"))
             x += 1
         x += 0.5
-    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("frames per second delivered")
     ax.set_title("3. writer flat out: median (bar) and each run (dots)")
