@@ -305,6 +305,20 @@ fn a_ring_forwarded_over_rtp_becomes_a_ring_again() {
     reader.finish(Duration::from_secs(60));
 }
 
+/// Plays `pipeline` until it ends, which must be EOS within 20 s.
+fn play_to_eos(pipeline: &gst::Element) {
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the pipeline ends within 20 s");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+}
+
 /// SHA-1 (as checksumsink prints it) of every frame `pipeline` makes at an appsink.
 fn frame_hashes(pipeline: &str) -> Vec<String> {
     init();
@@ -325,16 +339,7 @@ fn frame_hashes(pipeline: &str) -> Vec<String> {
             h.lock().unwrap().push(sum.to_string());
             None
         });
-    p.set_state(gst::State::Playing).unwrap();
-    let msg = p
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(20),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the reference pipeline ends");
-    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    play_to_eos(&p);
     p.set_state(gst::State::Null).unwrap();
     let hashes = hashes.lock().unwrap().clone();
     hashes
@@ -369,16 +374,7 @@ fn frames_written_in_place_reach_another_process_byte_for_byte() {
         .spawn()
         .expect("gst-launch-1.0 runs");
     std::thread::sleep(Duration::from_millis(500)); // the reader waits for the ring
-    writer.set_state(gst::State::Playing).unwrap();
-    let msg = writer
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(20),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the writer ends");
-    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    play_to_eos(&writer);
     let stats = writer
         .downcast_ref::<gst::Bin>()
         .unwrap()

@@ -525,17 +525,12 @@ struct Throughput {
 }
 
 fn throughput_run(transport: Transport, how: Throughput, seconds: f64) -> ThroughputRun {
-    let Throughput {
-        width,
-        height,
-        slots,
-        in_place,
-    } = how;
-    let ch = channel(transport, &format!("max{height}-{slots}-{in_place}"));
+    let name = format!("max{}-{}-{}", how.height, how.slots, how.in_place);
+    let ch = channel(transport, &name);
     let w = Role {
-        slots,
-        in_place,
-        ..writer_role(transport, &ch, width, height, 0, seconds, 1.5)
+        slots: how.slots,
+        in_place: how.in_place,
+        ..writer_role(transport, &ch, how.width, how.height, 0, seconds, 1.5)
     };
     let writer = Proc::start(&w);
     std::thread::sleep(READER_START);

@@ -333,17 +333,7 @@ impl RingWriter {
     /// holding an older frame of that slot will see their copy fail) and its payload is
     /// handed out for filling. Never waits.
     pub fn begin(&mut self) -> SlotWriter<'_> {
-        let sb = self.map.superblock();
-        let seq = sb.head.load(Ordering::Relaxed) + 1;
-        let index = self.geom.slot_of(seq);
-        let desc = self.map.descriptor(&self.geom, index);
-        // Relaxed: ordered before every payload byte by the fence that follows.
-        desc.commit.store(writing(seq), Ordering::Relaxed);
-        // Pairs with the reader's Acquire fence before its second commit-word load: a
-        // reader that copied any byte we write below will see `writing(seq)`. SeqCst
-        // rather than Release: it is also the writer's half of the lease handshake (see
-        // ReaderEntry::leases), ordering this store before the lease loads below.
-        fence(Ordering::SeqCst);
+        let (seq, index) = self.mark_next_writing();
         let payload_index = self.choose_payload_slot(index as usize);
         // SAFETY: we are the lock-holding writer on a read-write mapping, and the &mut
         // borrow of self keeps this the only view of the slot in this process.
@@ -358,6 +348,24 @@ impl RingWriter {
             bypass_cache: self.bypass_cache,
             done: false,
         }
+    }
+
+    /// Marks the slot of the next frame as being written; returns the frame's sequence
+    /// and the slot.
+    fn mark_next_writing(&self) -> (u64, u32) {
+        let seq = self.map.superblock().head.load(Ordering::Relaxed) + 1;
+        let index = self.geom.slot_of(seq);
+        let desc = self.map.descriptor(&self.geom, index);
+        // Relaxed: ordered before every payload byte, and before the lease scan, by the
+        // fence that follows.
+        desc.commit.store(writing(seq), Ordering::Relaxed);
+        // Pairs with the reader's Acquire fence before its second commit-word load: a
+        // reader that copied any byte written after this (or of a slot swapped in) will
+        // see `writing(seq)`. SeqCst rather than Release: it is also the writer's half of
+        // the lease handshake (see ReaderEntry::leases), ordering this store before the
+        // lease loads that follow.
+        fence(Ordering::SeqCst);
+        (seq, index)
     }
 
     /// The payload slot for descriptor `desc`: its current one unless a reader leases
@@ -411,14 +419,7 @@ impl RingWriter {
         if !payloads.is_lent(p) {
             return Ok(None);
         }
-        let sb = self.map.superblock();
-        let seq = sb.head.load(Ordering::Relaxed) + 1;
-        let index = self.geom.slot_of(seq);
-        let desc = self.map.descriptor(&self.geom, index);
-        // Relaxed, then SeqCst: as in begin(). Readers still copying this slot's old
-        // frame see it change; the lease scan below sees every lease taken before.
-        desc.commit.store(writing(seq), Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        let (seq, index) = self.mark_next_writing();
         scan_leases(&self.map, &self.geom, payloads.leased_scratch());
         payloads.settle();
         payloads.commit_lent(index as usize, p);

@@ -97,39 +97,42 @@ fn threads_never_accept_a_torn_frame_written_around_the_cache() {
 }
 
 fn threads_stress(bypass_cache: bool) {
+    let config = WriterConfig {
+        slots: 3,
+        max_frame: 16384,
+        ..Default::default()
+    };
+    stress_threads(&config, false, |w| {
+        write_all(w, 20_000, 16384, bypass_cache)
+    });
+}
+
+/// Three reader threads (sequential, latest, and a third sequential or leasing one)
+/// against `write` on a ring made with `config`; each must accept some frames.
+fn stress_threads(config: &WriterConfig, leasing: bool, write: impl FnOnce(&mut RingWriter)) {
     let dir = TestDir::new("threads");
     let loc = dir.ring("stress");
-    let mut w = RingWriter::create(
-        &loc,
-        &WriterConfig {
-            slots: 3,
-            max_frame: 16384,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut w = RingWriter::create(&loc, config).unwrap();
     let barrier = Arc::new(Barrier::new(4));
     let readers: Vec<_> = (0..3)
         .map(|i| {
             let (loc, barrier) = (loc.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let r = RingReader::open(&loc).unwrap();
-                drop(r);
                 barrier.wait();
-                read_all(&loc, i % 2 == 0)
+                match i {
+                    1 => read_all(&loc, false).0,
+                    2 if leasing => lease_all(&loc),
+                    _ => read_all(&loc, true).0,
+                }
             })
         })
         .collect();
     barrier.wait();
     std::thread::sleep(Duration::from_millis(20));
-    write_all(&mut w, 20_000, 16384, bypass_cache);
-    let mut total_torn = 0;
+    write(&mut w);
     for r in readers {
-        let (frames, _missed, torn) = r.join().unwrap();
-        assert!(frames > 0);
-        total_torn += torn;
+        assert!(r.join().unwrap() > 0, "a reader accepted no frame");
     }
-    eprintln!("torn copies detected and thrown away: {total_torn}");
 }
 
 /// Writes `frames` frames of three lengths filled in slots lent by the writer and
@@ -196,40 +199,15 @@ fn lease_all(loc: &RingLocation) -> u64 {
 
 #[test]
 fn threads_never_accept_a_torn_frame_written_in_place() {
-    let dir = TestDir::new("inplace");
-    let loc = dir.ring("stress");
-    let mut w = RingWriter::create(
-        &loc,
-        &WriterConfig {
-            slots: 3,
-            max_frame: 16384,
-            spares: 2,
-            loans: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let barrier = Arc::new(Barrier::new(4));
-    let readers: Vec<_> = (0..3)
-        .map(|i| {
-            let (loc, barrier) = (loc.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                match i {
-                    0 => read_all(&loc, true).0,
-                    1 => read_all(&loc, false).0,
-                    _ => lease_all(&loc),
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    std::thread::sleep(Duration::from_millis(20));
+    let config = WriterConfig {
+        slots: 3,
+        max_frame: 16384,
+        spares: 2,
+        loans: 3,
+        ..Default::default()
+    };
     // Two loans held after their commit, one being filled: all three lendable slots.
-    write_all_in_place(&mut w, 20_000, 16384, 2);
-    for r in readers {
-        assert!(r.join().unwrap() > 0);
-    }
+    stress_threads(&config, true, |w| write_all_in_place(w, 20_000, 16384, 2));
 }
 
 #[test]
