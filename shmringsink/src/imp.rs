@@ -295,15 +295,15 @@ impl ShmRingSink {
             .max(2) as u32
     }
 
-    /// The caps of an allocation query and a lender of the current ring, when the ring
-    /// lends slots and they hold frames of those caps.
-    fn lender_for(&self, query: &gst::query::Allocation) -> Option<(gst::Caps, Lender)> {
+    /// The caps of an allocation query, their frame size, and a lender of the current
+    /// ring, when the ring lends slots and they hold frames of those caps.
+    fn lender_for(&self, query: &gst::query::Allocation) -> Option<(gst::Caps, u32, Lender)> {
         let caps = query.get_owned().0?;
-        let size = VideoInfo::from_caps(&caps).ok()?.size() as u64;
+        let size = u32::try_from(VideoInfo::from_caps(&caps).ok()?.size()).ok()?;
         let guard = self.state.lock().unwrap();
         let writer = guard.as_ref()?.writer.as_ref()?;
-        (writer.pool_slots() > 0 && size > 0 && size <= writer.slot_capacity())
-            .then(|| (caps, writer.lender()))
+        (writer.pool_slots() > 0 && size > 0 && u64::from(size) <= writer.slot_capacity())
+            .then(|| (caps, size, writer.lender()))
     }
 
     /// Commits `buffer` without a copy if it is one of the ring slots our pool lent,
@@ -545,10 +545,7 @@ impl BaseSinkImpl for ShmRingSink {
         // Upstream may hand us frames with any strides and plane offsets: we copy plane
         // by plane honouring them.
         query.add_allocation_meta::<gst_video::VideoMeta>(None);
-        if let Some((caps, lender)) = self.lender_for(query) {
-            let size = VideoInfo::from_caps(&caps)
-                .map(|i| i.size() as u32)
-                .unwrap_or(0);
+        if let Some((caps, size, lender)) = self.lender_for(query) {
             let pool = RingPool::new(lender);
             let mut config = pool.config();
             config.set_params(Some(&caps), size, 0, 0);
@@ -681,6 +678,22 @@ mod tests {
             lease_slots_within_budget(0, 15, 3 * mb),
             0,
             "0 means copies"
+        );
+    }
+
+    #[test]
+    fn pool_slots_stay_within_the_memory_budget_and_the_format() {
+        let mb = 1 << 20;
+        assert_eq!(pool_slots_within_budget(4, 15, 8, 3 * mb), 4, "1080p");
+        assert_eq!(
+            pool_slots_within_budget(4, 4, 2, 265 * mb),
+            0,
+            "8K RGBA64: none"
+        );
+        assert_eq!(
+            pool_slots_within_budget(64, 4, 8, 1024),
+            56,
+            "64 extra slots in all"
         );
     }
 }
