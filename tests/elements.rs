@@ -802,3 +802,24 @@ fn pool_slots_0_proposes_no_pool() {
     w.set_src_caps(c.clone());
     assert!(ring_pool(&mut w, &c).is_none());
 }
+
+#[test]
+fn a_buffer_of_a_replaced_ring_is_copied_into_the_new_one() {
+    init();
+    let dir = TestDir::new("inplace-replaced");
+    let mut w = sink(&dir, "ipr", "slots=4");
+    let small = caps("GRAY8", 32, 32);
+    w.set_src_caps(small.clone());
+    let pool = ring_pool(&mut w, &small).unwrap();
+    let old = pool_frame(&pool, 1024, 5, 0);
+    // Larger frames replace the ring; smaller ones again fit the new ring.
+    w.set_src_caps(caps("GRAY8", 128, 128));
+    w.push(frame(128 * 128, 1, 0)).unwrap();
+    w.set_src_caps(small);
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "rings-created"), 2);
+    let mut r = src(&dir, "ipr", "mode=sequential");
+    w.push(old).unwrap();
+    assert!(bytes(&pull(&mut r)) == bytes(&frame(1024, 5, 0)));
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 0);
+    pool.set_active(false).unwrap();
+}
