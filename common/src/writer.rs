@@ -145,7 +145,7 @@ impl RingWriter {
                     ) {
                         Ok(()) => {
                             let origin = Origin::Created;
-                            return Ok(Self::start(loc, file, map, epoch, origin, config));
+                            return Ok(Self::start(loc, file, map, geom, epoch, origin, config));
                         }
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
@@ -183,7 +183,7 @@ impl RingWriter {
                     })?;
                     drop(old);
                     let origin = Origin::TookOver { dead_pid };
-                    return Ok(Self::start(loc, file, map, epoch, origin, config));
+                    return Ok(Self::start(loc, file, map, geom, epoch, origin, config));
                 }
             }
         }
@@ -206,18 +206,26 @@ impl RingWriter {
         self.set_state(WriterState::Replaced);
         let loc = self.loc.clone();
         drop(self);
-        Ok(Self::start(&loc, file, map, epoch, Origin::Created, config))
+        Ok(Self::start(
+            &loc,
+            file,
+            map,
+            geom,
+            epoch,
+            Origin::Created,
+            config,
+        ))
     }
 
     fn start(
         loc: &RingLocation,
         file: File,
         map: Mapping,
+        geom: Geometry,
         epoch: u64,
         origin: Origin,
         config: &WriterConfig,
     ) -> Self {
-        let geom = config.geometry().expect("checked by build");
         let map = Arc::new(map);
         let file = Arc::new(file);
         let (stop, stopped) = mpsc::channel::<()>();
@@ -350,6 +358,13 @@ impl RingWriter {
         }
     }
 
+    /// Brings `payloads` up to date with the readers' leases: marks the leased slots and
+    /// frees the retired ones nobody holds any more. After `mark_next_writing`.
+    fn see_leases(&self, payloads: &mut Payloads) {
+        scan_leases(&self.map, &self.geom, payloads.leased_scratch());
+        payloads.settle();
+    }
+
     /// Marks the slot of the next frame as being written; returns the frame's sequence
     /// and the slot.
     fn mark_next_writing(&self) -> (u64, u32) {
@@ -373,8 +388,7 @@ impl RingWriter {
     /// it is let go).
     fn choose_payload_slot(&mut self, desc: usize) -> u32 {
         let mut payloads = self.payloads.lock();
-        scan_leases(&self.map, &self.geom, payloads.leased_scratch());
-        payloads.settle();
+        self.see_leases(&mut payloads);
         let (p, overridden) = payloads.for_copy(desc);
         if overridden {
             // Only readers that ignored the lease budget get here: never wait, reuse
@@ -420,8 +434,7 @@ impl RingWriter {
             return Ok(None);
         }
         let (seq, index) = self.mark_next_writing();
-        scan_leases(&self.map, &self.geom, payloads.leased_scratch());
-        payloads.settle();
+        self.see_leases(&mut payloads);
         payloads.commit_lent(index as usize, p);
         drop(payloads);
         publish(
