@@ -804,6 +804,28 @@ fn pool_slots_0_proposes_no_pool() {
 }
 
 #[test]
+fn upstream_may_use_a_video_meta_only_when_no_pool_is_proposed() {
+    init();
+    let dir = TestDir::new("videometa");
+    let c = caps("I420", 64, 48);
+    let answer = |extra: &str, ring: &str| {
+        let mut w = sink(&dir, ring, extra);
+        w.set_src_caps(c.clone());
+        let mut q = gst::query::Allocation::new(Some(&c), true);
+        assert!(w.srcpad().unwrap().peer_query(&mut q), "allocation query");
+        (
+            q.allocation_pools().next().is_some(),
+            q.find_allocation_meta::<gst_video::VideoMeta>().is_some(),
+        )
+    };
+    // With a pool of ring slots, a frame that upstream must lay out anew (a decoder's
+    // padded picture) is then written into the pool, that is, into the ring.
+    assert_eq!(answer("", "vm1"), (true, false));
+    // Without one, the sink copies frames of any strides itself.
+    assert_eq!(answer("pool-slots=0", "vm2"), (false, true));
+}
+
+#[test]
 fn a_buffer_of_a_replaced_ring_is_copied_into_the_new_one() {
     init();
     let dir = TestDir::new("inplace-replaced");

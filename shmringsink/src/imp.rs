@@ -14,7 +14,7 @@ use shmring_common::{
 
 use crate::pool::RingPool;
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "shmringsink",
         gst::DebugColorFlags::empty(),
@@ -542,9 +542,6 @@ impl BaseSinkImpl for ShmRingSink {
         &self,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
-        // Upstream may hand us frames with any strides and plane offsets: we copy plane
-        // by plane honouring them.
-        query.add_allocation_meta::<gst_video::VideoMeta>(None);
         if let Some((caps, size, lender)) = self.lender_for(query) {
             let pool = RingPool::new(lender);
             let mut config = pool.config();
@@ -553,6 +550,15 @@ impl BaseSinkImpl for ShmRingSink {
                 .map_err(|e| gst::loggable_error!(CAT, "cannot configure the ring pool: {e}"))?;
             query.add_allocation_pool(Some(&pool), size, 0, 0);
             gst::debug!(CAT, imp = self, "proposed a pool of ring slots for {caps}");
+            // No VideoMeta here: an element whose frames need other strides must then
+            // write them out in the default layout, and it does so into our pool, that
+            // is, into the ring. A decoder with VideoMeta downstream would push the
+            // frames of its own pool instead, which we would copy again: avdec_h264 did
+            // so for every frame whose height is a multiple of 16 (720p, 4K).
+        } else {
+            // Upstream may hand us frames with any strides and plane offsets: we copy
+            // them plane by plane honouring them, so upstream need not copy first.
+            query.add_allocation_meta::<gst_video::VideoMeta>(None);
         }
         self.parent_propose_allocation(query)
     }

@@ -15,6 +15,8 @@ use gst::subclass::prelude::*;
 
 use shmring_common::Lender;
 
+use crate::imp::CAT;
+
 glib::wrapper! {
     pub struct RingPool(ObjectSubclass<imp::RingPool>) @extends gst::BufferPool, gst::Object;
 }
@@ -64,8 +66,14 @@ mod imp {
             // Relaxed: see set_config.
             let size = self.size.load(Ordering::Relaxed);
             match self.lender.get().and_then(|l| l.lend(size)) {
-                Some(loan) => Ok(gst::Buffer::from_mut_slice(loan)),
-                None => gst::Buffer::with_size(size).map_err(|_| gst::FlowError::Error),
+                Some(loan) => {
+                    gst::trace!(CAT, imp = self, "lent slot {}", loan.slot());
+                    Ok(gst::Buffer::from_mut_slice(loan))
+                }
+                None => {
+                    gst::trace!(CAT, imp = self, "no slot to lend: an ordinary buffer");
+                    gst::Buffer::with_size(size).map_err(|_| gst::FlowError::Error)
+                }
             }
         }
 
