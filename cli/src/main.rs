@@ -250,6 +250,7 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
         "committed": sb.committed.load(Relaxed),
         "aborted": sb.aborted.load(Relaxed),
         "bytes_committed": sb.bytes_committed.load(Relaxed),
+        "committed_in_place": sb.committed_in_place.load(Relaxed),
         "fps": rt.fps,
         "caps_version": r.current_caps().ok().flatten().map(|(v, _)| v),
         "caps": r.current_caps().ok().flatten().map(|(_, c)| c),
@@ -294,8 +295,8 @@ fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
         };
         let mut out = String::from("\x1b[H\x1b[2J");
         out += &format!(
-            "{:<20} {:<8} {:>8} {:>14} {:>10} {:>10} {:>8}\n",
-            "RING", "STATE", "FPS", "CAPTURE->NOW", "COMMITTED", "ABORTED", "HEAD"
+            "{:<20} {:<8} {:>8} {:>14} {:>10} {:>9} {:>10} {:>8}\n",
+            "RING", "STATE", "FPS", "CAPTURE->NOW", "COMMITTED", "IN PLACE", "ABORTED", "HEAD"
         );
         for name in &names {
             match open(dir, name) {
@@ -304,7 +305,7 @@ fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
                     let rt = rates(&r);
                     let sb = r.superblock();
                     out += &format!(
-                        "{:<20} {:<8} {:>8} {:>14} {:>10} {:>10} {:>8}\n",
+                        "{:<20} {:<8} {:>8} {:>14} {:>10} {:>9} {:>10} {:>8}\n",
                         name,
                         state_name(r.writer_status()),
                         fmt_opt(rt.fps, |f| format!("{f:.1}")),
@@ -313,6 +314,7 @@ fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
                             d.as_secs_f64() * 1e3
                         )),
                         sb.committed.load(Relaxed),
+                        sb.committed_in_place.load(Relaxed),
                         sb.aborted.load(Relaxed),
                         r.head()
                     );

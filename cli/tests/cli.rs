@@ -130,6 +130,16 @@ fn every_subcommand_on_live_and_dead_rings() {
         "8 lease slots and 4 pool slots by default"
     );
     assert!(json["lease_budget"].as_u64().unwrap() <= 8);
+    assert_eq!(json["layout"], "1.1");
+    // videotestsrc fills the sink's pool of ring slots: its frames are not copied.
+    let (committed, in_place) = (
+        json["committed"].as_u64().unwrap(),
+        json["committed_in_place"].as_u64().unwrap(),
+    );
+    assert!(
+        in_place > 0 && in_place <= committed,
+        "{in_place} of {committed} frames in place"
+    );
     let fps = json["fps"].as_f64().unwrap();
     assert!((15.0..45.0).contains(&fps), "fps {fps}");
     let frames = json["latest_frames"].as_array().unwrap();
@@ -144,6 +154,7 @@ fn every_subcommand_on_live_and_dead_rings() {
 
     let watch = stdout(&shmring(&dir.path, &["watch", "--count", "2", "live"]));
     assert_eq!(watch.matches("CAPTURE->NOW").count(), 2, "{watch}");
+    assert!(watch.contains("IN PLACE"), "{watch}");
 
     let png = dir.path.join("latest.png");
     stdout(&shmring(

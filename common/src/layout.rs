@@ -17,7 +17,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u32 = 1;
 /// Layout minor version: additions that older readers can ignore.
-pub const LAYOUT_MINOR: u32 = 0;
+pub const LAYOUT_MINOR: u32 = 1;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const SUPERBLOCK_SIZE: u64 = 4096;
@@ -145,7 +145,10 @@ pub struct Superblock {
     pub reader_table_len: AtomicU32,
     /// Payload slots: slot_count plus the spares leases may hold.
     pub payload_count: AtomicU32,
-    pub _reserved: [AtomicU64; 110],
+    /// Frames of `committed` that upstream filled in a slot the writer lent, so they
+    /// were not copied (Relaxed: statistics). Layout 1.1; zero in older writers' rings.
+    pub committed_in_place: AtomicU64,
+    pub _reserved: [AtomicU64; 109],
     pub caps: [CapsSlot; 2],
 }
 
@@ -266,6 +269,7 @@ const _: () = {
     assert!(offset_of!(Superblock, reader_table_offset) == 128);
     assert!(offset_of!(Superblock, reader_table_len) == 136);
     assert!(offset_of!(Superblock, payload_count) == 140);
+    assert!(offset_of!(Superblock, committed_in_place) == 144);
     assert!(size_of::<ReaderTableHeader>() == READER_ENTRY_SIZE as usize);
     assert!(size_of::<ReaderEntry>() == READER_ENTRY_SIZE as usize);
     assert!(offset_of!(ReaderEntry, leases) == 8);

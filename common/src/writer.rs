@@ -446,6 +446,11 @@ impl RingWriter {
             meta,
             bytes.len() as u64,
         )?;
+        // Relaxed: statistics.
+        self.map
+            .superblock()
+            .committed_in_place
+            .fetch_add(1, Ordering::Relaxed);
         Ok(Some(seq))
     }
 
@@ -471,13 +476,15 @@ impl RingWriter {
         wake_readers(sb);
     }
 
-    /// Frames committed, frames abandoned and bytes committed in this epoch.
-    pub fn counters(&self) -> (u64, u64, u64) {
+    /// Frames committed, frames abandoned, bytes committed and frames committed in
+    /// place (not copied) in this epoch.
+    pub fn counters(&self) -> (u64, u64, u64, u64) {
         let sb = self.map.superblock();
         (
             sb.committed.load(Ordering::Relaxed),
             sb.aborted.load(Ordering::Relaxed),
             sb.bytes_committed.load(Ordering::Relaxed),
+            sb.committed_in_place.load(Ordering::Relaxed),
         )
     }
 }
@@ -1073,6 +1080,8 @@ mod tests {
         );
         assert!(!w.is_lent(loan.as_ref()), "committed once");
         assert_eq!(w.commit_in_place(loan.as_ref(), &meta).unwrap(), None);
+        w.write(&meta, &[7; 100]).unwrap();
+        assert_eq!(w.counters(), (2, 0, 200, 1), "one of two frames in place");
         drop(loan);
         assert!(w.lender().lend(10).is_some(), "lendable again once let go");
     }
