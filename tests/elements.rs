@@ -845,3 +845,98 @@ fn a_buffer_of_a_replaced_ring_is_copied_into_the_new_one() {
     assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 0);
     pool.set_active(false).unwrap();
 }
+
+/// `appsrc ! shmringsink` on a clock that moves only when told to: the pipeline, its
+/// appsrc and sink, and the clock (at 0).
+fn clocked_writer(
+    dir: &TestDir,
+    ring: &str,
+    appsrc: &str,
+) -> (
+    gst::Element,
+    gst::Element,
+    gst::Element,
+    gst_check::TestClock,
+) {
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=in format=time caps=video/x-raw,format=GRAY8,width=16,height=16,framerate=30/1 {appsrc} \
+         ! shmringsink name=sink ring={ring} dir={}",
+        dir.path.display()
+    ))
+    .unwrap();
+    let clock = gst_check::TestClock::new();
+    pipeline
+        .downcast_ref::<gst::Pipeline>()
+        .unwrap()
+        .use_clock(Some(&clock));
+    let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let (src, sink) = (bin.by_name("in").unwrap(), bin.by_name("sink").unwrap());
+    (pipeline, src, sink, clock)
+}
+
+fn push_at(src: &gst::Element, pts: gst::ClockTime) {
+    let mut b = frame(256, pts.mseconds(), 0);
+    b.get_mut().unwrap().set_pts(pts);
+    let flow = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&b]);
+    assert_eq!(flow, gst::FlowReturn::Ok);
+}
+
+/// The frames `sink` has written, once they stop changing for 200 ms (at most 5 s).
+fn frames_written(sink: &gst::Element) -> u64 {
+    let frames = || {
+        sink.property::<gst::Structure>("stats")
+            .get::<u64>("frames")
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = (frames(), Instant::now());
+    while Instant::now() < deadline && last.1.elapsed() < Duration::from_millis(200) {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = frames();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+    last.0
+}
+
+/// The clock time the sink waits for next, and then lets it go on.
+fn next_wait(clock: &gst_check::TestClock) -> gst::ClockTime {
+    let id = clock.wait_for_next_pending_id();
+    let time = id.time();
+    clock.crank();
+    time
+}
+
+#[test]
+fn a_live_frame_is_written_at_once_whatever_the_pipeline_latency() {
+    init();
+    let dir = TestDir::new("latency");
+    // As much latency as rtspsrc's jitterbuffer asks of a live pipeline.
+    let (pipeline, src, sink, clock) =
+        clocked_writer(&dir, "lat", "is-live=true min-latency=2000000000");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    push_at(&src, gst::ClockTime::ZERO);
+    assert_eq!(
+        next_wait(&clock),
+        gst::ClockTime::ZERO,
+        "a live frame is written at its timestamp, not 2 s after it"
+    );
+    assert_eq!(frames_written(&sink), 1);
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn a_stream_that_is_not_live_is_still_paced_by_its_timestamps() {
+    init();
+    let dir = TestDir::new("paced");
+    let (pipeline, src, sink, clock) = clocked_writer(&dir, "paced", "");
+    let _ = pipeline.set_state(gst::State::Playing);
+    push_at(&src, gst::ClockTime::ZERO);
+    push_at(&src, gst::ClockTime::SECOND);
+    assert_eq!(next_wait(&clock), gst::ClockTime::ZERO);
+    assert_eq!(frames_written(&sink), 1, "the frame due at 1 s waits");
+    assert_eq!(next_wait(&clock), gst::ClockTime::SECOND);
+    assert_eq!(frames_written(&sink), 2);
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -114,6 +114,13 @@ impl ObjectSubclass for ShmRingSink {
 }
 
 impl ObjectImpl for ShmRingSink {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // The sink writes a live frame as soon as it arrives (see send_event), so it
+        // asks the pipeline for no processing time either.
+        self.obj().set_processing_deadline(gst::ClockTime::ZERO);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
@@ -244,6 +251,26 @@ impl ElementImpl for ShmRingSink {
             .unwrap()]
         });
         TEMPLATES.as_ref()
+    }
+
+    fn send_event(&self, event: gst::Event) -> bool {
+        // A live pipeline tells its sinks to render each frame its latency after the
+        // frame's timestamp, so that they all present it at once: rtspsrc alone asks
+        // for 2 s. Readers in other processes keep their own clocks and present frames
+        // themselves, so holding a frame back here would only make it late for all of
+        // them. The sink keeps no latency: a live frame, which arrives after its
+        // timestamp, is written at once, and a non-live stream (a file, a test source)
+        // is still paced by its timestamps (`sync`).
+        if let gst::EventView::Latency(l) = event.view() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "writing frames at once instead of {} after their timestamps",
+                l.latency()
+            );
+            return true;
+        }
+        self.parent_send_event(event)
     }
 }
 
