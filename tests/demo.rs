@@ -34,21 +34,38 @@ fn three_camera_graph_delivers_all_six_streams_and_stops_cleanly() {
     let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary.json written");
     let png = std::fs::read(out.join("mosaic.png")).expect("mosaic.png written");
     assert_eq!(&png[1..4], b"PNG");
-    for ring in ["cam1", "cam2", "cam3", "proc1", "proc2", "proc3"] {
+    // A number of the summary's entry for `ring`.
+    let field = |ring: &str, name: &str| -> f64 {
         let at = summary
             .find(&format!("\"{ring}\""))
             .unwrap_or_else(|| panic!("{ring} missing: {summary}"));
-        let fps_at = summary[at..].find("\"fps\": ").unwrap() + at + 7;
-        let fps: f64 = summary[fps_at..]
+        let key = format!("\"{name}\": ");
+        let from = summary[at..]
+            .find(&key)
+            .unwrap_or_else(|| panic!("{ring} has no {name}: {summary}"))
+            + at
+            + key.len();
+        summary[from..]
             .split([',', '}'])
             .next()
             .unwrap()
             .trim()
             .parse()
-            .unwrap();
+            .unwrap_or_else(|_| panic!("{ring} {name} is not a number: {summary}"))
+    };
+    for ring in ["cam1", "cam2", "cam3", "proc1", "proc2", "proc3"] {
+        let fps = field(ring, "fps");
         assert!(
             fps >= 27.0,
             "{ring} delivered {fps} fps, below 90 % of 30: {summary}"
+        );
+    }
+    // The decoders and the scaling and edge stages write into the rings' pools.
+    for ring in ["cam1", "cam2", "cam3", "proc1", "proc3"] {
+        let in_place = field(ring, "written_in_place");
+        assert!(
+            in_place >= 0.9,
+            "{ring}: only {in_place} of its frames written in place: {summary}"
         );
     }
     assert!(summary.contains("\"errors\": []"), "{summary}");

@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import statistics
+import struct
 import sys
 import time
 
@@ -34,6 +35,7 @@ class Stream:
         self.overlay = None
         self.src = None
         self.rates = []
+        self.in_place = None
 
     def on_buffer(self, _pad, info):
         buf = info.get_buffer()
@@ -45,6 +47,31 @@ class Stream:
             self.latencies_ms.append(lat)
             self.window_latencies.append(lat)
         return Gst.PadProbeReturn.OK
+
+
+def ring_path(name):
+    if name.startswith("/"):
+        return name
+    directory = os.environ.get("SHMRING_DIR") or f"/dev/shm/shmring-{os.geteuid()}"
+    return os.path.join(directory, name + ".ring")
+
+
+def written_in_place(name):
+    """The share of the frames its writer committed that were written in place (no
+    copy), from the ring's superblock (docs/ring-format.md, layout 1.1), or None."""
+    try:
+        with open(ring_path(name), "rb") as f:
+            head = f.read(152)
+    except OSError:
+        return None
+    if len(head) < 152 or head[:8] != b"SHMRING\0":
+        return None
+    major, minor = struct.unpack_from("<II", head, 8)
+    (committed,) = struct.unpack_from("<Q", head, 104)
+    (in_place,) = struct.unpack_from("<Q", head, 144)
+    if major != 1 or minor < 1 or committed == 0:
+        return None
+    return in_place / committed
 
 
 def percentile(values, p):
@@ -109,8 +136,10 @@ def main():
             skipped = s.src.get_property("stats").get_value("skipped")
             if s.frames:
                 s.rates.append(fps)
+            s.in_place = written_in_place(s.name)
+            in_place = "" if s.in_place is None else f" {s.in_place:4.0%} in place"
             s.overlay.set_property("text", f"{s.name}  {fps:4.1f} fps  {lat:5.1f} ms")
-            cells.append(f"{s.name} {fps:4.1f} fps {lat:6.1f} ms drop {skipped}")
+            cells.append(f"{s.name} {fps:4.1f} fps {lat:6.1f} ms drop {skipped}{in_place}")
             s.window_frames = 0
             s.window_latencies = []
         print(f"[{now - started:5.1f}s] " + " | ".join(cells), flush=True)
@@ -152,6 +181,8 @@ def main():
             "skipped": st.get_value("skipped"),
             "torn_retries": st.get_value("torn-retries"),
             "reattaches": st.get_value("reattaches"),
+            # Share of the frames its writer wrote without a copy (zero-copy write).
+            "written_in_place": None if s.in_place is None else round(s.in_place, 3),
         }
     if args.summary:
         with open(args.summary, "w") as f:
