@@ -940,3 +940,79 @@ fn a_stream_that_is_not_live_is_still_paced_by_its_timestamps() {
     assert_eq!(frames_written(&sink), 2);
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// Frames pushed into ring `a` through `shmringsrc ! {middle} ! shmringsink` into ring
+/// `b`: how many a reader of `b` got (if `unchanged`, each checked to be a frame pushed,
+/// in order), and the relay's source and sink statistics.
+fn relay(middle: &str, name: &str, unchanged: bool) -> (usize, gst::Structure, gst::Structure) {
+    init();
+    let dir = TestDir::new(name);
+    let mut w = sink(&dir, "a", "slots=8");
+    let c = caps("I420", 64, 48);
+    let size = gst_video::VideoInfo::from_caps(&c).unwrap().size();
+    w.set_src_caps(c);
+    let relay = gst::parse::launch(&format!(
+        "shmringsrc name=r ring=a dir={d} mode=sequential ! {middle} ! shmringsink name=s ring=b dir={d}",
+        d = dir.path.display()
+    ))
+    .unwrap();
+    relay.set_state(gst::State::Playing).unwrap();
+    let mut r = src(&dir, "b", "mode=sequential");
+    let mut got = Vec::new();
+    for n in 1..=40u64 {
+        w.push(frame(size, n, n * 33)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        while let Some(b) = r.try_pull() {
+            got.push(bytes(&b));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    while let Some(b) = r.try_pull() {
+        got.push(bytes(&b));
+    }
+    let mut next = 1;
+    for g in got.iter().filter(|_| unchanged) {
+        next += (next..=40)
+            .position(|n| *g == bytes(&frame(size, n, 0)))
+            .unwrap_or_else(|| panic!("a frame that was never pushed reached ring b"))
+            as u64
+            + 1;
+    }
+    let bin = relay.downcast_ref::<gst::Bin>().unwrap();
+    let stats = |e: &str| bin.by_name(e).unwrap().property::<gst::Structure>("stats");
+    let (src_stats, sink_stats) = (stats("r"), stats("s"));
+    relay.set_state(gst::State::Null).unwrap();
+    (got.len(), src_stats, sink_stats)
+}
+
+#[test]
+fn a_relay_copies_each_frame_straight_into_the_next_ring() {
+    let (got, src, sink) = relay("identity", "relay", true);
+    assert!(got >= 20, "{got} of 40 frames through the relay");
+    let (frames, in_place) = (
+        sink.get::<u64>("frames").unwrap(),
+        sink.get::<u64>("frames-in-place").unwrap(),
+    );
+    let into_ring = src.get::<u64>("into-ring").unwrap();
+    // The first frame, read before the caps reached the sink, was leased and copied in.
+    assert!(
+        in_place + 1 >= frames && into_ring == in_place,
+        "{in_place} of {frames} frames written in place, {into_ring} copied into the ring"
+    );
+}
+
+#[test]
+fn a_filter_working_in_place_writes_into_the_next_ring() {
+    // videobalance changes the frame it is given; given a leased, read-only frame it
+    // would copy it first, and the sink would copy it again.
+    let (got, _, sink) = relay("videobalance saturation=0", "relay-filter", false);
+    assert!(got >= 20, "{got} of 40 frames through the relay");
+    let (frames, in_place) = (
+        sink.get::<u64>("frames").unwrap(),
+        sink.get::<u64>("frames-in-place").unwrap(),
+    );
+    assert!(
+        in_place + 1 >= frames,
+        "{in_place} of {frames} frames written in place"
+    );
+}

@@ -172,6 +172,11 @@ impl Shared {
     }
 }
 
+/// The buffer pool option that says a pool's buffers are slots of a ring, committed
+/// without a copy. `shmringsink`'s pool has it; `shmringsrc` copies frames straight into
+/// such a pool instead of handing out leased slots that a later element would copy.
+pub const RING_POOL_OPTION: &str = "GstBufferPoolOptionShmRingSlot";
+
 /// Lends free payload slots of one ring to be filled in place. Cheap to clone; what it
 /// lends stays valid after the ring is closed or replaced (it is then only a buffer).
 #[derive(Clone)]

@@ -29,7 +29,7 @@ pub mod writer;
 
 pub use error::{Error, Result};
 pub use layout::WriterState;
-pub use lending::{Lender, Loan};
+pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
 pub use reader::{

@@ -104,6 +104,29 @@ pub enum Next<B> {
     WriterGone(WriterStatus),
 }
 
+impl<B> Next<B> {
+    /// The same outcome, with a frame's data turned into `f(data)`.
+    pub fn map<C>(self, f: impl FnOnce(B) -> C) -> Next<C> {
+        match self {
+            Next::Frame(Frame {
+                info,
+                data,
+                missed,
+                torn_retries,
+            }) => Next::Frame(Frame {
+                info,
+                data: f(data),
+                missed,
+                torn_retries,
+            }),
+            Next::TimedOut => Next::TimedOut,
+            Next::Interrupted => Next::Interrupted,
+            Next::Eos => Next::Eos,
+            Next::WriterGone(w) => Next::WriterGone(w),
+        }
+    }
+}
+
 /// Result of a read by handle.
 #[derive(Debug)]
 pub enum ByHandle<B> {

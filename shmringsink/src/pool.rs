@@ -50,6 +50,10 @@ mod imp {
     impl GstObjectImpl for RingPool {}
 
     impl BufferPoolImpl for RingPool {
+        fn options() -> &'static [&'static str] {
+            &[shmring_common::RING_POOL_OPTION]
+        }
+
         fn set_config(&self, config: &mut gst::BufferPoolConfigRef) -> bool {
             let Some((_caps, size, _min, _max)) = config.params() else {
                 return false;

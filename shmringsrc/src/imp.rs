@@ -59,6 +59,7 @@ struct Stats {
     lost: u64,
     torn_retries: u64,
     zero_copy: u64,
+    into_ring: u64,
     reattaches: u64,
     timeouts: u64,
     handles_delivered: u64,
@@ -99,6 +100,8 @@ pub struct ShmRingSrc {
     requests: Mutex<VecDeque<Handle>>,
     requests_cond: Condvar,
     stats: Mutex<Stats>,
+    /// The pool of a shmringsink downstream, when the allocation query brought one.
+    ring_pool: Mutex<Option<gst::BufferPool>>,
 }
 
 impl Default for ShmRingSrc {
@@ -112,6 +115,7 @@ impl Default for ShmRingSrc {
             requests: Mutex::default(),
             requests_cond: Condvar::new(),
             stats: Mutex::default(),
+            ring_pool: Mutex::default(),
         }
     }
 }
@@ -259,8 +263,9 @@ impl ElementImpl for ShmRingSrc {
 }
 
 /// A writable buffer for one frame, or nothing when allocation failed (the reader then
-/// reports that the buffer is too small).
-struct OutBuf(Option<gst::MappedBuffer<gst::buffer::Writable>>);
+/// reports that the buffer is too small); and whether it is a slot of a shmringsink's
+/// pool downstream.
+struct OutBuf(Option<gst::MappedBuffer<gst::buffer::Writable>>, bool);
 
 impl AsMut<[u8]> for OutBuf {
     fn as_mut(&mut self) -> &mut [u8] {
@@ -296,12 +301,28 @@ impl Allocator {
             _ => None,
         }
         .or_else(|| gst::Buffer::with_size(len).ok());
-        OutBuf(buffer.and_then(|b| b.into_mapped_buffer_writable().ok()))
+        OutBuf(
+            buffer.and_then(|b| b.into_mapped_buffer_writable().ok()),
+            false,
+        )
     }
 
     fn stop(&self) {
         if let Some((pool, _)) = &self.pool {
             let _ = pool.set_active(false);
+        }
+    }
+
+    /// A buffer of `ring_pool` (a shmringsink's slots) for the frame, or of our own.
+    fn alloc_from(&self, ring_pool: &gst::BufferPool, info: &FrameInfo) -> OutBuf {
+        let slot = ring_pool
+            .acquire_buffer(None)
+            .ok()
+            .filter(|b| b.size() == info.len as usize)
+            .and_then(|b| b.into_mapped_buffer_writable().ok());
+        match slot {
+            Some(mapped) => OutBuf(Some(mapped), true),
+            None => self.alloc(info),
         }
     }
 }
@@ -315,6 +336,7 @@ impl ShmRingSrc {
             .field("lost", s.lost)
             .field("torn-retries", s.torn_retries)
             .field("zero-copy", s.zero_copy)
+            .field("into-ring", s.into_ring)
             .field("reattaches", s.reattaches)
             .field("timeouts", s.timeouts)
             .field("handles-delivered", s.handles_delivered)
@@ -490,6 +512,9 @@ impl ShmRingSrc {
                 );
                 gst::FlowError::NotNegotiated
             })?;
+            // Caps arrive with the first frame, after the allocation query of the
+            // start: query again, now that downstream knows what it will get.
+            self.obj().src_pad().mark_reconfigure();
         }
         let fps = vinfo.fps();
         *self.negotiated.lock().unwrap() = Negotiated {
@@ -535,8 +560,11 @@ impl ShmRingSrc {
             return Err(gst::FlowError::Error);
         }
         let mut buffer = match frame.data {
-            Payload::Copied(OutBuf(Some(mapped))) => mapped.into_buffer(),
-            Payload::Copied(OutBuf(None)) => return Err(gst::FlowError::Error),
+            Payload::Copied(OutBuf(Some(mapped), into_ring)) => {
+                self.stats.lock().unwrap().into_ring += u64::from(into_ring);
+                mapped.into_buffer()
+            }
+            Payload::Copied(OutBuf(None, _)) => return Err(gst::FlowError::Error),
             Payload::Leased(leased) => {
                 self.stats.lock().unwrap().zero_copy += 1;
                 // Read-only memory over the leased slot; freeing it releases the lease.
@@ -599,9 +627,20 @@ impl ShmRingSrc {
         loop {
             self.ensure_attached(stream)?;
             let reader = stream.reader.as_mut().expect("attached");
-            let next = match mode {
-                Mode::Sequential => reader.next_zero_copy(timeout, |i| stream.allocator.alloc(i)),
-                _ => reader.latest_zero_copy(timeout, |i| stream.allocator.alloc(i)),
+            let allocator = &stream.allocator;
+            // A shmringsink downstream proposed its pool: a copy into it goes straight
+            // into that ring, and an element between (an overlay, a filter working in
+            // place) writes there instead of copying a read-only leased frame first.
+            let ring_pool = self.ring_pool.lock().unwrap().clone();
+            let next = match (&ring_pool, mode) {
+                (Some(pool), Mode::Sequential) => reader
+                    .next(timeout, |i| allocator.alloc_from(pool, i))
+                    .map(|n| n.map(Payload::Copied)),
+                (Some(pool), _) => reader
+                    .latest(timeout, |i| allocator.alloc_from(pool, i))
+                    .map(|n| n.map(Payload::Copied)),
+                (None, Mode::Sequential) => reader.next_zero_copy(timeout, |i| allocator.alloc(i)),
+                (None, _) => reader.latest_zero_copy(timeout, |i| allocator.alloc(i)),
             };
             match next.map_err(|e| self.read_error(stream, e))? {
                 Next::Frame(f) => return self.to_buffer(stream, f),
@@ -751,7 +790,29 @@ impl BaseSrcImpl for ShmRingSrc {
         }
         *self.negotiated.lock().unwrap() = Negotiated::default();
         *self.interrupter.lock().unwrap() = None;
+        *self.ring_pool.lock().unwrap() = None;
         self.requests.lock().unwrap().clear();
+        Ok(())
+    }
+
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_decide_allocation(query)?;
+        let ring_pool = query
+            .allocation_pools()
+            .next()
+            .and_then(|(pool, ..)| pool)
+            .filter(|p| p.has_option(shmring_common::RING_POOL_OPTION));
+        if ring_pool.is_some() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "copying frames straight into the ring of a shmringsink downstream"
+            );
+        }
+        *self.ring_pool.lock().unwrap() = ring_pool;
         Ok(())
     }
 
