@@ -60,8 +60,9 @@ fn three_camera_graph_delivers_all_six_streams_and_stops_cleanly() {
             "{ring} delivered {fps} fps, below 90 % of 30: {summary}"
         );
     }
-    // The decoders and the scaling and edge stages write into the rings' pools.
-    for ring in ["cam1", "cam2", "cam3", "proc1", "proc3"] {
+    // The decoders and the scaling and edge stages write into the rings' pools; the
+    // colour stage's source copies into its sink's pool, where videobalance works.
+    for ring in ["cam1", "cam2", "cam3", "proc1", "proc2", "proc3"] {
         let in_place = field(ring, "written_in_place");
         assert!(
             in_place >= 0.9,
