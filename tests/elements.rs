@@ -943,8 +943,9 @@ fn a_stream_that_is_not_live_is_still_paced_by_its_timestamps() {
 
 /// Frames pushed into ring `a` through `shmringsrc ! {middle} ! shmringsink` into ring
 /// `b`: how many a reader of `b` got (if `unchanged`, each checked to be a frame pushed,
-/// in order), and the relay's source and sink statistics.
-fn relay(middle: &str, name: &str, unchanged: bool) -> (usize, gst::Structure, gst::Structure) {
+/// in order), the frames the relay's sink wrote, of them in place, and the frames its
+/// source copied into the sink's ring.
+fn relay(middle: &str, name: &str, unchanged: bool) -> (usize, u64, u64, u64) {
     init();
     let dir = TestDir::new(name);
     let mut w = sink(&dir, "a", "slots=8");
@@ -979,21 +980,24 @@ fn relay(middle: &str, name: &str, unchanged: bool) -> (usize, gst::Structure, g
             + 1;
     }
     let bin = relay.downcast_ref::<gst::Bin>().unwrap();
-    let stats = |e: &str| bin.by_name(e).unwrap().property::<gst::Structure>("stats");
-    let (src_stats, sink_stats) = (stats("r"), stats("s"));
+    let stat = |e: &str, field: &str| {
+        let s = bin.by_name(e).unwrap().property::<gst::Structure>("stats");
+        s.get::<u64>(field).unwrap()
+    };
+    let counts = (
+        got.len(),
+        stat("s", "frames"),
+        stat("s", "frames-in-place"),
+        stat("r", "into-ring"),
+    );
     relay.set_state(gst::State::Null).unwrap();
-    (got.len(), src_stats, sink_stats)
+    counts
 }
 
 #[test]
 fn a_relay_copies_each_frame_straight_into_the_next_ring() {
-    let (got, src, sink) = relay("identity", "relay", true);
+    let (got, frames, in_place, into_ring) = relay("identity", "relay", true);
     assert!(got >= 20, "{got} of 40 frames through the relay");
-    let (frames, in_place) = (
-        sink.get::<u64>("frames").unwrap(),
-        sink.get::<u64>("frames-in-place").unwrap(),
-    );
-    let into_ring = src.get::<u64>("into-ring").unwrap();
     // The first frame, read before the caps reached the sink, was leased and copied in.
     assert!(
         in_place + 1 >= frames && into_ring == in_place,
@@ -1005,12 +1009,8 @@ fn a_relay_copies_each_frame_straight_into_the_next_ring() {
 fn a_filter_working_in_place_writes_into_the_next_ring() {
     // videobalance changes the frame it is given; given a leased, read-only frame it
     // would copy it first, and the sink would copy it again.
-    let (got, _, sink) = relay("videobalance saturation=0", "relay-filter", false);
+    let (got, frames, in_place, _) = relay("videobalance saturation=0", "relay-filter", false);
     assert!(got >= 20, "{got} of 40 frames through the relay");
-    let (frames, in_place) = (
-        sink.get::<u64>("frames").unwrap(),
-        sink.get::<u64>("frames-in-place").unwrap(),
-    );
     assert!(
         in_place + 1 >= frames,
         "{in_place} of {frames} frames written in place"
