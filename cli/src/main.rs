@@ -183,15 +183,15 @@ fn ls(dir: &Path) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<20} {:>8} {:<8} {:<22} {:>5} {:>10} {:>8} {:>10}",
-        "RING", "PID", "STATE", "CAPS", "SLOTS", "MEMORY", "FPS", "LAST"
+        "{:<20} {:>8} {:<8} {:<22} {:>5} {:>10} {:>8} {:>10} {:>7}",
+        "RING", "PID", "STATE", "CAPS", "SLOTS", "MEMORY", "FPS", "LAST", "READERS"
     );
     for name in names {
         match open(dir, &name) {
             Ok(r) => {
                 let rt = rates(&r);
                 println!(
-                    "{:<20} {:>8} {:<8} {:<22} {:>5} {:>9.1}M {:>8} {:>10}",
+                    "{:<20} {:>8} {:<8} {:<22} {:>5} {:>9.1}M {:>8} {:>10} {:>7}",
                     name,
                     r.writer_pid(),
                     state_name(r.writer_status()),
@@ -200,6 +200,7 @@ fn ls(dir: &Path) -> Result<()> {
                     r.geometry().total_size as f64 / (1 << 20) as f64,
                     fmt_opt(rt.fps, |f| format!("{f:.1}")),
                     fmt_opt(rt.last_age, |d| format!("{:.1}s ago", d.as_secs_f64())),
+                    r.readers().len(),
                 );
             }
             Err(e) => println!("{name:<20} {:>8} {:<8} {e}", "-", "invalid"),
@@ -255,13 +256,17 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
         "caps_version": r.current_caps().ok().flatten().map(|(v, _)| v),
         "caps": r.current_caps().ok().flatten().map(|(_, c)| c),
         "latest_frames": frames,
+        "readers": r.readers().iter().map(|p| json!({
+            "pid": p.pid, "last_seq": p.last_seq, "behind": head.saturating_sub(p.last_seq),
+            "received": p.received, "missed": p.missed, "torn": p.torn, "leases": p.leases,
+        })).collect::<Vec<_>>(),
     });
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(());
     }
     for (k, val) in v.as_object().unwrap() {
-        if k == "latest_frames" {
+        if k == "latest_frames" || k == "readers" {
             continue;
         }
         let text = match val {
@@ -282,7 +287,28 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
             f["handle"].as_str().unwrap_or("")
         );
     }
+    print!("{}", readers_text(&r, ""));
     Ok(())
+}
+
+/// The readers that hold an entry of the ring's reader table (readers of the writer's
+/// user; group readers cannot write the table and are not listed), one line each.
+fn readers_text(r: &RingReader, indent: &str) -> String {
+    let readers = r.readers();
+    let mut out = format!("{indent}readers with an entry: {}\n", readers.len());
+    for p in readers {
+        out += &format!(
+            "{indent}  pid {:<8} last seq {:<8} behind {:<4} received {:<8} missed {:<6} torn {:<4} leases {}\n",
+            p.pid,
+            p.last_seq,
+            r.head().saturating_sub(p.last_seq),
+            p.received,
+            p.missed,
+            p.torn,
+            p.leases
+        );
+    }
+    out
 }
 
 fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
@@ -318,6 +344,7 @@ fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
                         sb.aborted.load(Relaxed),
                         r.head()
                     );
+                    out += &readers_text(&r, "  ");
                 }
                 Err(e) => out += &format!("{name:<20} {e}\n"),
             }

@@ -119,8 +119,38 @@ fn every_subcommand_on_live_and_dead_rings() {
         "{ls}"
     );
 
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"]))).unwrap();
+    // A reader of the live ring, which publishes its progress in the reader table.
+    let mut reader = Command::new("gst-launch-1.0")
+        .args(["-q", "shmringsrc", "ring=live", "!", "fakesink"])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("SHMRING_DIR", &dir.path)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let listed = |json: &serde_json::Value| {
+        json["readers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"] == reader.id())
+            .cloned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let json: serde_json::Value = loop {
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"])))
+                .unwrap();
+        if listed(&json).is_some_and(|r| r["received"].as_u64().unwrap() > 3) {
+            break json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reader never showed up with frames: {json}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let seen = listed(&json).unwrap();
+    assert!(seen["behind"].as_u64().unwrap() <= 2, "{seen}");
     assert_eq!(json["writer_state"], "live");
     assert!(json["caps"].as_str().unwrap().contains("NV12"));
     assert!(json["slots"].as_u64().unwrap() >= 4);
@@ -155,6 +185,14 @@ fn every_subcommand_on_live_and_dead_rings() {
     let watch = stdout(&shmring(&dir.path, &["watch", "--count", "2", "live"]));
     assert_eq!(watch.matches("CAPTURE->NOW").count(), 2, "{watch}");
     assert!(watch.contains("IN PLACE"), "{watch}");
+    assert!(
+        watch.contains(&format!("pid {}", reader.id())),
+        "watch lists the reader: {watch}"
+    );
+    let ls = stdout(&shmring(&dir.path, &["ls"]));
+    assert!(ls.contains("READERS"), "{ls}");
+    let _ = reader.kill();
+    let _ = reader.wait();
 
     let png = dir.path.join("latest.png");
     stdout(&shmring(

@@ -214,7 +214,15 @@ pub struct ReaderEntry {
     /// commit word `writing(seq)`, then a SeqCst fence, then loads these. One of the two
     /// sees the other's store, so a leased slot is never reused.
     pub leases: [AtomicU32; LEASES_PER_READER],
-    pub _reserved: [AtomicU64; 5],
+    /// The reader's progress (layout 1.1), stored by the entry's owner after each frame
+    /// it returns, for tools to show: the sequence of that frame, frames returned,
+    /// frames it skipped or lost between them, and torn copies it threw away. Relaxed:
+    /// statistics; whoever claims the entry zeroes them.
+    pub last_seq: AtomicU64,
+    pub received: AtomicU64,
+    pub missed: AtomicU64,
+    pub torn: AtomicU64,
+    pub _reserved: [AtomicU64; 1],
 }
 
 /// Where the reader table starts for `slot_count` slots: after the descriptor table,
@@ -273,6 +281,8 @@ const _: () = {
     assert!(size_of::<ReaderTableHeader>() == READER_ENTRY_SIZE as usize);
     assert!(size_of::<ReaderEntry>() == READER_ENTRY_SIZE as usize);
     assert!(offset_of!(ReaderEntry, leases) == 8);
+    assert!(offset_of!(ReaderEntry, last_seq) == 24);
+    assert!(offset_of!(ReaderEntry, torn) == 48);
     assert!(offset_of!(Superblock, caps) == 1024);
     assert!(offset_of!(CapsSlot, commit) == 0);
     assert!(offset_of!(CapsSlot, len) == 8);

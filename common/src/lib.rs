@@ -33,8 +33,8 @@ pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
 pub use reader::{
-    attach, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, RingReader,
-    WriterStatus,
+    attach, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, ReaderProgress,
+    RingReader, WriterStatus,
 };
 pub use sys::{monotonic_ns, realtime_ns};
 pub use writer::{

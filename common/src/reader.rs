@@ -92,6 +92,21 @@ pub struct Frame<B> {
     pub torn_retries: u32,
 }
 
+/// A reader as its reader-table entry shows it (`RingReader::readers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderProgress {
+    pub pid: u32,
+    /// Sequence of the last frame it returned (0: none yet).
+    pub last_seq: u64,
+    pub received: u64,
+    /// Frames skipped (`latest`) or lost to the writer lapping it (`next`).
+    pub missed: u64,
+    /// Copies overwritten while being made, thrown away and retried.
+    pub torn: u64,
+    /// Payload slots it holds in place now.
+    pub leases: u32,
+}
+
 /// Result of a waiting read.
 #[derive(Debug)]
 pub enum Next<B> {
@@ -395,6 +410,7 @@ impl RingReader {
                         head - self.last - 1
                     };
                     self.last = head;
+                    self.note_progress(head, missed, torn);
                     return Ok(Next::Frame(Frame {
                         info,
                         data,
@@ -461,6 +477,7 @@ impl RingReader {
                     } else {
                         want - previous - 1
                     };
+                    self.note_progress(want, missed, torn);
                     return Ok(Next::Frame(Frame {
                         info,
                         data,
@@ -600,6 +617,46 @@ impl RingReader {
         }
     }
 
+    /// Publishes this reader's progress in its reader-table entry, if it has one.
+    fn note_progress(&self, seq: u64, missed: u64, torn: u32) {
+        if let Some(t) = &self.leases {
+            let e = t.table.entry(t.entry);
+            // Relaxed: statistics, stored only by this reader (the entry's owner).
+            e.last_seq.store(seq, Ordering::Relaxed);
+            e.received.fetch_add(1, Ordering::Relaxed);
+            e.missed.fetch_add(missed, Ordering::Relaxed);
+            e.torn.fetch_add(u64::from(torn), Ordering::Relaxed);
+        }
+    }
+
+    /// The readers that hold an entry of the reader table now (those that read in
+    /// place, or could), with their progress as they last published it.
+    pub fn readers(&self) -> Vec<ReaderProgress> {
+        (0..READER_ENTRIES)
+            .filter_map(|i| {
+                let e = self.map.reader_entry(&self.geom, i);
+                // Relaxed: statistics; the lock test below says whether it is live.
+                let pid = e.pid.load(Ordering::Relaxed);
+                let byte = self.geom.reader_table_offset + (i as u64 + 1) * READER_ENTRY_SIZE;
+                if pid == 0 || !sys::is_byte_locked(&self.file, byte).unwrap_or(false) {
+                    return None;
+                }
+                Some(ReaderProgress {
+                    pid,
+                    last_seq: e.last_seq.load(Ordering::Relaxed),
+                    received: e.received.load(Ordering::Relaxed),
+                    missed: e.missed.load(Ordering::Relaxed),
+                    torn: e.torn.load(Ordering::Relaxed),
+                    leases: e
+                        .leases
+                        .iter()
+                        .filter(|w| w.load(Ordering::Relaxed) != 0)
+                        .count() as u32,
+                })
+            })
+            .collect()
+    }
+
     /// Lets `latest_zero_copy` and `next_zero_copy` lease payload slots in place. Needs
     /// write access to the ring file (the reader table is written); Ok(false), with
     /// copies as before, when this user has none or every entry of the table is taken.
@@ -636,10 +693,12 @@ impl RingReader {
                 entry,
             };
             t.clear();
-            t.table
-                .entry(entry)
-                .pid
-                .store(std::process::id(), Ordering::Relaxed);
+            let e = t.table.entry(entry);
+            // Relaxed: statistics of the entry's previous owner, if any.
+            for counter in [&e.last_seq, &e.received, &e.missed, &e.torn] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            e.pid.store(std::process::id(), Ordering::Relaxed);
             self.leases = Some(Arc::new(t));
             return Ok(true);
         }

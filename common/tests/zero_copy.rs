@@ -160,8 +160,15 @@ fn a_dead_readers_leases_come_back() {
         assert!(Instant::now() < deadline, "the child never leased");
         std::thread::sleep(Duration::from_millis(10));
     }
+    let readers = observer.readers();
+    assert_eq!(readers.len(), 1, "{readers:?}");
+    assert_eq!(
+        (readers[0].pid, readers[0].received, readers[0].leases),
+        (child.id(), 1, 1)
+    );
     let _ = child.kill(); // SIGKILL while holding the lease
     let _ = child.wait();
+    assert_eq!(observer.readers(), vec![], "a dead reader is not listed");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seq = 1;
     while observer.lease_budget() != 2 {
@@ -244,4 +251,47 @@ fn leased_frames_held_across_laps_are_never_overwritten() {
         "{leases} leases, {copies} copies of {written} frames"
     );
     eprintln!("{leases} leased frames held across laps of {written} frames, {copies} copies");
+}
+
+#[test]
+fn readers_publish_their_progress_for_tools() {
+    let dir = TestDir::new("zc-progress");
+    let mut w = RingWriter::create(&dir.ring("p"), &config(8, 2)).unwrap();
+    let observer = RingReader::open(&dir.ring("p")).unwrap();
+    let mut sut = RingReader::open(&dir.ring("p")).unwrap();
+    assert_eq!(observer.readers(), vec![], "no reader has an entry yet");
+    assert!(sut.enable_zero_copy().unwrap());
+    for seq in 1..=3 {
+        write(&mut w, seq);
+        let _ = leased(sut.next_zero_copy(NO_WAIT, vec_alloc).unwrap());
+    }
+    // A latest reader that comes back after three more frames skips two of them.
+    for seq in 4..=6 {
+        write(&mut w, seq);
+    }
+    let (_, held) = leased(sut.latest_zero_copy(NO_WAIT, vec_alloc).unwrap());
+    let progress = observer.readers();
+    assert_eq!(
+        progress,
+        vec![ReaderProgress {
+            pid: std::process::id(),
+            last_seq: 6,
+            received: 4,
+            missed: 2,
+            torn: 0,
+            leases: 1,
+        }]
+    );
+    drop(held);
+    drop(sut);
+    assert_eq!(
+        observer.readers(),
+        vec![],
+        "a reader that let go is not listed"
+    );
+    // The next owner of the entry starts from zero.
+    let mut again = RingReader::open(&dir.ring("p")).unwrap();
+    assert!(again.enable_zero_copy().unwrap());
+    let listed = observer.readers();
+    assert_eq!((listed.len(), listed[0].received), (1, 0), "{listed:?}");
 }
