@@ -148,7 +148,7 @@ impl ObjectImpl for ShmRingSrc {
                     .build(),
                 glib::ParamSpecBoolean::builder("zero-copy")
                     .nick("Zero copy")
-                    .blurb("Output frames straight from shared memory (read-only, the slot leased until the buffer is freed) when the ring allows; otherwise copy")
+                    .blurb("Output frames straight from shared memory (read-only, the slot leased until the buffer is freed) when the ring allows; otherwise copy. A shmringsink downstream that proposes its pool gets each frame copied straight into its ring instead")
                     .default_value(DEFAULT_ZERO_COPY)
                     .mutable_ready()
                     .build(),
@@ -161,7 +161,7 @@ impl ObjectImpl for ShmRingSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("received, skipped, lost, torn-retries, reattaches, timeouts, handles-*")
+                    .blurb("received, skipped, lost, torn-retries, zero-copy, into-ring, reattaches, timeouts, handles-*")
                     .read_only()
                     .build(),
             ]
