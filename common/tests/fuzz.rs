@@ -28,6 +28,13 @@ fn try_everything(dir: &TestDir, bytes: &[u8]) {
             let _ = r.by_handle(&h, alloc);
         }
         let _ = r.writer_status();
+        let _ = r.readers();
+        // The zero-copy paths, where the file lets this process write its reader table.
+        if r.enable_zero_copy().unwrap_or(false) {
+            let _ = r.latest_zero_copy(Duration::ZERO, alloc);
+            let _ = r.next_zero_copy(Duration::ZERO, alloc);
+            let _ = r.readers();
+        }
     }
 }
 
