@@ -521,12 +521,13 @@ impl RingReader {
             }
             match self.copy(handle.seq, &mut alloc)? {
                 Copy::Ok(info, data) => {
+                    self.note_progress(handle.seq, 0, torn);
                     return Ok(ByHandle::Frame(Frame {
                         info,
                         data,
                         missed: 0,
                         torn_retries: torn,
-                    }))
+                    }));
                 }
                 Copy::Newer | Copy::Torn => return Ok(ByHandle::Gone),
                 Copy::Older => continue,

@@ -282,6 +282,17 @@ fn readers_publish_their_progress_for_tools() {
             leases: 1,
         }]
     );
+    // A frame asked for by handle counts too, without skipping anything.
+    assert!(matches!(
+        sut.by_handle(&w.handle(5), vec_alloc).unwrap(),
+        ByHandle::Frame(_)
+    ));
+    let listed = observer.readers();
+    assert_eq!(
+        (listed[0].last_seq, listed[0].received, listed[0].missed),
+        (5, 5, 2),
+        "{listed:?}"
+    );
     drop(held);
     drop(sut);
     assert_eq!(
