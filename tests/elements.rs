@@ -482,7 +482,9 @@ fn error_of(pipeline: &gst::Element) -> String {
         .expect("an error message");
     let _ = pipeline.set_state(gst::State::Null);
     match msg.view() {
-        gst::MessageView::Error(e) => format!("{} | {:?}", e.error(), e.debug()),
+        // The message itself names what was wrong: a C or Python application often
+        // shows only the message, not the debug text.
+        gst::MessageView::Error(e) => e.error().to_string(),
         _ => unreachable!(),
     }
 }

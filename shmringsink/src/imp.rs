@@ -393,18 +393,18 @@ impl ShmRingSink {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    [
+                    (
                         "Buffer of {} bytes does not hold a {}x{} {} frame",
                         buffer.size(),
                         info.width(),
                         info.height(),
                         info.format()
-                    ]
+                    )
                 );
                 gst::FlowError::Error
             })?;
         let write_error = |e| {
-            gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
             gst::FlowError::Error
         };
         let mut slot = writer.begin();
@@ -451,11 +451,11 @@ impl BaseSinkImpl for ShmRingSink {
         let Some(ring) = settings.ring else {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
-                ["No ring name: set the ring property (ring=cam1)"]
+                ("No ring name: set the ring property (ring=cam1)")
             ));
         };
         let loc = RingLocation::parse(&ring, settings.dir.as_deref().map(std::path::Path::new))
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         gst::debug!(CAT, imp = self, "will write ring {loc}");
         *self.stats.lock().unwrap() = Stats::default();
         *self.state.lock().unwrap() = Some(State {
@@ -502,7 +502,7 @@ impl BaseSinkImpl for ShmRingSink {
         let writer = match state.writer.take() {
             Some(mut w) if fits(&w) => {
                 state.caps_version = w.set_caps(&caps_text).map_err(|e| {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                     gst::loggable_error!(CAT, "{e}")
                 })?;
                 self.stats.lock().unwrap().caps_changes += 1;
@@ -519,7 +519,7 @@ impl BaseSinkImpl for ShmRingSink {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenWrite,
-                        ["Cannot replace ring: {}", e]
+                        ("Cannot replace ring: {}", e)
                     );
                     gst::loggable_error!(CAT, "{e}")
                 })?;
@@ -534,7 +534,7 @@ impl BaseSinkImpl for ShmRingSink {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenWrite,
-                        ["Cannot create ring {}: {}", state.loc, e]
+                        ("Cannot create ring {}: {}", state.loc, e)
                     );
                     gst::loggable_error!(CAT, "{e}")
                 })?;
@@ -600,13 +600,13 @@ impl BaseSinkImpl for ShmRingSink {
             ..
         }) = guard.as_mut()
         else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["Buffer before caps"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
         let meta = frame_meta(buffer, info, *caps_version);
         let size = info.size();
         let write_error = |e: shmring_common::Error| {
-            gst::element_imp_error!(self, gst::ResourceError::Write, ["{}", e]);
+            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
             gst::FlowError::Error
         };
         let (seq, in_place) = match self.commit_in_place(writer, buffer, info, &meta) {

@@ -451,7 +451,7 @@ impl ShmRingSrc {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenRead,
-                        ["Cannot read ring {}: {}", stream.loc, e]
+                        ("Cannot read ring {}: {}", stream.loc, e)
                     );
                     return Err(gst::FlowError::Error);
                 }
@@ -471,17 +471,17 @@ impl ShmRingSrc {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    [
+                    (
                         "Ring {} has no caps for frame {} (caps version {})",
                         stream.loc,
                         info.seq,
                         info.caps_version
-                    ]
+                    )
                 );
                 return Err(gst::FlowError::Error);
             }
             Err(e) => {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                 return Err(gst::FlowError::Error);
             }
         };
@@ -494,11 +494,11 @@ impl ShmRingSrc {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
-                [
+                (
                     "Ring {} carries caps that are not fixed raw video: {}",
                     stream.loc,
                     text
-                ]
+                )
             );
             return Err(gst::FlowError::NotNegotiated);
         };
@@ -508,7 +508,7 @@ impl ShmRingSrc {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ["Downstream refused the ring's caps {}", caps]
+                    ("Downstream refused the ring's caps {}", caps)
                 );
                 gst::FlowError::NotNegotiated
             })?;
@@ -549,13 +549,13 @@ impl ShmRingSrc {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
-                [
+                (
                     "Frame {} of ring {} has {} bytes, its caps need {}",
                     frame.info.seq,
                     stream.loc,
                     frame.info.len,
                     expected
-                ]
+                )
             );
             return Err(gst::FlowError::Error);
         }
@@ -613,7 +613,7 @@ impl ShmRingSrc {
         gst::element_imp_error!(
             self,
             gst::ResourceError::Read,
-            ["Reading ring {} failed: {}", stream.loc, e]
+            ("Reading ring {} failed: {}", stream.loc, e)
         );
         gst::FlowError::Error
     }
@@ -757,15 +757,15 @@ impl BaseSrcImpl for ShmRingSrc {
         let Some(ring) = settings.ring else {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
-                ["No ring name: set the ring property (ring=cam1)"]
+                ("No ring name: set the ring property (ring=cam1)")
             ));
         };
         let loc = RingLocation::parse(&ring, settings.dir.as_deref().map(std::path::Path::new))
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         let intr = Interrupter::new().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                ["Cannot create an eventfd: {}", e]
+                ("Cannot create an eventfd: {}", e)
             )
         })?;
         *self.interrupter.lock().unwrap() = Some(intr);
