@@ -2,7 +2,7 @@
 # Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
 # unit, stress (threads and processes) and fuzz tests, the elements' gst-check tests,
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build
-# through meson that gst-inspect-1.0 must load, and a short run
+# through meson that gst-inspect-1.0 must load and the C examples must pass, and a short run
 # of the benchmark (to show it runs; its figures are not pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
@@ -22,11 +22,12 @@ echo "   gst-launch-1.0 tests load)"
 cargo build --workspace --locked
 echo "== cargo test"
 PROPTEST_CASES=20000 cargo test --workspace --locked
-echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0"
+echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0, and the"
+echo "   C examples (a gst-check suite and an application) run against it"
 rm -rf target/meson
 meson setup --buildtype=debug target/meson
 meson compile -C target/meson
-meson test -C target/meson --print-errorlogs "gst-inspect shmring"
+meson test -C target/meson --print-errorlogs "gst-inspect shmring" "c gst-check suite" "c application"
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 bash scripts/bench.sh --quick --out target/bench-quick
