@@ -199,7 +199,38 @@ struct LatencyRow {
     /// The fewest frames any one reader got in a run.
     fewest_frames: u64,
     torn: u64,
+    /// With several readers: p50 and p99 of the first, second, ... reader to receive
+    /// each frame (frames every reader of a run received).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    by_rank_ms_p50: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    by_rank_ms_p99: Vec<f64>,
     readers: Vec<ReaderReport>,
+}
+
+/// For the readers of each run: each frame's latencies sorted, so rank 0 is the reader
+/// that received the frame first. Returns every rank's latencies over all runs, sorted.
+fn latencies_by_rank(runs: &[Vec<ReaderReport>]) -> Vec<Vec<f64>> {
+    let mut ranks: Vec<Vec<f64>> = Vec::new();
+    for readers in runs.iter().filter(|r| r.len() > 1) {
+        let mut by_frame: std::collections::HashMap<u64, Vec<f64>> = Default::default();
+        for r in readers {
+            for (&seq, &ms) in r.seqs.iter().zip(&r.latencies_ms) {
+                by_frame.entry(seq).or_default().push(ms);
+            }
+        }
+        for mut l in by_frame.into_values().filter(|l| l.len() == readers.len()) {
+            l.sort_by(f64::total_cmp);
+            ranks.resize(l.len(), Vec::new());
+            for (rank, ms) in l.into_iter().enumerate() {
+                ranks[rank].push(ms);
+            }
+        }
+    }
+    for r in &mut ranks {
+        r.sort_by(f64::total_cmp);
+    }
+    ranks
 }
 
 const LATENCY_REPETITIONS: usize = 5;
@@ -474,6 +505,7 @@ fn scenario_latency(readers: usize, in_place: bool, seconds: f64, reps: usize) -
         .into_iter()
         .map(|(transport, runs)| {
             let n = runs.len();
+            let ranks = latencies_by_rank(&runs);
             let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
             let mut all: Vec<f64> = reports
                 .iter()
@@ -488,6 +520,8 @@ fn scenario_latency(readers: usize, in_place: bool, seconds: f64, reps: usize) -
                 latency_ms_max: quantile(&all, 1.0),
                 fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
                 torn: reports.iter().map(|r| r.torn).sum(),
+                by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),
+                by_rank_ms_p99: ranks.iter().map(|r| quantile(r, 0.99)).collect(),
                 readers: reports,
             }
         })
@@ -658,6 +692,26 @@ fn print_table(r: &Results) {
                 ratio(x, y)
             );
         }
+        if !a.by_rank_ms_p99.is_empty() && !b.by_rank_ms_p99.is_empty() {
+            let joined = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            for (label, x, y) in [
+                ("p50", &a.by_rank_ms_p50, &b.by_rank_ms_p50),
+                ("p99", &a.by_rank_ms_p99, &b.by_rank_ms_p99),
+            ] {
+                println!(
+                    "{:<58} {:>18} {:>18} {:>8}",
+                    format!("{name}: {label} ms, 1st/2nd/3rd"),
+                    joined(x),
+                    joined(y),
+                    ""
+                );
+            }
+        }
         let (x, y) = (a.fewest_frames, b.fewest_frames);
         println!(
             "{:<58} {x:>18} {y:>18} {:>8}",
@@ -781,6 +835,37 @@ fn print_table(r: &Results) {
             "{:<58} {:>18}",
             format!("5. {} read cost / memcpy", c.frame),
             format!("{:.2}", c.read_ratio)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(seqs: &[u64], latencies_ms: &[f64]) -> ReaderReport {
+        ReaderReport {
+            seqs: seqs.to_vec(),
+            latencies_ms: latencies_ms.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ranks_compare_the_readers_of_a_run_frame_by_frame() {
+        let runs = vec![
+            vec![
+                reader(&[1, 2, 3], &[0.1, 0.9, 0.5]),
+                // Missed frame 2: that frame is left out of the ranks.
+                reader(&[1, 3], &[0.3, 0.2]),
+            ],
+            vec![reader(&[7], &[0.4]), reader(&[7], &[0.6])],
+            // A run with one reader has no ranks.
+            vec![reader(&[1], &[5.0])],
+        ];
+        assert_eq!(
+            latencies_by_rank(&runs),
+            vec![vec![0.1, 0.2, 0.4], vec![0.3, 0.5, 0.6]]
         );
     }
 }

@@ -82,6 +82,10 @@ pub struct ReaderReport {
     /// Every latency, ms, for the plot (paced writers only: flat out there are too many).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latencies_ms: Vec<f64>,
+    /// The frame (writer sequence) of each latency in `latencies_ms`, so the readers
+    /// of one run can be compared frame by frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seqs: Vec<u64>,
     pub error: Option<String>,
 }
 
@@ -310,6 +314,7 @@ fn writer(role: &Role) -> WriterReport {
 #[derive(Default)]
 struct Tally {
     latencies_ns: Vec<u64>,
+    seqs: Vec<u64>,
     torn: u64,
     per_writer: Vec<PerWriter>,
 }
@@ -361,8 +366,9 @@ fn reader(role: &Role) -> ReaderReport {
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let mut t = t.lock().unwrap();
                 match check(map.as_slice(), size) {
-                    Some((pushed, _seq, pid)) => {
+                    Some((pushed, seq, pid)) => {
                         t.latencies_ns.push(now.saturating_sub(pushed));
+                        t.seqs.push(seq);
                         match t.per_writer.iter_mut().find(|p| p.pid == pid) {
                             Some(p) => p.frames += 1,
                             None => t.per_writer.push(PerWriter {
@@ -427,6 +433,11 @@ fn reader(role: &Role) -> ReaderReport {
         per_writer: t.per_writer.clone(),
         latencies_ms: if role.fps > 0 {
             steady.iter().map(|&n| n as f64 / 1e6).collect()
+        } else {
+            Vec::new()
+        },
+        seqs: if role.fps > 0 {
+            t.seqs.iter().skip(1).copied().collect()
         } else {
             Vec::new()
         },
