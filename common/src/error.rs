@@ -18,6 +18,9 @@ pub enum Error {
     },
     /// The file's contents fail a check; `what` names the field and the values.
     Corrupt { path: PathBuf, what: String },
+    /// Another process truncated the file while this one had it mapped (as `role`,
+    /// "writer" or "reader"); the mapping now reads as zeros.
+    Truncated { path: PathBuf, role: &'static str },
     /// The file or its directory has permissions or an owner we refuse.
     Insecure { path: PathBuf, what: String },
     /// Another live writer holds the ring.
@@ -86,6 +89,12 @@ impl std::fmt::Display for Error {
                 found.1
             ),
             Error::Corrupt { path, what } => write!(f, "{} is corrupt: {what}", path.display()),
+            Error::Truncated { path, role } => write!(
+                f,
+                "{} was truncated by another process under the {role}; \
+                 its frames are lost (the mapping now reads as zeros)",
+                path.display()
+            ),
             Error::Insecure { path, what } => write!(f, "refusing {}: {what}", path.display()),
             Error::Busy { path, pid } => {
                 write!(

@@ -22,6 +22,7 @@ mod lending;
 pub mod location;
 mod mapping;
 pub mod reader;
+mod sigbus;
 mod sys;
 #[doc(hidden)]
 pub mod testing;

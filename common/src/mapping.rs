@@ -8,6 +8,7 @@ use memmap2::{Mmap, MmapMut};
 
 use crate::error::{Error, Result};
 use crate::layout::*;
+use crate::sigbus::Guard;
 
 /// Slot count and sizes of one ring, checked to fit its mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +167,8 @@ enum Backing {
 /// The reader table page of a ring, mapped read-write by a reader that leases slots.
 pub struct TableMapping {
     base: NonNull<u8>,
+    // Before the map: unregistered before it is unmapped.
+    guard: Guard,
     _map: MmapMut,
 }
 
@@ -188,7 +191,17 @@ impl TableMapping {
         .map_err(|e| Error::io(path, "mmap reader table", e))?;
         let base = NonNull::new(m.as_mut_ptr())
             .ok_or_else(|| Error::corrupt(path, "empty reader table"))?;
-        Ok(TableMapping { base, _map: m })
+        let guard = Guard::register(base.as_ptr(), m.len(), true);
+        Ok(TableMapping {
+            base,
+            guard,
+            _map: m,
+        })
+    }
+
+    /// Whether the file was truncated under this page, which now reads as zeros.
+    pub fn truncated(&self) -> bool {
+        self.guard.truncated()
     }
 
     pub fn header(&self) -> &ReaderTableHeader {
@@ -209,6 +222,8 @@ impl TableMapping {
 pub struct Mapping {
     base: NonNull<u8>,
     len: usize,
+    // Before the backing: unregistered before it is unmapped.
+    guard: Guard,
     _backing: Backing,
 }
 
@@ -228,7 +243,8 @@ impl Mapping {
         let mut m = unsafe { MmapMut::map_mut(file) }.map_err(|e| Error::io(path, "mmap", e))?;
         let base =
             NonNull::new(m.as_mut_ptr()).ok_or_else(|| Error::corrupt(path, "empty mapping"))?;
-        Self::checked(base, m.len(), Backing::ReadWrite(m), path)
+        let guard = Guard::register(base.as_ptr(), m.len(), true);
+        Self::checked(base, m.len(), guard, Backing::ReadWrite(m), path)
     }
 
     /// Maps `file` read-only (a reader).
@@ -238,10 +254,17 @@ impl Mapping {
         let m = unsafe { Mmap::map(file) }.map_err(|e| Error::io(path, "mmap", e))?;
         let base = NonNull::new(m.as_ptr() as *mut u8)
             .ok_or_else(|| Error::corrupt(path, "empty mapping"))?;
-        Self::checked(base, m.len(), Backing::ReadOnly(m), path)
+        let guard = Guard::register(base.as_ptr(), m.len(), false);
+        Self::checked(base, m.len(), guard, Backing::ReadOnly(m), path)
     }
 
-    fn checked(base: NonNull<u8>, len: usize, backing: Backing, path: &Path) -> Result<Self> {
+    fn checked(
+        base: NonNull<u8>,
+        len: usize,
+        guard: Guard,
+        backing: Backing,
+        path: &Path,
+    ) -> Result<Self> {
         if (len as u64) < SUPERBLOCK_SIZE {
             return Err(Error::corrupt(
                 path,
@@ -251,12 +274,19 @@ impl Mapping {
         Ok(Mapping {
             base,
             len,
+            guard,
             _backing: backing,
         })
     }
 
     pub fn len(&self) -> u64 {
         self.len as u64
+    }
+
+    /// Whether the file was truncated under the mapping, which now reads as zeros (see
+    /// `sigbus`). Frames read or written since are lost.
+    pub fn truncated(&self) -> bool {
+        self.guard.truncated()
     }
 
     pub fn superblock(&self) -> &Superblock {

@@ -573,6 +573,7 @@ impl RingReader {
             if self.interrupter.is_interrupted() {
                 return Ok(Err(Next::Interrupted));
             }
+            self.check_mapped()?;
             // Acquire: pairs with the writer's Release increment of `wake` (after its
             // head/state stores); loaded before head so no wake-up can fall between.
             let wake = sb.wake.load(Ordering::Acquire);
@@ -600,6 +601,8 @@ impl RingReader {
             if woken == Woken::TimedOut && self.head() <= after {
                 // Nothing for a while: is anybody still writing?
                 let status = self.writer_status();
+                // A truncation (which zeroes the state too) is the news, not the writer.
+                self.check_mapped()?;
                 if matches!(status, WriterStatus::Dead | WriterStatus::Closed) {
                     return Ok(Err(Next::WriterGone(status)));
                 }
@@ -766,8 +769,11 @@ impl RingReader {
     }
 
     /// A writer of the same user could shrink the file under us; reading past its end
-    /// would be a SIGBUS. Checked right before each copy or lease (see docs/security.md).
+    /// would be a SIGBUS. Checked right before each copy or lease (see docs/security.md);
+    /// a shrink during a copy turns the mapping into zeros (`sigbus`), which fails the
+    /// copy's seqlock check and is reported by the next call here.
     fn check_size(&self) -> Result<()> {
+        self.check_mapped()?;
         let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
         if size < self.geom.total_size {
             return Err(Error::corrupt(
@@ -777,6 +783,19 @@ impl RingReader {
                     self.geom.total_size
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Whether a shrink of the file under the mapping zeroed it (no syscall).
+    fn check_mapped(&self) -> Result<()> {
+        let zeroed =
+            self.map.truncated() || self.leases.as_ref().is_some_and(|t| t.table.truncated());
+        if zeroed {
+            return Err(Error::Truncated {
+                path: self.loc.path().to_owned(),
+                role: "reader",
+            });
         }
         Ok(())
     }
@@ -889,6 +908,16 @@ impl RingReader {
 pub enum Payload<B> {
     Copied(B),
     Leased(LeasedPayload),
+}
+
+impl<B: AsRef<[u8]>> AsRef<[u8]> for Payload<B> {
+    /// The frame's bytes, wherever they are.
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Payload::Copied(b) => b.as_ref(),
+            Payload::Leased(l) => l.as_ref(),
+        }
+    }
 }
 
 /// This reader's entry of the reader table: the read-write file that holds the entry's

@@ -352,6 +352,7 @@ impl RingWriter {
             payload_index,
             payload,
             writer_map: &self.map,
+            path: self.loc.path(),
             geom: self.geom,
             bypass_cache: self.bypass_cache,
             done: false,
@@ -428,6 +429,7 @@ impl RingWriter {
         let Some(p) = self.map.payload_index_at(&self.geom, bytes) else {
             return Ok(None);
         };
+        check_mapped(&self.map, self.loc.path())?;
         // Held until the slot is in its descriptor: the loan cannot go back meanwhile.
         let mut payloads = self.payloads.lock();
         if !payloads.is_lent(p) {
@@ -629,6 +631,7 @@ pub struct SlotWriter<'a> {
     payload_index: u32,
     payload: &'a mut [u8],
     writer_map: &'a Mapping,
+    path: &'a Path,
     geom: Geometry,
     bypass_cache: bool,
     done: bool,
@@ -665,6 +668,7 @@ impl SlotWriter<'_> {
 
     /// Publishes the frame: `len` payload bytes and `meta`. Returns its sequence.
     pub fn commit(mut self, meta: &FrameMeta, len: u64) -> Result<u64> {
+        check_mapped(self.writer_map, self.path)?;
         publish(
             self.writer_map,
             &self.geom,
@@ -699,6 +703,18 @@ impl Drop for SlotWriter<'_> {
     fn drop(&mut self) {
         self.abandon();
     }
+}
+
+/// Fails once another process truncated the ring file under the writer: the mapping
+/// then reads as zeros and whatever is written into it reaches nobody (see `sigbus`).
+fn check_mapped(map: &Mapping, path: &Path) -> Result<()> {
+    if map.truncated() {
+        return Err(Error::Truncated {
+            path: path.to_owned(),
+            role: "writer",
+        });
+    }
+    Ok(())
 }
 
 /// Marks, in descriptor `index`, frame `seq` of `len` bytes in payload slot

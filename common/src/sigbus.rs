@@ -1,0 +1,172 @@
+//! Survives a ring file being truncated under its mappings.
+//!
+//! A process of the ring's user can shrink the file while others map it. Touching a page
+//! past the new end then raises SIGBUS, which would kill the process: a reader in the
+//! middle of a copy, a downstream element reading a leased buffer, or the writer. Every
+//! ring mapping is registered here, and a SIGBUS handler (installed once, chaining to
+//! whatever handler was there before) replaces a registered mapping that faults with
+//! anonymous zero pages of the same size and marks it. The faulting access then reads
+//! zeros instead of crashing, and the ring code, which checks the mark, reports the
+//! truncation as an error. This is what Wayland compositors do for client shm pools.
+//!
+//! A SIGBUS outside every registered mapping goes to the previous handler, or, if there
+//! was none, kills the process as it would have without us.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+/// How many mappings can be guarded at once in a process. A ring reader or writer holds
+/// one or two; a mapping beyond the last entry works, unguarded.
+const ENTRIES: usize = 256;
+
+struct Entry {
+    /// First byte of the mapping, 0 for a free entry. Release-stored last when
+    /// registering and first when unregistering; pairs with the Acquire load in
+    /// `on_sigbus` and in `register`'s claim.
+    start: AtomicUsize,
+    /// Length in bytes. Relaxed: published by the Release store of `start`.
+    len: AtomicUsize,
+    /// Whether the mapping is writable, so that its replacement is too.
+    writable: AtomicBool,
+    /// Set by the handler once it replaced the mapping. Release; pairs with the Acquire
+    /// load in `Guard::truncated`.
+    hit: AtomicBool,
+    /// Claimed by a `Guard` (so a free entry is not taken twice). AcqRel CAS.
+    taken: AtomicBool,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // the initialiser of each array element
+const FREE: Entry = Entry {
+    start: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    writable: AtomicBool::new(false),
+    hit: AtomicBool::new(false),
+    taken: AtomicBool::new(false),
+};
+
+static TABLE: [Entry; ENTRIES] = [FREE; ENTRIES];
+
+/// The SIGBUS disposition found when ours was installed. Set before ours is installed,
+/// read by the handler (a plain load once set).
+static PREVIOUS: OnceLock<SigHandler> = OnceLock::new();
+
+/// A registered mapping. Drop it before unmapping.
+pub(crate) struct Guard {
+    entry: Option<&'static Entry>,
+}
+
+impl Guard {
+    /// Registers the `len` bytes mapped at `start`. Never fails: if the handler cannot
+    /// be installed or every entry is taken, the mapping is simply not guarded.
+    pub(crate) fn register(start: *const u8, len: usize, writable: bool) -> Guard {
+        if !install() || len == 0 {
+            return Guard { entry: None };
+        }
+        let entry = TABLE.iter().find(|e| {
+            e.taken
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+        if let Some(e) = entry {
+            e.hit.store(false, Ordering::Relaxed);
+            e.len.store(len, Ordering::Relaxed);
+            e.writable.store(writable, Ordering::Relaxed);
+            // Release: publishes len and writable to the handler (its Acquire load).
+            e.start.store(start as usize, Ordering::Release);
+        }
+        Guard { entry }
+    }
+
+    /// Whether the file was truncated under the mapping and it now reads as zeros.
+    pub(crate) fn truncated(&self) -> bool {
+        // Acquire: pairs with the handler's Release store after the remap.
+        self.entry.is_some_and(|e| e.hit.load(Ordering::Acquire))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(e) = self.entry {
+            // Release: the handler stops matching this range before it is unmapped.
+            e.start.store(0, Ordering::Release);
+            e.taken.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Installs the handler once. False if that failed (the mapping goes unguarded).
+fn install() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let ours = SigAction::new(
+            SigHandler::SigAction(on_sigbus),
+            // SA_ONSTACK: use the thread's alternate stack where it has one.
+            SaFlags::SA_SIGINFO | SaFlags::SA_ONSTACK,
+            SigSet::empty(),
+        );
+        // SAFETY: on_sigbus only loads atomics, calls mmap and the previous handler, all
+        // async-signal-safe. PREVIOUS is set before the handler can run.
+        let previous = unsafe { sigaction(Signal::SIGBUS, &ours) };
+        match previous {
+            Ok(p) => {
+                let _ = PREVIOUS.set(p.handler());
+                // If SIGBUS arrived between the two steps, PREVIOUS was unset and the
+                // handler fell back to the default action, as without us.
+                true
+            }
+            Err(_) => false,
+        }
+    })
+}
+
+extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo; a SIGBUS from a memory
+    // access carries the faulting address.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    for e in TABLE.iter() {
+        // Acquire: pairs with the Release store in `register`.
+        let start = e.start.load(Ordering::Acquire);
+        let len = e.len.load(Ordering::Relaxed);
+        if start == 0 || addr < start || addr - start >= len {
+            continue;
+        }
+        let prot = if e.writable.load(Ordering::Relaxed) {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: [start, start + len) is a live ring mapping of this process (its
+        // Guard is dropped before it is unmapped), and the access that faulted was into
+        // it. MAP_FIXED swaps its pages for private zero pages in one step, so every
+        // pointer into it stays valid.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut c_void,
+                len,
+                prot,
+                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED {
+            // Release: pairs with the Acquire load in `Guard::truncated`.
+            e.hit.store(true, Ordering::Release);
+            return; // the access is retried and reads zeros
+        }
+        break;
+    }
+    match PREVIOUS.get() {
+        Some(SigHandler::SigAction(f)) => f(sig, info, ctx),
+        Some(SigHandler::Handler(f)) => f(sig),
+        // None, SIG_DFL or SIG_IGN (a fault cannot be ignored): the default action.
+        // Returning retries the access, which now kills the process as SIGBUS would.
+        _ => {
+            // SAFETY: resetting a disposition is async-signal-safe.
+            unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+        }
+    }
+}
