@@ -53,8 +53,8 @@ impl Launch {
         Launch(child)
     }
 
-    /// Waits for a clean exit within `limit`; fails with its stderr otherwise.
-    fn finish(mut self, limit: Duration) {
+    /// Waits for the process to end within `limit`: its status and stderr.
+    fn wait(&mut self, limit: Duration) -> (std::process::ExitStatus, String) {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.0.try_wait().unwrap() {
@@ -66,12 +66,7 @@ impl Launch {
                     .unwrap()
                     .read_to_string(&mut err)
                     .unwrap();
-                assert!(status.success(), "gst-launch failed ({status}): {err}");
-                assert!(
-                    !err.contains("CRITICAL") && !err.contains("WARNING"),
-                    "{err}"
-                );
-                return;
+                return (status, err);
             }
             assert!(
                 Instant::now() < deadline,
@@ -79,6 +74,25 @@ impl Launch {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for a clean exit within `limit`; fails with its stderr otherwise.
+    fn finish(mut self, limit: Duration) {
+        let (status, err) = self.wait(limit);
+        assert!(status.success(), "gst-launch failed ({status}): {err}");
+        assert!(
+            !err.contains("CRITICAL") && !err.contains("WARNING"),
+            "{err}"
+        );
+    }
+
+    /// Waits for an exit on an error (not a signal) within `limit`: its stderr.
+    fn fail(mut self, limit: Duration) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let (status, err) = self.wait(limit);
+        assert_eq!(status.signal(), None, "killed by a signal: {err}");
+        assert!(!status.success(), "expected an error: {err}");
+        err
     }
 
     fn kill(&mut self) {
@@ -266,6 +280,41 @@ fn writer_eos_ends_every_reader_cleanly() {
     for r in readers {
         r.finish(Duration::from_secs(10));
     }
+}
+
+#[test]
+fn a_ring_truncated_under_its_elements_is_an_error_for_each_not_a_crash() {
+    let dir = TestDir::new("xp-cut");
+    let w = Launch::start(
+        &dir,
+        "videotestsrc is-live=true ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! shmringsink ring=cut",
+    );
+    // videoconvert reads every byte of the leased buffers.
+    let reader = Launch::start(
+        &dir,
+        "shmringsrc ring=cut ! videoconvert ! video/x-raw,format=BGRx ! fakesink",
+    );
+    let counter = Counter::start(&dir, "cut", "latest");
+    assert!(counter.wait_for(30, Duration::from_secs(20)));
+    drop(counter);
+
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path.join("cut.ring"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+
+    let said = w.fail(Duration::from_secs(20));
+    assert!(
+        said.contains("cut.ring was truncated by another process under the writer"),
+        "{said}"
+    );
+    let said = reader.fail(Duration::from_secs(20));
+    assert!(
+        said.contains("cut.ring was truncated by another process under the reader"),
+        "{said}"
+    );
 }
 
 fn repo_file(path: &str) -> PathBuf {
