@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
 # unit, stress (threads and processes) and fuzz tests, the elements' gst-check tests,
-# the cross-process gst-launch tests, the end-to-end three-camera test, a build
-# through meson that gst-inspect-1.0 must load and the C examples must pass, and a short run
-# of the benchmark (to show it runs; its figures are not pass/fail).
+# the cross-process gst-launch tests, the end-to-end three-camera test, a build through
+# meson that gst-inspect-1.0 must load, the C examples must pass and meson install must
+# install, and a short run of the benchmark (to show it runs; its figures are not
+# pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,14 @@ rm -rf target/meson
 meson setup --buildtype=debug target/meson
 meson compile -C target/meson
 meson test -C target/meson --print-errorlogs "gst-inspect shmring" "c gst-check suite" "c application"
+echo "== meson install puts the plugin into GStreamer's plugin directory (staged in DESTDIR)"
+dest=$PWD/target/meson-dest
+rm -rf "$dest"
+meson install -C target/meson --destdir "$dest" --quiet
+installed=$dest$(pkg-config --variable=pluginsdir gstreamer-1.0)/libgstshmring.so
+test -f "$installed" || { echo "meson install did not install $installed"; exit 1; }
+GST_REGISTRY=$dest/registry.bin GST_PLUGIN_SYSTEM_PATH= GST_PLUGIN_PATH=$(dirname "$installed") \
+  gst-inspect-1.0 shmring | grep shmringsrc >/dev/null
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 bash scripts/bench.sh --quick --out target/bench-quick
