@@ -9,8 +9,8 @@
 //! zeros instead of crashing, and the ring code, which checks the mark, reports the
 //! truncation as an error. This is what Wayland compositors do for client shm pools.
 //!
-//! A SIGBUS outside every registered mapping goes to the previous handler, or, if there
-//! was none, kills the process as it would have without us.
+//! A SIGBUS outside every registered mapping, or sent by `kill`, goes to the previous
+//! handler, or, if there was none, kills the process as it would have without us.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,10 +123,11 @@ fn install() -> bool {
 }
 
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo; a SIGBUS from a memory
-    // access carries the faulting address.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    for e in TABLE.iter() {
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo. si_code > 0 means the
+    // kernel raised it for a memory access, and then si_addr is the faulting address;
+    // a SIGBUS sent by kill() or sigqueue() (si_code <= 0) carries none.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    for e in TABLE.iter().filter(|_| code > 0) {
         // Acquire: pairs with the Release store in `register`.
         let start = e.start.load(Ordering::Acquire);
         let len = e.len.load(Ordering::Relaxed);
@@ -162,11 +163,15 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     match PREVIOUS.get() {
         Some(SigHandler::SigAction(f)) => f(sig, info, ctx),
         Some(SigHandler::Handler(f)) => f(sig),
-        // None, SIG_DFL or SIG_IGN (a fault cannot be ignored): the default action.
-        // Returning retries the access, which now kills the process as SIGBUS would.
+        // None, SIG_DFL or SIG_IGN (a fault cannot be ignored): the default action,
+        // which kills the process. The signal raised again stays pending until this
+        // handler returns; a fault would also recur when the access is retried.
         _ => {
-            // SAFETY: resetting a disposition is async-signal-safe.
-            unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+            // SAFETY: signal() and raise() are async-signal-safe.
+            unsafe {
+                libc::signal(libc::SIGBUS, libc::SIG_DFL);
+                libc::raise(libc::SIGBUS);
+            }
         }
     }
 }

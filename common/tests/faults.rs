@@ -28,8 +28,8 @@ fn writer(loc: &RingLocation) -> RingWriter {
 /// Child roles of this binary: a writer that writes 1 MiB frames flat out (so a SIGKILL
 /// almost always lands in the middle of a frame, and a truncation in the middle of a
 /// write), a reader that prints a line per frame, a zero-copy reader that checks every
-/// byte of each frame (so most of its time is spent touching ring pages), and a process
-/// that reads a truncated mapping of a file that is not a ring. The writer and the
+/// byte of each frame (so most of its time is spent touching ring pages), a process that
+/// reads a truncated mapping of a file that is not a ring, and one that raises SIGBUS. The writer and the
 /// zero-copy reader print "ready" once going and the error that ends them.
 #[test]
 fn child_role() {
@@ -119,6 +119,23 @@ fn child_role() {
             // A SIGBUS here must kill the process: it is not about a ring.
             let byte = std::hint::black_box(&map[4096]);
             println!("read {byte}, survived");
+        }
+        "sent-sigbus" => {
+            // As in a C program such as gst-launch-1.0: no SIGBUS handler before ours.
+            // (Rust's own, for stack overflows, lets one sent SIGBUS pass.)
+            // SAFETY: the default disposition runs no code, so no handler can misbehave.
+            unsafe {
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGBUS,
+                    nix::sys::signal::SigHandler::SigDfl,
+                )
+            }
+            .unwrap();
+            let _ring = writer(&loc); // installs the guard
+            println!("raising");
+            nix::sys::signal::raise(nix::sys::signal::Signal::SIGBUS).unwrap();
+            std::thread::sleep(Duration::from_secs(1));
+            println!("survived");
         }
         _ => unreachable!("{what}"),
     }
@@ -416,5 +433,14 @@ fn a_sigbus_that_is_not_about_a_ring_still_kills_the_process() {
         said.trim_end().ends_with("reading"),
         "the read must not return: {said}"
     );
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
+}
+
+#[test]
+fn a_sigbus_sent_by_kill_still_kills_the_process() {
+    let dir = TestDir::new("trunc-sent");
+    let mut child = spawn_with("sent-sigbus", &dir.ring("sent"), Stdio::piped());
+    let (status, said) = finish(&mut child, Duration::from_secs(20));
+    assert!(!said.contains("survived"), "{said}");
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status}");
 }
