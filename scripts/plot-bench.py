@@ -24,7 +24,7 @@ def by(rows, transport):
 
 def main():
     results = json.load(open(sys.argv[1]))
-    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
+    fig, axes = plt.subplots(1, 5, figsize=(26, 4.8))
     fig.suptitle(f"shmring-bench {results['date']} ({results['machine']}), 1920x1080 I420")
 
     ax = axes[0]
@@ -42,6 +42,30 @@ def main():
     legend(ax)
 
     ax = axes[1]
+    x = 0
+    ticks, labels = [], []
+    for key, how in (("latency_three", "copies"), ("latency_three_in_place", "in place")):
+        for rank, name in enumerate(("1st", "2nd", "3rd")):
+            start = x
+            for t in ("shmring", "shm"):
+                row = by(results.get(key, []), t)
+                if not row or len(row.get("by_rank_ms_p99", [])) <= rank:
+                    continue
+                ax.bar(x, row["by_rank_ms_p99"][rank], color=COLOURS[t],
+                       label=NAMES[t] if (key, rank) == ("latency_three", 0) else None)
+                ax.plot(x, row["by_rank_ms_p50"][rank], "k_", markersize=12)
+                x += 1
+            if x > start:
+                ticks.append((start + x - 1) / 2)
+                labels.append(f"{name}\n{how}")
+            x += 0.5
+        x += 0.5
+    ax.set_xticks(ticks, labels, fontsize=7)
+    ax.set_ylabel("latency push to receipt (ms)")
+    ax.set_title("1. three readers: p99 (bar), p50 (dash) of each frame's\n1st, 2nd and 3rd reader")
+    legend(ax)
+
+    ax = axes[2]
     for t in ("shmring", "shm"):
         row = by(results["slow_reader"], t)
         lat = sorted(row["normal"]["latencies_ms"]) if row else []
@@ -52,7 +76,7 @@ def main():
     ax.set_title("2. normal reader beside a 300 ms/frame reader")
     legend(ax)
 
-    ax = axes[2]
+    ax = axes[3]
     labels, values, colours = [], [], []
     for t in ("shmring", "shm"):
         slow = by(results["slow_reader"], t)
@@ -70,7 +94,7 @@ def main():
     ax.set_ylabel("frames per second delivered")
     ax.set_title("frame rate delivered (source: 30 fps)")
 
-    ax = axes[3]
+    ax = axes[4]
     x = 0
     ticks, labels = [], []
     for key in ("throughput_1080p", "throughput_1080p_4_slots", "throughput_1080p_in_place",
