@@ -175,3 +175,27 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_back_when_guards_drop() {
+        let memory = vec![0u8; 4096];
+        for round in 0..ENTRIES * 4 {
+            let guard = Guard::register(memory.as_ptr(), memory.len(), false);
+            assert!(guard.entry.is_some(), "no entry left in round {round}");
+            assert!(!guard.truncated());
+        }
+        let held: Vec<Guard> = (0..ENTRIES)
+            .map(|_| Guard::register(memory.as_ptr(), memory.len(), false))
+            .collect();
+        // Other tests of this binary may hold a few entries at the same time.
+        let guarded = held.iter().filter(|g| g.entry.is_some()).count();
+        assert!(guarded > ENTRIES - 16, "{guarded} of {ENTRIES} guarded");
+        let beyond = Guard::register(memory.as_ptr(), memory.len(), false);
+        assert!(beyond.entry.is_none() || guarded < ENTRIES);
+        assert!(!beyond.truncated(), "an unguarded mapping is never marked");
+    }
+}
