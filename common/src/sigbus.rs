@@ -34,7 +34,8 @@ struct Entry {
     /// Set by the handler once it replaced the mapping. Release; pairs with the Acquire
     /// load in `Guard::truncated`.
     hit: AtomicBool,
-    /// Claimed by a `Guard` (so a free entry is not taken twice). AcqRel CAS.
+    /// Claimed by a `Guard` with a CAS (AcqRel), so a free entry is not taken twice;
+    /// given back by its Release store in `Drop`, which the CAS's Acquire pairs with.
     taken: AtomicBool,
 }
 
@@ -71,6 +72,8 @@ impl Guard {
                 .is_ok()
         });
         if let Some(e) = entry {
+            // Relaxed: published to the handler by the Release store of `start` below,
+            // and to `truncated` by the claim itself (same thread).
             e.hit.store(false, Ordering::Relaxed);
             e.len.store(len, Ordering::Relaxed);
             e.writable.store(writable, Ordering::Relaxed);
@@ -130,10 +133,12 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     for e in TABLE.iter().filter(|_| code > 0) {
         // Acquire: pairs with the Release store in `register`.
         let start = e.start.load(Ordering::Acquire);
+        // Relaxed: ordered after the Acquire load of `start` (see `register`).
         let len = e.len.load(Ordering::Relaxed);
         if start == 0 || addr < start || addr - start >= len {
             continue;
         }
+        // Relaxed: as `len`.
         let prot = if e.writable.load(Ordering::Relaxed) {
             libc::PROT_READ | libc::PROT_WRITE
         } else {
