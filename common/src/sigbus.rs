@@ -110,8 +110,8 @@ fn install() -> bool {
             SaFlags::SA_SIGINFO | SaFlags::SA_ONSTACK,
             SigSet::empty(),
         );
-        // SAFETY: on_sigbus only loads atomics, calls mmap and the previous handler, all
-        // async-signal-safe. PREVIOUS is set before the handler can run.
+        // SAFETY: on_sigbus only loads atomics, calls mmap, signal, raise and the
+        // previous handler, all async-signal-safe, and reads PREVIOUS only once set.
         let previous = unsafe { sigaction(Signal::SIGBUS, &ours) };
         match previous {
             Ok(p) => {
