@@ -160,7 +160,7 @@ impl Geometry {
 }
 
 enum Backing {
-    ReadWrite(#[allow(dead_code)] MmapMut),
+    ReadWrite(MmapMut),
     ReadOnly(#[allow(dead_code)] Mmap),
 }
 
@@ -241,6 +241,11 @@ impl Mapping {
         // we never form references to non-atomic bytes of it except the writer's own
         // payload view, which only the lock-holding writer writes.
         let mut m = unsafe { MmapMut::map_mut(file) }.map_err(|e| Error::io(path, "mmap", e))?;
+        // Where the ring's tmpfs is mounted `huge=advise`, this backs it with 2 MiB pages,
+        // which large frames are copied in and out of faster (docs/design.md, "Huge
+        // pages"). Elsewhere it changes nothing, and its error (no huge pages in this
+        // kernel) means nothing: the ring works the same with small pages.
+        let _ = m.advise(memmap2::Advice::HugePage);
         let base =
             NonNull::new(m.as_mut_ptr()).ok_or_else(|| Error::corrupt(path, "empty mapping"))?;
         let guard = Guard::register(base.as_ptr(), m.len(), true);
@@ -277,6 +282,27 @@ impl Mapping {
             guard,
             _backing: backing,
         })
+    }
+
+    /// Allocates every page of a new ring file (the writer's mapping), so that a full
+    /// filesystem is an error now and not a SIGBUS at the first frame. Through the
+    /// mapping (MADV_POPULATE_WRITE, Linux 5.14), so that the huge-page advice applies
+    /// to the allocation; with posix_fallocate on older kernels, which do not know it.
+    pub fn reserve(&self, file: &std::fs::File) -> std::io::Result<()> {
+        let Backing::ReadWrite(m) = &self._backing else {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        };
+        match m.advise(memmap2::Advice::PopulateWrite) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                nix::fcntl::posix_fallocate(file, 0, self.len as libc::off_t)
+                    .map_err(std::io::Error::from)
+            }
+            // EFAULT: a page could not be allocated (the filesystem is full).
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            other => other,
+        }
     }
 
     pub fn len(&self) -> u64 {

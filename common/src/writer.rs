@@ -988,15 +988,17 @@ fn build(
             pid: 0,
         }));
     }
+    file.set_len(geom.total_size)
+        .map_err(|e| cleanup(Error::io(&tmp, "size", e)))?;
+    let map = Mapping::read_write(&file, &tmp).map_err(cleanup)?;
     // Reserve the memory now: a full /dev/shm is an error here, not a SIGBUS later.
-    nix::fcntl::posix_fallocate(&file, 0, geom.total_size as libc::off_t).map_err(|e| {
+    map.reserve(&file).map_err(|e| {
         cleanup(Error::io(
             &tmp,
             "reserve shared memory (is /dev/shm full?) for",
             e,
         ))
     })?;
-    let map = Mapping::read_write(&file, &tmp).map_err(cleanup)?;
     let epoch = random_epoch();
     let sb = map.superblock();
     // Relaxed stores throughout: nobody can see this file before it is renamed into
