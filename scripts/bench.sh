@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark: every scenario over shmringsink/shmringsrc and over GStreamer's
 # shmsink/shmsrc in one run; prints the table, writes bench-results/results.json and
-# bench-results/bench.png. Usage: scripts/bench.sh [--quick] [--out DIR]
+# bench-results/bench.png. Usage: scripts/bench.sh [--quick] [--out DIR] [--only ...]
+# [--huge-pages-dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +14,19 @@ out=bench-results
 args=("$@")
 for ((i=0; i<${#args[@]}; i++)); do [ "${args[$i]}" = --out ] && out=${args[$((i+1))]}; done
 
-cargo run --release --locked -q -p shmring-bench -- "$@"
+# max1080-huge wants shmring's rings on a tmpfs with huge pages. As root, mount a private
+# one for the run (huge=advise: pages are huge where the ring's writer asks for them).
+huge=()
+if [[ " $* " != *" --huge-pages-dir "* ]] && [ "$(id -u)" -eq 0 ]; then
+  hugedir=$(mktemp -d /tmp/shmring-bench-huge.XXXXXX)
+  if mount -t tmpfs -o huge=advise,size=1g,mode=0700 tmpfs "$hugedir" 2>/dev/null; then
+    trap 'umount "$hugedir"; rmdir "$hugedir"' EXIT
+    huge=(--huge-pages-dir "$hugedir")
+  else
+    rmdir "$hugedir"
+    echo "bench: cannot mount a huge-page tmpfs here; max1080-huge is left out"
+  fi
+fi
+cargo run --release --locked -q -p shmring-bench -- "$@" "${huge[@]}"
 /usr/bin/python3 scripts/plot-bench.py "$out/results.json" "$out/bench.png"
 echo "plot: $out/bench.png"

@@ -98,7 +98,7 @@ def main():
     x = 0
     ticks, labels = [], []
     for key in ("throughput_1080p", "throughput_1080p_4_slots", "throughput_1080p_in_place",
-                "throughput_4k"):
+                "throughput_1080p_huge_pages", "throughput_4k"):
         for t in ("shmring", "shm"):
             row = by(results.get(key, []), t)
             if not row:
@@ -108,7 +108,8 @@ def main():
             ax.plot([x] * len(runs), runs, "k.", markersize=4)
             ticks.append(x)
             short = row["frame"].replace("1920x1080", "1080p").replace("3840x2160", "4K")
-            labels.append(short.replace(", ", "\n").replace("in place", "in\nplace"))
+            labels.append(short.replace(", ", "\n").replace("in place", "in\nplace")
+                          .replace("huge pages", "huge\npages"))
             x += 1
         x += 0.5
     ax.set_xticks(ticks, labels, fontsize=7)

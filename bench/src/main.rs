@@ -6,9 +6,15 @@
 //! in a role.
 //!
 //!   shmring-bench [--quick] [--out DIR] [--lease-slots N] [--only SCENARIO,...]
+//!                 [--huge-pages-dir DIR]
 //!
 //! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace, slow, max1080,
-//! max1080-4slots, max1080-inplace, max4k, restart, copy.
+//! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy.
+//!
+//! max1080-huge puts shmring's rings in DIR, a directory on a tmpfs mounted with huge
+//! pages (`huge=advise` or `huge=within_size`; scripts/bench.sh mounts one when it runs
+//! as root), and is left out without --huge-pages-dir. shmsink has no setting for where
+//! its shared memory lives and stays in /dev/shm.
 //!
 //! shmringsink runs with its default slots (half a second of video) except in
 //! max1080-4slots, where the ring is small enough to stay in the cache. Writers fill
@@ -30,7 +36,7 @@ use roles::{ReaderReport, Role, RoleKind, Transport, WriterReport, ROLE_ENV};
 const SLOW_READER_MS: u64 = 300;
 
 /// The names `--only` takes.
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "latency1",
     "latency3",
     "latency1-inplace",
@@ -39,6 +45,7 @@ const SCENARIOS: [&str; 11] = [
     "max1080",
     "max1080-4slots",
     "max1080-inplace",
+    "max1080-huge",
     "max4k",
     "restart",
     "copy",
@@ -66,6 +73,9 @@ fn main() {
         .map(|v| v.parse().expect("--lease-slots takes a number"))
         .unwrap_or(shmring_common::writer::DEFAULT_SPARES);
     let only = value("--only");
+    if let Some(dir) = value("--huge-pages-dir") {
+        let _ = HUGE_PAGES_DIR.set(dir);
+    }
     if let Some(unknown) = only
         .iter()
         .flat_map(|o| o.split(','))
@@ -130,6 +140,7 @@ fn main() {
             height: h,
             slots,
             in_place,
+            huge_pages: false,
         };
         scenario_throughput(how, seconds, reps(THROUGHPUT_REPETITIONS))
     };
@@ -141,6 +152,21 @@ fn main() {
     }
     if run("max1080-inplace") {
         results.throughput_1080p_in_place = throughput(1920, 1080, 0, true);
+    }
+    if run("max1080-huge") {
+        if HUGE_PAGES_DIR.get().is_some() {
+            let how = Throughput {
+                width: 1920,
+                height: 1080,
+                slots: 0,
+                in_place: false,
+                huge_pages: true,
+            };
+            results.throughput_1080p_huge_pages =
+                scenario_throughput(how, seconds, reps(THROUGHPUT_REPETITIONS));
+        } else {
+            println!("max1080-huge left out: no --huge-pages-dir");
+        }
     }
     if run("max4k") && !quick {
         results.throughput_4k = throughput(3840, 2160, 0, false);
@@ -182,6 +208,7 @@ struct Results {
     throughput_1080p: Vec<ThroughputRow>,
     throughput_1080p_4_slots: Vec<ThroughputRow>,
     throughput_1080p_in_place: Vec<ThroughputRow>,
+    throughput_1080p_huge_pages: Vec<ThroughputRow>,
     throughput_4k: Vec<ThroughputRow>,
     restart: Vec<RestartRow>,
     copy_costs: Vec<CopyCostRow>,
@@ -263,6 +290,8 @@ struct ThroughputRow {
     writer_fps: f64,
     writer_cpu_ms_per_frame: f64,
     reader_cpu_ms_per_frame: f64,
+    /// MiB of the writer's ring mapping backed by huge pages (shmring; 0 for shmsink).
+    writer_huge_pages_mib: f64,
     runs: Vec<ThroughputRun>,
 }
 
@@ -393,10 +422,11 @@ fn remove_shm_areas_of(pid: u32) {
 
 /// Removes what a scenario's channel left: the ring file once its writer is gone
 /// (rings outlive their writers by design), or shmsink's socket file.
-fn remove_channel(transport: Transport, channel: &str) {
+fn remove_channel(transport: Transport, channel: &str, dir: Option<&str>) {
     match transport {
         Transport::Shmring => {
-            if let Ok(loc) = shmring_common::location::RingLocation::parse(channel, None) {
+            let dir = dir.map(std::path::Path::new);
+            if let Ok(loc) = shmring_common::location::RingLocation::parse(channel, dir) {
                 let _ = shmring_common::writer::remove_if_dead(&loc);
             }
         }
@@ -441,6 +471,7 @@ fn writer_role(
         slots: 0,
         lease_slots,
         in_place: false,
+        dir: None,
         measure_from: READER_START.as_secs_f64() + margin,
         measure_for: reader_seconds - 2.0 * margin,
     }
@@ -496,7 +527,7 @@ fn latency_run(
         .map(|p| p.report::<ReaderReport>().unwrap_or_default())
         .collect();
     drop(writer);
-    remove_channel(transport, &ch);
+    remove_channel(transport, &ch, None);
     reports
 }
 
@@ -538,7 +569,7 @@ fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {
     let normal = normal.report::<ReaderReport>().unwrap_or_default();
     let slow = slow.report::<ReaderReport>().unwrap_or_default();
     let writer = writer.report::<WriterReport>();
-    remove_channel(transport, &ch);
+    remove_channel(transport, &ch, None);
     SlowRow {
         transport,
         writer_fps: writer.map(|w| w.fps).unwrap_or(0.0),
@@ -556,14 +587,26 @@ struct Throughput {
     slots: u32,
     /// Writers fill the memory the sink proposes.
     in_place: bool,
+    /// shmring's rings live in the --huge-pages-dir.
+    huge_pages: bool,
 }
 
+/// Where max1080-huge puts shmring's rings (--huge-pages-dir).
+static HUGE_PAGES_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn throughput_run(transport: Transport, how: Throughput, seconds: f64) -> ThroughputRun {
-    let name = format!("max{}-{}-{}", how.height, how.slots, how.in_place);
+    let name = format!(
+        "max{}-{}-{}-{}",
+        how.height, how.slots, how.in_place, how.huge_pages
+    );
     let ch = channel(transport, &name);
     let w = Role {
         slots: how.slots,
         in_place: how.in_place,
+        dir: HUGE_PAGES_DIR
+            .get()
+            .filter(|_| how.huge_pages && transport == Transport::Shmring)
+            .cloned(),
         ..writer_role(transport, &ch, how.width, how.height, 0, seconds, 1.5)
     };
     let writer = Proc::start(&w);
@@ -572,7 +615,7 @@ fn throughput_run(transport: Transport, how: Throughput, seconds: f64) -> Throug
         .report::<ReaderReport>()
         .unwrap_or_default();
     let writer = writer.report::<WriterReport>();
-    remove_channel(transport, &ch);
+    remove_channel(transport, &ch, w.dir.as_deref());
     ThroughputRun { writer, reader }
 }
 
@@ -582,6 +625,7 @@ fn scenario_throughput(how: Throughput, seconds: f64, reps: usize) -> Vec<Throug
         height,
         slots,
         in_place,
+        huge_pages,
     } = how;
     paired_runs(reps, |t| throughput_run(t, how, seconds))
         .into_iter()
@@ -592,10 +636,11 @@ fn scenario_throughput(how: Throughput, seconds: f64, reps: usize) -> Vec<Throug
             }
             ThroughputRow {
                 transport,
-                frame: match (slots, in_place) {
-                    (0, false) => format!("{width}x{height}"),
-                    (0, true) => format!("{width}x{height}, in place"),
-                    (n, _) => format!("{width}x{height}, {n} slots"),
+                frame: match (slots, in_place, huge_pages) {
+                    (0, false, false) => format!("{width}x{height}"),
+                    (0, true, _) => format!("{width}x{height}, in place"),
+                    (0, false, true) => format!("{width}x{height}, huge pages"),
+                    (n, _, _) => format!("{width}x{height}, {n} slots"),
                 },
                 slots,
                 fps: of(&|r| r.reader.fps),
@@ -603,6 +648,7 @@ fn scenario_throughput(how: Throughput, seconds: f64, reps: usize) -> Vec<Throug
                 writer_fps: of(&|r| writer(r, |w| w.fps)),
                 writer_cpu_ms_per_frame: of(&|r| writer(r, |w| w.cpu_ms_per_frame)),
                 reader_cpu_ms_per_frame: of(&|r| r.reader.cpu_ms_per_frame),
+                writer_huge_pages_mib: of(&|r| writer(r, |w| w.huge_pages_kib / 1024.0)),
                 runs,
             }
         })
@@ -628,7 +674,7 @@ fn scenario_restart(transport: Transport, seconds: f64) -> RestartRow {
     let second_pid = second.pid();
     let r = reader.report::<ReaderReport>().unwrap_or_default();
     drop(second);
-    remove_channel(transport, &ch);
+    remove_channel(transport, &ch, None);
     let count = |pid: u32| {
         r.per_writer
             .iter()
@@ -758,6 +804,7 @@ fn print_table(r: &Results) {
         &r.throughput_1080p,
         &r.throughput_1080p_4_slots,
         &r.throughput_1080p_in_place,
+        &r.throughput_1080p_huge_pages,
         &r.throughput_4k,
     ] {
         let get = |t: Transport| rows.iter().find(|x| x.transport == t);
@@ -803,6 +850,15 @@ fn print_table(r: &Results) {
                     format!("3. {} fps ratio, median of {n} pairs", a.frame),
                     "",
                     ""
+                );
+            }
+            if std::ptr::eq(rows, &r.throughput_1080p_huge_pages) {
+                // That the ring really was in huge pages (the mount could lack them).
+                println!(
+                    "{:<58} {:>18.0} {:>18}",
+                    format!("3. {} MiB of the ring in huge pages", a.frame),
+                    a.writer_huge_pages_mib,
+                    "-"
                 );
             }
         }

@@ -46,6 +46,9 @@ pub struct Role {
     /// honours the allocation query does, instead of in buffers of their own.
     #[serde(default)]
     pub in_place: bool,
+    /// shmring: the ring directory (`dir`), if not the default.
+    #[serde(default)]
+    pub dir: Option<String>,
     /// Writers: the window, seconds from their first frame, that their report covers.
     pub measure_from: f64,
     pub measure_for: f64,
@@ -59,6 +62,9 @@ pub struct WriterReport {
     /// Where frames were filled: "own" buffers, the sink's "pool" or its "allocator".
     #[serde(default)]
     pub memory: String,
+    /// shmring: KiB of the ring's mapping backed by huge pages, while writing.
+    #[serde(default)]
+    pub huge_pages_kib: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -221,12 +227,42 @@ fn patterned_frame(role: &Role, memory: &Memory, seq: u64, pid: u64) -> gst::Buf
 /// callback), so a writer is one busy thread, as a reader is: on a two-core machine
 /// each gets a core, and how the scheduler splits three busy threads over two cores
 /// does not decide the result.
+/// ` dir=...` for a role's shmring element, if it has a ring directory.
+fn dir_property(role: &Role) -> String {
+    role.dir
+        .as_ref()
+        .map(|d| format!(" dir={d}"))
+        .unwrap_or_default()
+}
+
+/// KiB of this process's mappings of ring `channel` backed by huge pages
+/// (ShmemPmdMapped in /proc/self/smaps).
+fn huge_pages_kib(channel: &str) -> f64 {
+    let suffix = format!("/{channel}.ring");
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut ours = false;
+    let mut kib = 0.0;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            ours = words.nth(4).is_some_and(|p| p.ends_with(&suffix));
+        } else if ours && first == "ShmemPmdMapped:" {
+            kib += words.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        }
+    }
+    kib
+}
+
 fn writer(role: &Role) -> WriterReport {
     let sink = match role.transport {
         Transport::Shmring => {
             format!(
-                "shmringsink ring={} sync=false slots={} lease-slots={}",
-                role.channel, role.slots, role.lease_slots
+                "shmringsink ring={} sync=false slots={} lease-slots={}{}",
+                role.channel,
+                role.slots,
+                role.lease_slots,
+                dir_property(role)
             )
         }
         Transport::Shm => format!(
@@ -301,6 +337,8 @@ fn writer(role: &Role) -> WriterReport {
         gst::ClockTime::from_seconds_f64(role.seconds + 5.0),
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
+    // Still mapped: the sink lets go of its ring when it stops.
+    let huge = huge_pages_kib(&role.channel);
     let _ = pipeline.set_state(gst::State::Null);
     let p = pushed.lock().unwrap();
     WriterReport {
@@ -308,6 +346,7 @@ fn writer(role: &Role) -> WriterReport {
         fps: p.frames as f64 / p.elapsed.as_secs_f64().max(1e-9),
         cpu_ms_per_frame: p.cpu_ms / p.frames.max(1) as f64,
         memory: p.memory.to_owned(),
+        huge_pages_kib: huge,
     }
 }
 
@@ -336,7 +375,11 @@ fn check(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
 fn reader(role: &Role) -> ReaderReport {
     let size = frame_size(role);
     let src = match role.transport {
-        Transport::Shmring => format!("shmringsrc ring={} mode=latest", role.channel),
+        Transport::Shmring => format!(
+            "shmringsrc ring={} mode=latest{}",
+            role.channel,
+            dir_property(role)
+        ),
         Transport::Shm => format!(
             "shmsrc socket-path={} is-live=true ! {}",
             role.channel,
