@@ -223,10 +223,6 @@ fn patterned_frame(role: &Role, memory: &Memory, seq: u64, pid: u64) -> gst::Buf
     buffer
 }
 
-/// Frames are made and pushed in appsrc's own streaming thread (its need-data
-/// callback), so a writer is one busy thread, as a reader is: on a two-core machine
-/// each gets a core, and how the scheduler splits three busy threads over two cores
-/// does not decide the result.
 /// ` dir=...` for a role's shmring element, if it has a ring directory.
 fn dir_property(role: &Role) -> String {
     role.dir
@@ -254,6 +250,10 @@ fn huge_pages_kib(channel: &str) -> f64 {
     kib
 }
 
+/// Frames are made and pushed in appsrc's own streaming thread (its need-data
+/// callback), so a writer is one busy thread, as a reader is: on a two-core machine
+/// each gets a core, and how the scheduler splits three busy threads over two cores
+/// does not decide the result.
 fn writer(role: &Role) -> WriterReport {
     let sink = match role.transport {
         Transport::Shmring => {
