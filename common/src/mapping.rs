@@ -292,17 +292,11 @@ impl Mapping {
         let Backing::ReadWrite(m) = &self._backing else {
             return Err(std::io::Error::from_raw_os_error(libc::EBADF));
         };
-        match m.advise(memmap2::Advice::PopulateWrite) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                nix::fcntl::posix_fallocate(file, 0, self.len as libc::off_t)
-                    .map_err(std::io::Error::from)
-            }
-            // EFAULT: a page could not be allocated (the filesystem is full).
-            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
-                Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
-            }
-            other => other,
-        }
+        settle_reservation(
+            m.advise(memmap2::Advice::PopulateWrite),
+            file,
+            self.len as u64,
+        )
     }
 
     pub fn len(&self) -> u64 {
@@ -411,5 +405,73 @@ impl Mapping {
         // SAFETY: in bounds (payload_ptr); exclusive per the caller's contract; readers in
         // other processes only copy out of it and validate through the commit word.
         unsafe { std::slice::from_raw_parts_mut(ptr, geom.slot_stride as usize) }
+    }
+}
+
+/// What `Mapping::reserve` makes of MADV_POPULATE_WRITE's answer: a kernel that does not
+/// know it (EINVAL, before 5.14) reserves the file with posix_fallocate instead; a page
+/// that could not be allocated (EFAULT: the filesystem is full) is ENOSPC.
+fn settle_reservation(
+    populated: std::io::Result<()>,
+    file: &std::fs::File,
+    len: u64,
+) -> std::io::Result<()> {
+    match populated {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let len = libc::off_t::try_from(len)
+                .map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
+            nix::fcntl::posix_fallocate(file, 0, len).map_err(std::io::Error::from)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settle_reservation;
+    use crate::testing::TestDir;
+    use std::io::Error;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A file of `len` bytes, none allocated, in a private directory on /dev/shm.
+    fn sized_file(dir: &TestDir, len: u64) -> std::fs::File {
+        let file = std::fs::File::create_new(dir.path.join("reserve")).unwrap();
+        file.set_len(len).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_kernel_without_populate_write_gets_the_file_reserved_by_fallocate() {
+        let (dir, len) = (TestDir::new("reserve-fallback"), 3 << 20);
+        let file = sized_file(&dir, len);
+        assert_eq!(
+            file.metadata().unwrap().blocks(),
+            0,
+            "set_len allocates nothing"
+        );
+        settle_reservation(Err(Error::from_raw_os_error(libc::EINVAL)), &file, len).unwrap();
+        assert!(
+            file.metadata().unwrap().blocks() * 512 >= len,
+            "every byte allocated"
+        );
+    }
+
+    #[test]
+    fn a_page_that_cannot_be_allocated_is_no_space_and_other_answers_pass_through() {
+        let dir = TestDir::new("reserve-answers");
+        let file = sized_file(&dir, 4096);
+        let full = settle_reservation(Err(Error::from_raw_os_error(libc::EFAULT)), &file, 4096);
+        assert_eq!(full.unwrap_err().raw_os_error(), Some(libc::ENOSPC));
+        let other = settle_reservation(Err(Error::from_raw_os_error(libc::ENOMEM)), &file, 4096);
+        assert_eq!(other.unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+        settle_reservation(Ok(()), &file, 4096).unwrap();
+        assert_eq!(
+            file.metadata().unwrap().blocks(),
+            0,
+            "Ok means already done"
+        );
     }
 }
