@@ -231,23 +231,12 @@ fn dir_property(role: &Role) -> String {
         .unwrap_or_default()
 }
 
-/// KiB of this process's mappings of ring `channel` backed by huge pages
-/// (ShmemPmdMapped in /proc/self/smaps).
-fn huge_pages_kib(channel: &str) -> f64 {
-    let suffix = format!("/{channel}.ring");
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let mut ours = false;
-    let mut kib = 0.0;
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let first = words.next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            ours = words.nth(4).is_some_and(|p| p.ends_with(&suffix));
-        } else if ours && first == "ShmemPmdMapped:" {
-            kib += words.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        }
-    }
-    kib
+/// KiB of this process's mappings of its ring backed by huge pages.
+fn huge_pages_kib(role: &Role) -> f64 {
+    let dir = role.dir.as_deref().map(std::path::Path::new);
+    shmring_common::location::RingLocation::parse(&role.channel, dir)
+        .map(|loc| shmring_common::testing::huge_pages_kib_per_mapping(loc.path()))
+        .map_or(0.0, |kib| kib.iter().sum::<u64>() as f64)
 }
 
 /// Frames are made and pushed in appsrc's own streaming thread (its need-data
@@ -338,7 +327,7 @@ fn writer(role: &Role) -> WriterReport {
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
     // Still mapped: the sink lets go of its ring when it stops.
-    let huge = huge_pages_kib(&role.channel);
+    let huge = huge_pages_kib(role);
     let _ = pipeline.set_state(gst::State::Null);
     let p = pushed.lock().unwrap();
     WriterReport {

@@ -71,6 +71,30 @@ pub fn check(buf: &[u8], seq: u64) -> Result<(), usize> {
     Ok(())
 }
 
+/// Kilobytes of `path` mapped with huge pages in this process (ShmemPmdMapped in
+/// /proc/self/smaps), one figure per mapping of it.
+pub fn huge_pages_kib_per_mapping(path: &std::path::Path) -> Vec<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut found = Vec::new();
+    let mut ours = false;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range, perms, offset, device, inode, path.
+            ours = words.nth(4).map(std::path::Path::new) == Some(path);
+            if ours {
+                found.push(0);
+            }
+        } else if ours && first == "ShmemPmdMapped:" {
+            if let (Some(last), Some(kib)) = (found.last_mut(), words.next()) {
+                *last = kib.parse().unwrap_or(0);
+            }
+        }
+    }
+    found
+}
+
 /// Cost of moving one frame through a ring, beside a plain memcpy of the same frame
 /// measured in the same run with the same rotation over slots (so cache effects match).
 #[derive(Clone, Debug)]

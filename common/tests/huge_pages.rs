@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use shmring_common::testing::{check, fill, TestDir};
+use shmring_common::testing::{check, fill, huge_pages_kib_per_mapping, TestDir};
 use shmring_common::*;
 
 const FRAME: usize = 4 << 20;
@@ -33,28 +33,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
-}
-
-/// Kilobytes of `path` mapped with huge pages in this process, one figure per mapping
-/// of it, from /proc/self/smaps.
-fn huge_kb_per_mapping(path: &Path) -> Vec<u64> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut found = Vec::new();
-    let mut ours = false;
-    for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let first = words.next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            // A mapping's header: range, perms, offset, device, inode, path.
-            ours = words.nth(4) == Some(path.to_str().unwrap());
-            if ours {
-                found.push(0);
-            }
-        } else if ours && first == "ShmemPmdMapped:" {
-            *found.last_mut().unwrap() = words.next().unwrap().parse().unwrap();
-        }
-    }
-    found
 }
 
 /// A private ring directory with a tmpfs of `options` mounted on it, or why not.
@@ -129,7 +107,7 @@ fn a_ring_on_a_huge_advise_tmpfs_is_mapped_with_huge_pages_by_writer_and_reader(
     };
     assert_eq!(check(&f.data, f.info.seq), Ok(()));
 
-    let huge = huge_kb_per_mapping(loc.path());
+    let huge = huge_pages_kib_per_mapping(loc.path());
     assert_eq!(
         huge.len(),
         2,
