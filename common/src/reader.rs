@@ -180,6 +180,7 @@ pub struct RingReader {
 impl RingReader {
     /// Opens the ring at `loc`. Checks that it is a regular file of the right owner and
     /// permissions, maps it read-only and validates the superblock against the file.
+    /// The reader counts among the ring's readers (`reader_count`) until it is dropped.
     pub fn open(loc: &RingLocation) -> Result<Self> {
         Self::open_with(
             loc,
@@ -189,6 +190,22 @@ impl RingReader {
 
     /// As `open`, sharing an interrupter (so one `unlock` reaches every attach attempt).
     pub fn open_with(loc: &RingLocation, interrupter: Interrupter) -> Result<Self> {
+        let reader = Self::open_unannounced(loc, interrupter)?;
+        // Counted among the ring's readers (`reader_count`) for as long as the file is
+        // open. Only tools read the count, so a ring whose file takes no lock is still
+        // read.
+        let _ = sys::hold_shared_byte(&reader.file, sys::READER_PRESENCE_BYTE);
+        Ok(reader)
+    }
+
+    /// As `open`, for tools that look at a ring without reading it: this one is not
+    /// counted in `reader_count`.
+    pub fn open_for_inspection(loc: &RingLocation) -> Result<Self> {
+        let interrupter = Interrupter::new().map_err(|e| Error::io(loc.path(), "eventfd", e))?;
+        Self::open_unannounced(loc, interrupter)
+    }
+
+    fn open_unannounced(loc: &RingLocation, interrupter: Interrupter) -> Result<Self> {
         let path = loc.path();
         if loc.is_managed_dir() {
             match check_private_dir(loc.dir()) {
@@ -631,6 +648,15 @@ impl RingReader {
             e.missed.fetch_add(missed, Ordering::Relaxed);
             e.torn.fetch_add(u64::from(torn), Ordering::Relaxed);
         }
+    }
+
+    /// How many readers have this ring file open now: every `RingReader` opened with
+    /// `open`, `open_with` or `attach`, in any process, those without write access
+    /// (which have no entry in the reader table) included. None where the kernel's lock
+    /// table (/proc/locks) cannot be read.
+    pub fn reader_count(&self) -> Option<usize> {
+        let id = sys::file_id(&self.file).ok()?;
+        sys::shared_locks_on(id, sys::READER_PRESENCE_BYTE)
     }
 
     /// The readers that hold an entry of the reader table now (those that read in

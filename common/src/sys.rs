@@ -229,6 +229,52 @@ pub fn is_write_locked(fd: impl AsFd) -> nix::Result<bool> {
     is_byte_locked(fd, WRITER_LOCK_BYTE)
 }
 
+/// The byte every reader holds a shared lock on while it has the ring open, so that
+/// tools can count the readers, those that cannot write the reader table included.
+/// Nobody write-locks it; it overlaps neither the writer's byte nor the entries' bytes.
+pub const READER_PRESENCE_BYTE: u64 = 1;
+
+/// Takes a shared (read) open-file-description lock on one byte without waiting. Shared
+/// locks never conflict with each other, and a read-only file may take them. The lock
+/// lives as long as the file description and dies with the process.
+pub fn hold_shared_byte(fd: impl AsFd, byte: u64) -> nix::Result<()> {
+    let lock = byte_lock(libc::F_RDLCK as libc::c_short, byte);
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)).map(drop)
+}
+
+/// How many open file descriptions hold a shared lock on exactly `byte` of the file
+/// `id` (device, inode, as `file_id` gives them), system-wide. OFD locks carry no pid
+/// (F_OFD_GETLK answers -1), and F_OFD_GETLK names one holder at most, so the count
+/// comes from the kernel's table of locks. None where /proc/locks cannot be read.
+pub fn shared_locks_on(id: (u64, u64), byte: u64) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    Some(count_shared_locks(&table, id, byte))
+}
+
+/// Counts the lines of a /proc/locks text that are shared OFD locks on exactly `byte`
+/// of the file `id`. A line reads `1: OFDLCK ADVISORY  READ -1 00:1b:3777464 1 1`: id,
+/// kind, mode, type, pid, major:minor:inode (major and minor in hex), first and last
+/// byte. Lines of waiters (`1: -> OFDLCK ...`) are not locks held.
+fn count_shared_locks(table: &str, (dev, ino): (u64, u64), byte: u64) -> usize {
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let ours = |line: &&str| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [_, "OFDLCK", _, "READ", _, file, first, last] = f[..] else {
+            return false;
+        };
+        let mut parts = file.split(':');
+        let mut next = |radix| {
+            parts
+                .next()
+                .and_then(|p| u64::from_str_radix(p, radix).ok())
+        };
+        (next(16), next(16), next(10)) == (Some(major), Some(minor), Some(ino))
+            && first.parse() == Ok(byte)
+            && last.parse() == Ok(byte)
+    };
+    table.lines().filter(ours).count()
+}
+
 /// The (device, inode) of an open file: the identity of one ring file.
 pub fn file_id(fd: impl AsFd) -> nix::Result<(u64, u64)> {
     let st = nix::sys::stat::fstat(fd.as_fd())?;
@@ -246,6 +292,54 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::time::Instant;
+
+    #[test]
+    fn shared_locks_are_counted_from_the_kernels_table() {
+        let dev = nix::sys::stat::makedev(0, 0x1b);
+        let table = "\
+1: OFDLCK ADVISORY  READ -1 00:1b:3777464 1 1
+2: OFDLCK ADVISORY  READ -1 00:1b:3777464 1 1
+2: -> OFDLCK ADVISORY  READ -1 00:1b:3777464 1 1
+3: OFDLCK ADVISORY  WRITE -1 00:1b:3777464 0 0
+4: OFDLCK ADVISORY  READ -1 00:1b:3777464 0 1
+5: OFDLCK ADVISORY  READ -1 00:1b:3777465 1 1
+6: OFDLCK ADVISORY  READ -1 00:1c:3777464 1 1
+7: POSIX  ADVISORY  READ 4242 00:1b:3777464 1 1
+8: OFDLCK ADVISORY  READ -1 00:1b:3777464 1 EOF
+9: FLOCK  ADVISORY  WRITE 17 fd:01:99 0 EOF
+garbage
+";
+        assert_eq!(count_shared_locks(table, (dev, 3777464), 1), 2);
+        assert_eq!(count_shared_locks(table, (dev, 3777464), 0), 0);
+        assert_eq!(count_shared_locks(table, (dev, 3777465), 1), 1);
+        assert_eq!(count_shared_locks("", (dev, 3777464), 1), 0);
+    }
+
+    #[test]
+    fn a_held_shared_lock_shows_in_the_count_until_its_file_closes() {
+        let path = std::env::temp_dir().join(format!("shmring-presence-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let open = || std::fs::File::open(&path).unwrap(); // read-only, as readers are
+        let id = file_id(open()).unwrap();
+        let Some(before) = shared_locks_on(id, READER_PRESENCE_BYTE) else {
+            eprintln!("no /proc/locks here: skipped");
+            return;
+        };
+        assert_eq!(before, 0);
+        let (a, b) = (open(), open());
+        hold_shared_byte(&a, READER_PRESENCE_BYTE).unwrap();
+        hold_shared_byte(&b, READER_PRESENCE_BYTE).unwrap();
+        assert_eq!(shared_locks_on(id, READER_PRESENCE_BYTE), Some(2));
+        assert!(
+            !is_byte_locked(&a, READER_PRESENCE_BYTE).unwrap(),
+            "not a write lock"
+        );
+        drop(a);
+        assert_eq!(shared_locks_on(id, READER_PRESENCE_BYTE), Some(1));
+        drop(b);
+        assert_eq!(shared_locks_on(id, READER_PRESENCE_BYTE), Some(0));
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn wait_times_out_when_nothing_changes() {

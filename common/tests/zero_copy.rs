@@ -8,6 +8,10 @@ use shmring_common::*;
 
 const NO_WAIT: Duration = Duration::ZERO;
 const CHILD_ENV: &str = "SHMRING_ZC_CHILD";
+const GROUP_CHILD_ENV: &str = "SHMRING_ZC_GROUP_CHILD";
+/// The group a group reader belongs to in `a_group_reader_is_counted_not_listed`, and
+/// the user it runs as: Debian's nogroup and nobody.
+const NOBODY: u32 = 65534;
 
 fn vec_alloc(i: &FrameInfo) -> Vec<u8> {
     vec![0u8; i.len as usize]
@@ -154,7 +158,7 @@ fn a_dead_readers_leases_come_back() {
         loc.path().to_str().unwrap(),
         std::process::Stdio::piped(),
     );
-    let observer = RingReader::open(&loc).unwrap();
+    let observer = RingReader::open_for_inspection(&loc).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while observer.lease_budget() != 1 {
         assert!(Instant::now() < deadline, "the child never leased");
@@ -166,9 +170,15 @@ fn a_dead_readers_leases_come_back() {
         (readers[0].pid, readers[0].received, readers[0].leases),
         (child.id(), 1, 1)
     );
+    assert_eq!(
+        observer.reader_count(),
+        Some(1),
+        "the child, not the observer"
+    );
     let _ = child.kill(); // SIGKILL while holding the lease
     let _ = child.wait();
     assert_eq!(observer.readers(), vec![], "a dead reader is not listed");
+    assert_eq!(observer.reader_count(), Some(0), "nor counted");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seq = 1;
     while observer.lease_budget() != 2 {
@@ -251,6 +261,103 @@ fn leased_frames_held_across_laps_are_never_overwritten() {
         "{leases} leases, {copies} copies of {written} frames"
     );
     eprintln!("{leases} leased frames held across laps of {written} frames, {copies} copies");
+}
+
+#[test]
+fn readers_are_counted_with_or_without_an_entry() {
+    let dir = TestDir::new("zc-count");
+    let loc = dir.ring("c");
+    let _w = RingWriter::create(&loc, &config(4, 2)).unwrap();
+    let tool = RingReader::open_for_inspection(&loc).unwrap();
+    assert_eq!(tool.reader_count(), Some(0), "a tool is not a reader");
+    let copying = RingReader::open(&loc).unwrap();
+    let mut leasing = RingReader::open(&loc).unwrap();
+    assert!(leasing.enable_zero_copy().unwrap());
+    assert_eq!(tool.readers().len(), 1, "one reader has an entry");
+    assert_eq!(tool.reader_count(), Some(2), "both are counted");
+    drop(copying);
+    assert_eq!(tool.reader_count(), Some(1));
+    drop(leasing);
+    assert_eq!(tool.reader_count(), Some(0));
+}
+
+#[test]
+fn a_group_reader_is_counted_not_listed() {
+    use std::io::BufRead;
+    use std::os::unix::fs::{chown, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(GROUP_CHILD_ENV).is_some() {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: running a reader as another user needs root");
+        return;
+    }
+    let dir = TestDir::new("zc-group");
+    // As `perms=0640` shares a ring: the file and its directory let the group read.
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o750)).unwrap();
+    chown(&dir.path, None, Some(NOBODY)).unwrap();
+    let loc = dir.ring("g");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            perms: 0o640,
+            ..config(4, 2)
+        },
+    )
+    .unwrap();
+    chown(loc.path(), None, Some(NOBODY)).unwrap();
+    write(&mut w, 1);
+    let tool = RingReader::open_for_inspection(&loc).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "group_reader_role",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(GROUP_CHILD_ENV, loc.path())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the test binary starts as nobody");
+    let said: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(|l| l.ok())
+        .take_while(|l| !l.contains("attached without an entry"))
+        .collect();
+    let counted = tool.reader_count();
+    let listed = tool.readers();
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(
+        status.code().is_none(),
+        "the group reader ended first: {said:?}"
+    );
+    assert_eq!(
+        listed,
+        vec![],
+        "a group reader cannot write the reader table"
+    );
+    assert_eq!(counted, Some(1), "but it is counted");
+    assert_eq!(tool.reader_count(), Some(0), "until it is gone");
+}
+
+/// A reader of another user with read access only, for `a_group_reader_is_counted_not_listed`.
+#[test]
+fn group_reader_role() {
+    let Ok(path) = std::env::var(GROUP_CHILD_ENV) else {
+        return;
+    };
+    let loc = RingLocation::parse(&path, None).unwrap();
+    let mut r = RingReader::open(&loc).expect("the group may open the ring");
+    assert!(
+        !r.enable_zero_copy().unwrap(),
+        "the group cannot write the ring"
+    );
+    println!("attached without an entry");
+    std::thread::sleep(Duration::from_secs(60));
 }
 
 #[test]
