@@ -82,9 +82,16 @@ fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, String>;
 
+/// Opens a ring to look at it: the tool does not count among its readers.
 fn open(dir: &Path, ring: &str) -> Result<RingReader> {
     let loc = RingLocation::parse(ring, Some(dir)).map_err(|e| e.to_string())?;
-    RingReader::open(&loc).map_err(|e| e.to_string())
+    RingReader::open_for_inspection(&loc).map_err(|e| e.to_string())
+}
+
+/// How many readers have the ring open: counted by the kernel's lock table, or, where
+/// that cannot be read, those with an entry in the reader table.
+fn reader_total(r: &RingReader) -> usize {
+    r.reader_count().unwrap_or(0).max(r.readers().len())
 }
 
 /// Names of the rings in `dir`, sorted.
@@ -200,7 +207,7 @@ fn ls(dir: &Path) -> Result<()> {
                     r.geometry().total_size as f64 / (1 << 20) as f64,
                     fmt_opt(rt.fps, |f| format!("{f:.1}")),
                     fmt_opt(rt.last_age, |d| format!("{:.1}s ago", d.as_secs_f64())),
-                    r.readers().len(),
+                    reader_total(&r),
                 );
             }
             Err(e) => println!("{name:<20} {:>8} {:<8} {e}", "-", "invalid"),
@@ -256,6 +263,7 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
         "caps_version": r.current_caps().ok().flatten().map(|(v, _)| v),
         "caps": r.current_caps().ok().flatten().map(|(_, c)| c),
         "latest_frames": frames,
+        "reader_count": reader_total(&r),
         "readers": r.readers().iter().map(|p| json!({
             "pid": p.pid, "last_seq": p.last_seq, "behind": head.saturating_sub(p.last_seq),
             "received": p.received, "missed": p.missed, "torn": p.torn, "leases": p.leases,
@@ -291,11 +299,17 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The readers that hold an entry of the ring's reader table (readers of the writer's
-/// user; group readers cannot write the table and are not listed), one line each.
+/// How many readers the ring has, and one line each for those that hold an entry of the
+/// reader table. Readers without write access to the ring (group readers) and those
+/// with zero-copy reads off have none: they are counted, not listed.
 fn readers_text(r: &RingReader, indent: &str) -> String {
     let readers = r.readers();
-    let mut out = format!("{indent}readers with an entry: {}\n", readers.len());
+    let unlisted = reader_total(r) - readers.len();
+    let mut out = format!(
+        "{indent}readers: {}, with an entry: {}\n",
+        readers.len() + unlisted,
+        readers.len()
+    );
     for p in readers {
         out += &format!(
             "{indent}  pid {:<8} last seq {:<8} behind {:<4} received {:<8} missed {:<6} torn {:<4} leases {}\n",
@@ -306,6 +320,11 @@ fn readers_text(r: &RingReader, indent: &str) -> String {
             p.missed,
             p.torn,
             p.leases
+        );
+    }
+    if unlisted > 0 {
+        out += &format!(
+            "{indent}  and {unlisted} without an entry (no write access, or zero-copy off)\n"
         );
     }
     out
@@ -456,7 +475,7 @@ fn gc(dir: &Path, dry_run: bool) -> Result<()> {
     let mut removed = 0;
     for name in ring_names(dir)? {
         let loc = RingLocation::parse(&name, Some(dir)).map_err(|e| e.to_string())?;
-        let dead = match RingReader::open(&loc) {
+        let dead = match RingReader::open_for_inspection(&loc) {
             Ok(r) => matches!(r.writer_status(), WriterStatus::Dead | WriterStatus::Closed)
                 .then(|| r.writer_pid()),
             Err(e) => {

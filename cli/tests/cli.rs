@@ -191,8 +191,55 @@ fn every_subcommand_on_live_and_dead_rings() {
     );
     let ls = stdout(&shmring(&dir.path, &["ls"]));
     assert!(ls.contains("READERS"), "{ls}");
+
+    // A reader without an entry (as a group reader has none): counted, not listed.
+    let mut copier = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "shmringsrc",
+            "ring=live",
+            "zero-copy=false",
+            "!",
+            "fakesink",
+        ])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("SHMRING_DIR", &dir.path)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let json: serde_json::Value = loop {
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"])))
+                .unwrap();
+        if json["reader_count"] == 2 {
+            break json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second reader was never counted: {json}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(json["readers"].as_array().unwrap().len(), 1, "{json}");
+    let text = stdout(&shmring(&dir.path, &["stat", "live"]));
+    assert!(
+        text.contains("readers: 2, with an entry: 1") && text.contains("and 1 without an entry"),
+        "{text}"
+    );
+    let ls = stdout(&shmring(&dir.path, &["ls"]));
+    let row = ls.lines().find(|l| l.starts_with("live")).unwrap();
+    assert!(row.trim_end().ends_with(" 2"), "READERS counts both: {ls}");
+    let _ = copier.kill();
+    let _ = copier.wait();
     let _ = reader.kill();
     let _ = reader.wait();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"]))).unwrap();
+    assert_eq!(
+        json["reader_count"], 0,
+        "killed readers are not counted: {json}"
+    );
 
     let png = dir.path.join("latest.png");
     stdout(&shmring(
