@@ -58,6 +58,19 @@ impl Drop for Writer {
     }
 }
 
+/// A gst-launch-1.0 reader of the ring "live", with `props` on its shmringsrc.
+fn read_live(dir: &TestDir, props: &str) -> Child {
+    Command::new("gst-launch-1.0")
+        .args(["-q", "shmringsrc", "ring=live"])
+        .args(props.split_whitespace())
+        .args(["!", "fakesink"])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("SHMRING_DIR", &dir.path)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn shmring(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_shmring"))
         .arg("--dir")
@@ -120,13 +133,7 @@ fn every_subcommand_on_live_and_dead_rings() {
     );
 
     // A reader of the live ring, which publishes its progress in the reader table.
-    let mut reader = Command::new("gst-launch-1.0")
-        .args(["-q", "shmringsrc", "ring=live", "!", "fakesink"])
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("SHMRING_DIR", &dir.path)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut reader = read_live(&dir, "");
     let listed = |json: &serde_json::Value| {
         json["readers"]
             .as_array()
@@ -193,20 +200,7 @@ fn every_subcommand_on_live_and_dead_rings() {
     assert!(ls.contains("READERS"), "{ls}");
 
     // A reader without an entry (as a group reader has none): counted, not listed.
-    let mut copier = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "shmringsrc",
-            "ring=live",
-            "zero-copy=false",
-            "!",
-            "fakesink",
-        ])
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("SHMRING_DIR", &dir.path)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut copier = read_live(&dir, "zero-copy=false");
     let deadline = Instant::now() + Duration::from_secs(20);
     let json: serde_json::Value = loop {
         let json: serde_json::Value =
