@@ -197,9 +197,10 @@ pub struct ReaderTableHeader {
     /// finds a free payload slot.
     pub lease_budget: AtomicU32,
     pub _pad: AtomicU32,
-    /// Times the writer found no free payload slot and reused a leased one (only readers
-    /// that broke the budget can cause it). Relaxed: statistics.
-    pub lease_overrides: AtomicU64,
+    /// Frames the writer dropped because every payload slot they could go to was held
+    /// (only readers that broke the budget can cause it; before 0.2 such a frame was
+    /// written over a leased slot). Relaxed: statistics.
+    pub frames_dropped_held: AtomicU64,
     pub _reserved: [AtomicU64; 6],
 }
 
@@ -239,6 +240,10 @@ pub fn payload_offset(slot_count: u32) -> u64 {
 pub fn round_up_page(n: u64) -> u64 {
     n.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }
+
+/// The largest sequence a commit word can carry (`seq << 1 | 1` must fit in 64 bits). A
+/// `head` beyond it is a corrupt ring, and a reader's `last + 1` cannot overflow.
+pub const MAX_SEQ: u64 = u64::MAX >> 1;
 
 /// The commit word of a committed frame.
 pub const fn committed(seq: u64) -> u64 {

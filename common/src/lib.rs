@@ -37,7 +37,7 @@ pub use reader::{
     attach, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, ReaderProgress,
     RingReader, WriterStatus,
 };
-pub use sys::{monotonic_ns, realtime_ns};
+pub use sys::{monotonic_ns, realtime_ns, wait_path, WaitPath};
 pub use writer::{
     abandoned_temp_files, remove_if_dead, Origin, RingWriter, SlotWriter, WriterConfig,
 };

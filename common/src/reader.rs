@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::layout::*;
 use crate::location::{Handle, RingLocation};
 use crate::mapping::{Geometry, Mapping, TableMapping};
-use crate::sys::{self, Woken};
+use crate::sys;
 use crate::writer::{check_private_dir, describe_type, same_file};
 use crate::{FrameInfo, VideoLayout};
 
@@ -437,11 +437,20 @@ impl RingReader {
                 }
                 // The writer lapped the whole ring during our copy: take the newest again,
                 // for as long as the caller lets us wait.
-                Copy::Torn | Copy::Newer | Copy::Older => {
+                Copy::Torn | Copy::Newer => {
                     torn += 1;
                     if Instant::now() >= deadline {
                         return Ok(Next::TimedOut);
                     }
+                }
+                // An honest writer commits a frame before it stores head: the slot of
+                // head holds that frame or a newer one, never an older.
+                Copy::Older => {
+                    self.check_mapped()?; // a truncation zeroes the slot too
+                    return Err(Error::corrupt(
+                        self.loc.path(),
+                        format!("head is {head} but its slot holds no such frame"),
+                    ));
                 }
             }
         }
@@ -579,13 +588,17 @@ impl RingReader {
         Ok(self.wait_beyond(seq.saturating_sub(1), deadline)?.err())
     }
 
-    /// Waits until head > `after`; Err(...) carries why it did not happen.
+    /// Waits until head > `after`; Err(...) carries why it did not happen. Looks at the
+    /// writer's lock every `LIVENESS_CHECK_INTERVAL` while nothing comes, whatever woke
+    /// the wait (a wait without futex_waitv returns early), so a dead writer, or a
+    /// writer gone after EOS, is noticed within that interval on every kernel.
     fn wait_beyond<B>(
         &mut self,
         after: u64,
         deadline: Instant,
     ) -> Result<std::result::Result<u64, Next<B>>> {
         let sb = self.map.superblock();
+        let mut next_liveness_check = Instant::now() + LIVENESS_CHECK_INTERVAL;
         loop {
             if self.interrupter.is_interrupted() {
                 return Ok(Err(Next::Interrupted));
@@ -596,6 +609,12 @@ impl RingReader {
             let wake = sb.wake.load(Ordering::Acquire);
             let head = self.head();
             if head > after {
+                if head > MAX_SEQ {
+                    return Err(Error::corrupt(
+                        self.loc.path(),
+                        format!("head {head} is beyond any sequence a writer can commit"),
+                    ));
+                }
                 self.eos_returned = false;
                 return Ok(Ok(head));
             }
@@ -610,12 +629,7 @@ impl RingReader {
                 _ => {}
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Ok(Err(Next::TimedOut));
-            }
-            let slice = (deadline - now).min(LIVENESS_CHECK_INTERVAL);
-            let woken = sys::futex_wait2(&sb.wake, wake, &self.interrupter.inner.word, 0, slice);
-            if woken == Woken::TimedOut && self.head() <= after {
+            if now >= next_liveness_check {
                 // Nothing for a while: is anybody still writing?
                 let status = self.writer_status();
                 // A truncation (which zeroes the state too) is the news, not the writer.
@@ -623,7 +637,13 @@ impl RingReader {
                 if matches!(status, WriterStatus::Dead | WriterStatus::Closed) {
                     return Ok(Err(Next::WriterGone(status)));
                 }
+                next_liveness_check = now + LIVENESS_CHECK_INTERVAL;
             }
+            if now >= deadline {
+                return Ok(Err(Next::TimedOut));
+            }
+            let slice = deadline.min(next_liveness_check) - now;
+            sys::futex_wait2(&sb.wake, wake, &self.interrupter.inner.word, 0, slice);
         }
     }
 

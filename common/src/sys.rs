@@ -58,14 +58,48 @@ pub fn futex_wake(word: &AtomicU32, shared: bool) {
 pub enum Woken {
     /// Woken, or a word no longer held its expected value, or a signal: re-check.
     Maybe,
+    /// The whole timeout passed with both words unchanged (as far as the wait saw).
     TimedOut,
+}
+
+/// How this process waits on two words at once, decided by the first wait that needs
+/// it and kept for the life of the process (`wait_path`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitPath {
+    /// futex_waitv (Linux 5.16+): one sleep on both words, woken by either at once.
+    Waitv,
+    /// No futex_waitv (an older kernel, qemu-user, a seccomp filter that refuses it):
+    /// FUTEX_WAIT on the shared word in slices of `FALLBACK_SLICE`, the private word
+    /// checked between slices.
+    Slices,
+}
+
+const PATH_UNKNOWN: u8 = 0;
+const PATH_WAITV: u8 = 1;
+const PATH_SLICES: u8 = 2;
+/// The path decided for this process. Relaxed: a hint that only ever goes from unknown
+/// to one value; two threads that decide at once decide the same.
+static WAIT_PATH: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(PATH_UNKNOWN);
+
+/// The wait path this process uses, once a wait has decided it (None before).
+pub fn wait_path() -> Option<WaitPath> {
+    match WAIT_PATH.load(std::sync::atomic::Ordering::Relaxed) {
+        PATH_WAITV => Some(WaitPath::Waitv),
+        PATH_SLICES => Some(WaitPath::Slices),
+        _ => None,
+    }
 }
 
 /// Sleeps until `shared_word` (in a shared mapping) no longer holds `shared_expected`,
 /// or `private_word` (in this process) no longer holds `private_expected`, or a wake on
-/// either, or `timeout`. Uses futex_waitv (Linux 5.16+) so that an interrupt through
-/// the private word can never be lost; older kernels fall back to a plain wait on the
-/// shared word in slices of at most 10 ms, checking the private word between them.
+/// either, or `timeout`. Returns `TimedOut` only when the whole timeout passed.
+///
+/// Uses futex_waitv (Linux 5.16+) so that an interrupt through the private word can
+/// never be lost. Where futex_waitv is missing or refused (ENOSYS: an older kernel or
+/// qemu-user; EPERM or anything else unexpected: a seccomp filter), this process falls
+/// back for good to FUTEX_WAIT on the shared word in slices of `FALLBACK_SLICE`,
+/// checking the private word between them: a frame still wakes the waiter at once, an
+/// interrupt is seen within one slice.
 pub fn futex_wait2(
     shared_word: &AtomicU32,
     shared_expected: u32,
@@ -73,6 +107,38 @@ pub fn futex_wait2(
     private_expected: u32,
     timeout: Duration,
 ) -> Woken {
+    if WAIT_PATH.load(std::sync::atomic::Ordering::Relaxed) != PATH_SLICES {
+        match futex_waitv2(
+            shared_word,
+            shared_expected,
+            private_word,
+            private_expected,
+            timeout,
+        ) {
+            Ok(woken) => {
+                WAIT_PATH.store(PATH_WAITV, std::sync::atomic::Ordering::Relaxed);
+                return woken;
+            }
+            Err(_refused) => WAIT_PATH.store(PATH_SLICES, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+    futex_wait2_in_slices(
+        shared_word,
+        shared_expected,
+        private_word,
+        private_expected,
+        timeout,
+    )
+}
+
+/// One futex_waitv on both words; Err(errno) when the kernel has or allows none.
+fn futex_waitv2(
+    shared_word: &AtomicU32,
+    shared_expected: u32,
+    private_word: &AtomicU32,
+    private_expected: u32,
+    timeout: Duration,
+) -> Result<Woken, Errno> {
     #[repr(C)]
     struct FutexWaitv {
         val: u64,
@@ -113,26 +179,23 @@ pub fn futex_wait2(
         )
     };
     if r >= 0 {
-        return Woken::Maybe;
+        return Ok(Woken::Maybe);
     }
     match Errno::last() {
-        Errno::ETIMEDOUT => Woken::TimedOut,
-        Errno::ENOSYS => futex_wait2_without_waitv(
-            shared_word,
-            shared_expected,
-            private_word,
-            private_expected,
-            timeout,
-        ),
-        _ => Woken::Maybe,
+        Errno::ETIMEDOUT => Ok(Woken::TimedOut),
+        // A word had moved already, or a signal: the caller re-checks.
+        Errno::EAGAIN | Errno::EINTR => Ok(Woken::Maybe),
+        // ENOSYS (no such call), EPERM (seccomp), EINVAL/EFAULT (a kernel that reads the
+        // arguments otherwise): not a path this process can use.
+        other => Err(other),
     }
 }
 
-/// `futex_wait2` on kernels without futex_waitv (before 5.16): a plain wait on the
-/// shared word for at most `FALLBACK_SLICE`, the private word checked before it. An
-/// interrupt is then seen within one slice. Returns `Maybe` early when the slice was
-/// shorter than `timeout`: callers loop until their own deadline, as for any wake-up.
-fn futex_wait2_without_waitv(
+/// `futex_wait2` without futex_waitv: FUTEX_WAIT on the shared word for at most
+/// `FALLBACK_SLICE` at a time, the private word checked before each slice, until a
+/// word moves or `timeout` passes. A wake on the shared word ends the wait at once;
+/// an interrupt through the private word is seen within one slice.
+fn futex_wait2_in_slices(
     shared_word: &AtomicU32,
     shared_expected: u32,
     private_word: &AtomicU32,
@@ -141,29 +204,45 @@ fn futex_wait2_without_waitv(
 ) -> Woken {
     use std::sync::atomic::Ordering;
 
-    let slice = timeout.min(FALLBACK_SLICE);
-    // Acquire: pairs with the interrupter's Release store of the private word.
-    if private_word.load(Ordering::Acquire) != private_expected {
-        return Woken::Maybe;
-    }
-    let woken = futex_wait(shared_word, shared_expected, slice);
-    if woken == Woken::TimedOut && slice < timeout {
-        Woken::Maybe
-    } else {
-        woken
+    let start = std::time::Instant::now();
+    loop {
+        // Acquire: pairs with the interrupter's Release store of the private word.
+        if private_word.load(Ordering::Acquire) != private_expected {
+            return Woken::Maybe;
+        }
+        let Some(left) = timeout
+            .checked_sub(start.elapsed())
+            .filter(|l| !l.is_zero())
+        else {
+            return Woken::TimedOut;
+        };
+        match futex_wait(shared_word, shared_expected, left.min(FALLBACK_SLICE)) {
+            Woken::TimedOut => continue,
+            Woken::Maybe => return Woken::Maybe,
+        }
     }
 }
 
-const FALLBACK_SLICE: Duration = Duration::from_millis(10);
+/// The longest a waiter without futex_waitv sleeps before it looks at its private
+/// (interrupt) word: the bound on how late `Interrupter::interrupt` reaches it there.
+pub const FALLBACK_SLICE: Duration = Duration::from_millis(20);
 
-/// Plain FUTEX_WAIT on a word in a shared mapping.
+/// Plain FUTEX_WAIT on a word in a shared mapping. A wait the kernel refuses (no
+/// futex at all for this address, say) sleeps the timeout instead, so that a caller that
+/// loops on it never spins.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woken {
+    futex_wait_at(word.as_ptr(), expected, timeout)
+}
+
+/// `futex_wait` on a raw address, which the kernel checks (EFAULT when unmapped).
+fn futex_wait_at(word: *const u32, expected: u32, timeout: Duration) -> Woken {
     let ts = timespec(timeout);
-    // SAFETY: `word` is a live aligned u32 and `ts` outlives the call.
+    // SAFETY: FUTEX_WAIT only reads the word, through the kernel, which fails with
+    // EFAULT instead of faulting on a bad address; `ts` outlives the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word.as_ptr(),
+            word,
             libc::FUTEX_WAIT,
             expected,
             &ts as *const libc::timespec,
@@ -171,10 +250,16 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woken {
             0u32,
         )
     };
-    if r < 0 && Errno::last() == Errno::ETIMEDOUT {
-        Woken::TimedOut
-    } else {
-        Woken::Maybe
+    if r >= 0 {
+        return Woken::Maybe;
+    }
+    match Errno::last() {
+        Errno::ETIMEDOUT => Woken::TimedOut,
+        Errno::EAGAIN | Errno::EINTR => Woken::Maybe,
+        _ => {
+            std::thread::sleep(timeout);
+            Woken::Maybe
+        }
     }
 }
 
@@ -384,51 +469,71 @@ garbage
     }
 
     #[test]
-    fn without_futex_waitv_a_wait_times_out_and_sees_moved_words() {
+    fn without_futex_waitv_a_wait_times_out_only_at_its_timeout() {
         let (a, b) = (AtomicU32::new(1), AtomicU32::new(0));
         let t = Instant::now();
+        let timeout = FALLBACK_SLICE * 3 + Duration::from_millis(5);
         assert_eq!(
-            futex_wait2_without_waitv(&a, 1, &b, 0, Duration::from_millis(5)),
+            futex_wait2_in_slices(&a, 1, &b, 0, timeout),
             Woken::TimedOut
         );
-        assert!(t.elapsed() >= Duration::from_millis(4));
-        // Longer than a slice: an early Maybe, for the caller to loop.
-        assert_eq!(
-            futex_wait2_without_waitv(&a, 1, &b, 0, Duration::from_secs(5)),
-            Woken::Maybe
-        );
-        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(t.elapsed() >= timeout, "took {:?}", t.elapsed());
         let moved = AtomicU32::new(2);
         assert_eq!(
-            futex_wait2_without_waitv(&moved, 1, &b, 0, Duration::from_secs(5)),
+            futex_wait2_in_slices(&moved, 1, &b, 0, Duration::from_secs(5)),
             Woken::Maybe
         );
         // An interrupt already there returns at once, not after a slice.
         let interrupted = AtomicU32::new(1);
         let t = Instant::now();
         assert_eq!(
-            futex_wait2_without_waitv(&a, 1, &interrupted, 0, FALLBACK_SLICE),
+            futex_wait2_in_slices(&a, 1, &interrupted, 0, Duration::from_secs(5)),
             Woken::Maybe
         );
         assert!(t.elapsed() < FALLBACK_SLICE / 2, "took {:?}", t.elapsed());
     }
 
     #[test]
-    fn without_futex_waitv_both_words_still_wake_a_waiter() {
+    fn without_futex_waitv_a_wake_is_immediate_and_an_interrupt_takes_a_slice_at_most() {
         for which in [0, 1] {
             let words = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
             let w2 = words.clone();
-            let t = std::thread::spawn(move || wait_until_moved(futex_wait2_without_waitv, &w2));
+            let t = std::thread::spawn(move || wait_until_moved(futex_wait2_in_slices, &w2));
             std::thread::sleep(Duration::from_millis(50));
             let word = if which == 0 { &words.0 } else { &words.1 };
             word.store(1, Ordering::Release);
             futex_wake(word, which == 0);
-            let waited = t.join().unwrap();
-            assert!(
-                waited < Duration::from_secs(2),
-                "word {which}: waited {waited:?}"
-            );
+            let waited = t.join().unwrap() - Duration::from_millis(50);
+            // Generous bounds: a loaded machine or qemu-user delays any thread.
+            let bound = if which == 0 {
+                FALLBACK_SLICE
+            } else {
+                FALLBACK_SLICE * 3
+            };
+            assert!(waited < bound, "word {which}: waited {waited:?}");
         }
+    }
+
+    #[test]
+    fn a_refused_futex_wait_sleeps_instead_of_spinning() {
+        // The one FUTEX_WAIT error a test can cause everywhere: EFAULT, from an address
+        // that is not mapped (the first page never is).
+        let t = Instant::now();
+        assert_eq!(
+            futex_wait_at(8usize as *const u32, 0, Duration::from_millis(30)),
+            Woken::Maybe
+        );
+        assert!(t.elapsed() >= Duration::from_millis(25));
+    }
+
+    #[test]
+    fn the_wait_path_is_decided_once_and_kept() {
+        let (a, b) = (AtomicU32::new(1), AtomicU32::new(0));
+        futex_wait2(&a, 1, &b, 0, Duration::from_millis(1));
+        let path = wait_path().expect("decided by the first wait");
+        futex_wait2(&a, 1, &b, 0, Duration::from_millis(1));
+        assert_eq!(wait_path(), Some(path));
+        eprintln!("wait path here: {path:?}");
     }
 
     #[test]
