@@ -27,6 +27,10 @@ pub enum Error {
     Busy { path: PathBuf, pid: u32 },
     /// A frame does not fit the ring's slots.
     FrameTooLarge { len: u64, capacity: u64 },
+    /// Every payload slot the next frame could go to is held (leased by readers beyond
+    /// the lease budget, or wrapped by a buffer of the writer's own process): the frame
+    /// is dropped rather than written over bytes somebody is reading.
+    SlotsHeld { path: PathBuf, seq: u64 },
     /// The caps string does not fit its slot.
     CapsTooLong { len: usize, capacity: usize },
     /// Geometry asked of a writer that the format cannot hold.
@@ -109,6 +113,12 @@ impl std::fmt::Display for Error {
                     "frame of {len} bytes does not fit a ring slot of {capacity} bytes"
                 )
             }
+            Error::SlotsHeld { path, seq } => write!(
+                f,
+                "frame {seq} of {} dropped: every slot it could go to is held \
+                 (a reader leases more slots than its budget allows)",
+                path.display()
+            ),
             Error::CapsTooLong { len, capacity } => {
                 write!(
                     f,

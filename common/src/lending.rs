@@ -85,22 +85,18 @@ impl Payloads {
     }
 
     /// The slot to copy descriptor `desc`'s next frame into: its own unless held, else a
-    /// free one. `true` with it when it had to reuse a held slot (no free one: only when
-    /// readers broke the lease budget).
-    pub(crate) fn for_copy(&mut self, desc: usize) -> (u32, bool) {
+    /// free one. None when it is held and no slot is free (only when readers broke the
+    /// lease budget): the frame must not be written at all.
+    pub(crate) fn for_copy(&mut self, desc: usize) -> Option<u32> {
         let old = self.payload_of[desc];
         if !self.busy(old) {
-            return (old, false);
+            return Some(old);
         }
-        match self.free.pop() {
-            Some(q) => {
-                self.place[q as usize] = Place::Ring;
-                self.payload_of[desc] = q;
-                self.retire(old);
-                (q, false)
-            }
-            None => (old, true),
-        }
+        let q = self.free.pop()?;
+        self.place[q as usize] = Place::Ring;
+        self.payload_of[desc] = q;
+        self.retire(old);
+        Some(q)
     }
 
     /// Puts lent slot `p` under descriptor `desc`; false if `p` is not lent.
@@ -312,14 +308,35 @@ mod tests {
         // The buffer still wraps `a`: the next frame of descriptor 1 goes elsewhere.
         p.leased_scratch();
         p.settle();
-        let (q, overridden) = p.for_copy(1);
-        assert!(q != a && !overridden);
+        let q = p.for_copy(1).expect("a free slot");
+        assert!(q != a);
         assert_eq!(p.place[a as usize], Place::Retired);
         // Once the buffer is gone, `a` is free again.
         p.unpin(a);
         p.leased_scratch();
         p.settle();
         assert_eq!(p.place[a as usize], Place::Free);
+    }
+
+    #[test]
+    fn a_held_slot_with_no_free_one_to_stand_in_is_never_chosen() {
+        let mut p = Payloads::new(&geom(2, 1), 0);
+        p.leased_scratch()[0] = true;
+        p.settle();
+        assert_eq!(
+            p.for_copy(0),
+            Some(2),
+            "the spare stands in for leased slot 0"
+        );
+        // Now a reader beyond its budget holds every slot.
+        p.leased_scratch().iter_mut().for_each(|l| *l = true);
+        p.settle();
+        assert_eq!(p.for_copy(1), None);
+        assert_eq!(p.payload_of[1], 1, "nothing moved");
+        // Once one comes free, frames flow again.
+        p.leased_scratch()[1] = true;
+        p.settle();
+        assert_eq!(p.for_copy(1), Some(0));
     }
 
     #[test]

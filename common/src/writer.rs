@@ -195,26 +195,19 @@ impl RingWriter {
 
     /// Replaces this ring by a new one with other geometry under the same name (a new
     /// epoch): readers see this ring as replaced and re-attach to the new one.
-    pub fn replace(mut self, config: &WriterConfig) -> Result<Self> {
+    /// On an error this ring stays as it was: live, written, with its readers.
+    pub fn replace(&mut self, config: &WriterConfig) -> Result<()> {
         let geom = config.geometry()?;
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
         std::fs::rename(&tmp, self.loc.path()).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(self.loc.path(), "rename into place", e)
         })?;
-        self.replaced = true;
-        self.set_state(WriterState::Replaced);
-        let loc = self.loc.clone();
-        drop(self);
-        Ok(Self::start(
-            &loc,
-            file,
-            map,
-            geom,
-            epoch,
-            Origin::Created,
-            config,
-        ))
+        let new = Self::start(&self.loc, file, map, geom, epoch, Origin::Created, config);
+        let mut old = std::mem::replace(self, new);
+        old.replaced = true;
+        old.set_state(WriterState::Replaced);
+        Ok(())
     }
 
     fn start(
@@ -230,6 +223,7 @@ impl RingWriter {
         let file = Arc::new(file);
         let (stop, stopped) = mpsc::channel::<()>();
         let (hb_map, hb_file) = (map.clone(), file.clone());
+        let mut audit = BudgetAudit::new(config.spares);
         let thread = std::thread::Builder::new()
             .name("shmring-heartbeat".into())
             .spawn(move || {
@@ -242,6 +236,7 @@ impl RingWriter {
                         .heartbeat_mono_ns
                         .store(sys::monotonic_ns(), Ordering::Relaxed);
                     reclaim_dead_readers(&hb_map, &geom, &hb_file);
+                    audit.round(&hb_map, &geom);
                 }
             })
             .ok();
@@ -339,14 +334,30 @@ impl RingWriter {
 
     /// Starts writing the next frame: its slot is marked as being written (so readers
     /// holding an older frame of that slot will see their copy fail) and its payload is
-    /// handed out for filling. Never waits.
-    pub fn begin(&mut self) -> SlotWriter<'_> {
+    /// handed out for filling. Never waits. `Error::SlotsHeld` when every payload slot
+    /// the frame could go to is held by somebody (only readers that broke the lease
+    /// budget cause it): the frame is dropped, counted, and the next one may succeed.
+    pub fn begin(&mut self) -> Result<SlotWriter<'_>> {
+        check_mapped(&self.map, self.loc.path())?;
         let (seq, index) = self.mark_next_writing();
-        let payload_index = self.choose_payload_slot(index as usize);
+        let Some(payload_index) = self.choose_payload_slot(index as usize) else {
+            // Relaxed: statistics. The descriptor stays `writing(seq)`, as after an
+            // abort: its old frame is gone, `seq` is written again next time.
+            let sb = self.map.superblock();
+            sb.aborted.fetch_add(1, Ordering::Relaxed);
+            self.map
+                .reader_table(&self.geom)
+                .frames_dropped_held
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Error::SlotsHeld {
+                path: self.loc.path().to_owned(),
+                seq,
+            });
+        };
         // SAFETY: we are the lock-holding writer on a read-write mapping, and the &mut
         // borrow of self keeps this the only view of the slot in this process.
         let payload = unsafe { self.map.payload_mut(&self.geom, payload_index) };
-        SlotWriter {
+        Ok(SlotWriter {
             seq,
             index,
             payload_index,
@@ -356,7 +367,7 @@ impl RingWriter {
             geom: self.geom,
             bypass_cache: self.bypass_cache,
             done: false,
-        }
+        })
     }
 
     /// Brings `payloads` up to date with the readers' leases: marks the leased slots and
@@ -386,20 +397,11 @@ impl RingWriter {
 
     /// The payload slot for descriptor `desc`: its current one unless a reader leases
     /// it or a buffer of ours wraps it, else a free one (the held one retires until
-    /// it is let go).
-    fn choose_payload_slot(&mut self, desc: usize) -> u32 {
+    /// it is let go). None when it is held and no slot is free.
+    fn choose_payload_slot(&mut self, desc: usize) -> Option<u32> {
         let mut payloads = self.payloads.lock();
         self.see_leases(&mut payloads);
-        let (p, overridden) = payloads.for_copy(desc);
-        if overridden {
-            // Only readers that ignored the lease budget get here: never wait, reuse
-            // the slot, count it.
-            self.map
-                .reader_table(&self.geom)
-                .lease_overrides
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        p
+        payloads.for_copy(desc)
     }
 
     /// Lends free payload slots of this ring, to be filled in place and committed with
@@ -464,7 +466,7 @@ impl RingWriter {
                 capacity: self.geom.slot_stride,
             });
         }
-        let mut slot = self.begin();
+        let mut slot = self.begin()?;
         slot.copy_into(0, data)?;
         slot.commit(meta, data.len() as u64)
     }
@@ -497,12 +499,20 @@ impl Drop for RingWriter {
             // A stream that ended stays ended: readers still owe their pipelines an EOS.
             // Relaxed: only this writer stores the state.
             let state = self.map.superblock().writer_state.load(Ordering::Relaxed);
-            if state != WriterState::Eos.to_raw() {
+            let ended = state == WriterState::Eos.to_raw();
+            if !ended {
                 self.set_state(WriterState::Closed);
             }
-            // Remove the name only while it is still ours.
+            // Remove the name only while it is still ours (under our lock).
             if same_file(&self.file, self.loc.path()) {
                 let _ = std::fs::remove_file(self.loc.path());
+            }
+            if ended {
+                // EOS and a free lock read as closed: let go of the lock now rather than
+                // when the file closes, and wake the readers, so that those waiting
+                // after their EOS learn at once that this writer is gone.
+                sys::unlock_byte(&*self.file, sys::WRITER_LOCK_BYTE);
+                wake_readers(self.map.superblock());
             }
         }
     }
@@ -574,6 +584,66 @@ fn reclaim_dead_readers(map: &Mapping, geom: &Geometry, file: &File) {
         }
         entry.pid.store(0, Ordering::Relaxed);
         sys::unlock_byte(file, byte);
+    }
+}
+
+/// How many heartbeats in a row the lease budget must be off by the same amount before
+/// the writer corrects it (one second).
+const BUDGET_AUDIT_ROUNDS: u32 = 10;
+
+/// Keeps the lease budget true: lease slots = units left + lease words held. A reader
+/// killed between taking a unit and storing its lease word, or between zeroing its word
+/// and refunding the unit, loses that unit for good; a reader that lies can refund units
+/// it never took. An honest reader is inside such a window for nanoseconds, so a
+/// difference that stays the same for `BUDGET_AUDIT_ROUNDS` heartbeats is not one in
+/// flight: the writer gives the lost units back (or takes the invented ones away).
+struct BudgetAudit {
+    lease_slots: u32,
+    /// The difference seen last time, and for how many rounds in a row.
+    drift: i64,
+    rounds: u32,
+}
+
+impl BudgetAudit {
+    fn new(lease_slots: u32) -> Self {
+        BudgetAudit {
+            lease_slots,
+            drift: 0,
+            rounds: 0,
+        }
+    }
+
+    fn round(&mut self, map: &Mapping, geom: &Geometry) {
+        let header = map.reader_table(geom);
+        // Acquire: pairs with the readers' AcqRel updates of the budget.
+        let budget = i64::from(header.lease_budget.load(Ordering::Acquire));
+        let held = (0..READER_ENTRIES)
+            .flat_map(|i| map.reader_entry(geom, i).leases.iter())
+            // Acquire: pairs with the readers' stores and Release swaps of lease words.
+            .filter(|w| w.load(Ordering::Acquire) != 0)
+            .count() as i64;
+        let drift = i64::from(self.lease_slots) - held - budget;
+        if drift == 0 || drift != self.drift {
+            (self.drift, self.rounds) = (drift, 0);
+            return;
+        }
+        self.rounds += 1;
+        if self.rounds < BUDGET_AUDIT_ROUNDS {
+            return;
+        }
+        let by = drift.unsigned_abs().min(u64::from(u32::MAX)) as u32;
+        // AcqRel: the budget is shared with every reader; fetch_update so that a
+        // concurrent take or refund is never overwritten.
+        let _ = header
+            .lease_budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(if drift > 0 {
+                    b.saturating_add(by)
+                } else {
+                    b.saturating_sub(by)
+                })
+            });
+        (self.drift, self.rounds) = (0, 0);
     }
 }
 
@@ -788,10 +858,12 @@ fn publish(
 fn scan_leases(map: &Mapping, geom: &Geometry, leased: &mut [bool]) {
     for i in 0..READER_ENTRIES {
         for word in &map.reader_entry(geom, i).leases {
-            // Relaxed: ordered after the writer's writing(seq) store by the SeqCst fence
-            // in begin() or commit_in_place(), the other half of the readers'
+            // Acquire: pairs with a reader's Release swap that gives the lease back, so
+            // its reads of the slot happen before the writer reuses it. Ordered after
+            // the writer's writing(seq) store by the SeqCst fence in begin() or
+            // commit_in_place(), the other half of the readers'
             // lease-then-fence-then-check.
-            let v = word.load(Ordering::Relaxed);
+            let v = word.load(Ordering::Acquire);
             if let Some(l) = (v as usize).checked_sub(1).and_then(|p| leased.get_mut(p)) {
                 *l = true; // out-of-range values (a hostile reader) are ignored
             }

@@ -43,9 +43,11 @@ fn child_role() {
             let mut w = writer(&loc);
             println!("epoch {:016x}", w.epoch());
             for seq in 1.. {
-                let mut slot = w.begin();
-                fill(&mut slot.payload()[..FRAME], seq);
-                if let Err(e) = slot.commit(&FrameMeta::default(), FRAME as u64) {
+                let written = w.begin().and_then(|mut slot| {
+                    fill(&mut slot.payload()[..FRAME], seq);
+                    slot.commit(&FrameMeta::default(), FRAME as u64)
+                });
+                if let Err(e) = written {
                     println!("writer: {e}");
                     break;
                 }

@@ -347,9 +347,9 @@ fn a_dead_writers_ring_is_taken_over_with_a_new_epoch() {
 fn replace_gives_readers_a_new_ring_with_new_geometry() {
     let dir = TestDir::new("replace");
     let loc = dir.ring("r");
-    let w = RingWriter::create(&loc, &config(2, 64)).unwrap();
+    let mut w = RingWriter::create(&loc, &config(2, 64)).unwrap();
     let mut old = RingReader::open(&loc).unwrap();
-    let w = w.replace(&config(3, 10_000)).unwrap();
+    w.replace(&config(3, 10_000)).unwrap();
     assert!(matches!(
         old.latest(NO_WAIT, vec_alloc).unwrap(),
         Next::WriterGone(WriterStatus::Replaced)
@@ -361,13 +361,36 @@ fn replace_gives_readers_a_new_ring_with_new_geometry() {
 }
 
 #[test]
+fn a_replacement_that_fails_leaves_the_ring_live() {
+    let dir = TestDir::new("replace-fails");
+    let loc = dir.ring("r");
+    let mut sut = RingWriter::create(&loc, &config(2, 64)).unwrap();
+    let mut reader = RingReader::open(&loc).unwrap();
+    let epoch = sut.epoch();
+    let impossible = WriterConfig {
+        spares: 60,
+        loans: 60,
+        ..config(3, 10_000)
+    };
+    assert!(sut.replace(&impossible).is_err());
+    assert_eq!(sut.epoch(), epoch);
+    assert_eq!(reader.writer_status(), WriterStatus::Live);
+    assert!(!reader.is_superseded(), "the ring file is still in place");
+    sut.write(&FrameMeta::default(), b"after").unwrap();
+    match reader.latest(NO_WAIT, vec_alloc).unwrap() {
+        Next::Frame(f) => assert_eq!(&f.data[..5], b"after"),
+        other => panic!("the ring stopped with the failed replacement: {other:?}"),
+    }
+}
+
+#[test]
 fn an_aborted_frame_is_never_seen() {
     let dir = TestDir::new("abort");
     let mut w = RingWriter::create(&dir.ring("x"), &config(4, 64)).unwrap();
     let mut sut = RingReader::open(&dir.ring("x")).unwrap();
     write_frames(&mut w, 1, 1, 64);
     {
-        let mut slot = w.begin();
+        let mut slot = w.begin().unwrap();
         assert_eq!(slot.seq(), 2);
         slot.payload()[..4].copy_from_slice(b"junk");
         slot.abort();

@@ -53,7 +53,7 @@ fn write_all(w: &mut RingWriter, frames: u64, len: usize, bypass_cache: bool) {
     for seq in 1..=frames {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
-        let mut slot = w.begin();
+        let mut slot = w.begin().unwrap();
         if bypass_cache {
             fill(&mut scratch[..l], seq);
             slot.copy_into(0, &scratch[..l]).unwrap();

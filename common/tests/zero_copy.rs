@@ -413,3 +413,144 @@ fn readers_publish_their_progress_for_tools() {
     let listed = observer.readers();
     assert_eq!((listed.len(), listed[0].received), (1, 0), "{listed:?}");
 }
+
+/// The reader table of a ring, mapped read-write as any reader with write access to the
+/// file can map it: what a reader that breaks the protocol works with.
+struct RawTable {
+    map: memmap2::MmapMut,
+    _file: std::fs::File,
+}
+
+impl RawTable {
+    fn open(loc: &RingLocation, geom: &Geometry) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(loc.path())
+            .unwrap();
+        // SAFETY: a shared mapping of the ring's reader table; every access below goes
+        // through atomics, as the other processes' do.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(geom.reader_table_offset)
+                .len(layout::READER_TABLE_SIZE as usize)
+                .map_mut(&file)
+                .unwrap()
+        };
+        RawTable { map, _file: file }
+    }
+
+    /// The u32 at byte `at` of the table.
+    fn word(&self, at: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(at % 4 == 0 && at + 4 <= self.map.len());
+        // SAFETY: in bounds and aligned (checked above; the mapping is page aligned),
+        // and the mapping lives as long as the borrow of self.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.map.as_ptr().add(at) as *mut u32) }
+    }
+
+    fn lease_budget(&self) -> &std::sync::atomic::AtomicU32 {
+        self.word(0)
+    }
+
+    /// Takes entry `entry`'s lock, as a live reader holds it (the writer reclaims the
+    /// leases of entries whose lock is free).
+    fn claim(&self, geom: &Geometry, entry: usize) {
+        let byte = geom.reader_table_offset + (entry as u64 + 1) * layout::READER_ENTRY_SIZE;
+        let lock = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: byte as libc::off_t,
+            l_len: 1,
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(&self._file, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)).unwrap();
+    }
+
+    /// Lease word `i` of entry `entry` (0-based, after the header).
+    fn lease(&self, entry: usize, i: usize) -> &std::sync::atomic::AtomicU32 {
+        self.word((entry + 1) * layout::READER_ENTRY_SIZE as usize + 8 + 4 * i)
+    }
+}
+
+#[test]
+fn a_reader_beyond_its_budget_cannot_make_the_writer_overwrite_a_lease() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = TestDir::new("zc-liar");
+    let loc = dir.ring("l");
+    let mut w = RingWriter::create(&loc, &config(2, 1)).unwrap();
+    let mut honest = RingReader::open(&loc).unwrap();
+    assert!(honest.enable_zero_copy().unwrap());
+    write(&mut w, 1);
+    let (info, frame) = leased(honest.latest_zero_copy(NO_WAIT, vec_alloc).unwrap());
+    assert_eq!(info.seq, 1);
+    // A liar claims the last entry of the table (its lock, so the writer does not take
+    // it for dead) and leases every payload slot without taking budget.
+    let geom = honest.geometry();
+    let liar = RawTable::open(&loc, &geom);
+    let entry = layout::READER_ENTRIES - 1;
+    liar.claim(&geom, entry);
+    for p in 0..geom.payload_count {
+        liar.lease(entry, p as usize).store(p + 1, SeqCst);
+    }
+    let mut buf = vec![0u8; 4096];
+    let mut dropped = 0;
+    for seq in 2..=10 {
+        fill(&mut buf, seq);
+        match w.write(&FrameMeta::default(), &buf) {
+            Ok(_) => {}
+            Err(Error::SlotsHeld { .. }) => dropped += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        dropped > 0,
+        "every slot was held: frames must have been dropped"
+    );
+    check(frame.as_ref(), 1).expect("the honest reader's leased slot was overwritten");
+    // The liar lets go: frames flow again, and the honest reader gets them.
+    for p in 0..geom.payload_count {
+        liar.lease(entry, p as usize).store(0, SeqCst);
+    }
+    drop(frame);
+    let seq = w.head() + 1;
+    write(&mut w, seq);
+    match honest.latest(NO_WAIT, vec_alloc).unwrap() {
+        Next::Frame(f) => check(&f.data, seq).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lease_budget_units_lost_by_a_killed_reader_come_back() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = TestDir::new("zc-audit");
+    let loc = dir.ring("a");
+    let _w = RingWriter::create(&loc, &config(4, 3)).unwrap();
+    let observer = RingReader::open_for_inspection(&loc).unwrap();
+    let table = RawTable::open(&loc, &observer.geometry());
+    let settles_at = |budget: u32, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while observer.lease_budget() != budget {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the budget stays {}",
+                observer.lease_budget()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // A reader killed after taking a unit and before storing its lease word (or after
+    // zeroing its word and before refunding): the unit is nowhere.
+    table.lease_budget().fetch_sub(2, SeqCst);
+    assert_eq!(observer.lease_budget(), 1);
+    settles_at(3, "units lost");
+    // A reader that refunds what it never took.
+    table.lease_budget().fetch_add(1, SeqCst);
+    settles_at(3, "a unit invented");
+    // A lease word held with its unit taken is not a loss: nothing changes.
+    table.claim(&observer.geometry(), 0);
+    table.lease_budget().fetch_sub(1, SeqCst);
+    table.lease(0, 0).store(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(observer.lease_budget(), 2);
+}

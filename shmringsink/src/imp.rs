@@ -85,6 +85,9 @@ struct Stats {
     frames: u64,
     /// Frames upstream wrote straight into the ring (our pool's buffers).
     frames_in_place: u64,
+    /// Frames dropped because every slot they could go to was held by readers beyond
+    /// their lease budget.
+    frames_dropped: u64,
     bytes: u64,
     caps_changes: u64,
     rings_created: u64,
@@ -175,7 +178,7 @@ impl ObjectImpl for ShmRingSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, frames-in-place (written by upstream straight into the ring, not copied), bytes, caps-changes, rings-created, slots, slot-size, lease-slots, pool-slots, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
+                    .blurb("frames, frames-in-place (written by upstream straight into the ring, not copied), frames-dropped (every slot held by readers beyond their lease budget), bytes, caps-changes, rings-created, slots, slot-size, lease-slots, pool-slots, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
                     .read_only()
                     .build(),
             ]
@@ -280,6 +283,7 @@ impl ShmRingSink {
         let mut s = gst::Structure::builder("application/x-shmringsink-stats")
             .field("frames", stats.frames)
             .field("frames-in-place", stats.frames_in_place)
+            .field("frames-dropped", stats.frames_dropped)
             .field("bytes", stats.bytes)
             .field("caps-changes", stats.caps_changes)
             .field("rings-created", stats.rings_created)
@@ -380,14 +384,14 @@ impl ShmRingSink {
     }
 
     /// Copies `buffer` into the next slot, plane by plane in the default layout for
-    /// `info`, and commits it.
+    /// `info`, and commits it. None: dropped, every slot it could go to being held.
     fn copy_in(
         &self,
         writer: &mut RingWriter,
         buffer: &gst::Buffer,
         info: &VideoInfo,
         meta: &FrameMeta,
-    ) -> Result<u64, gst::FlowError> {
+    ) -> Result<Option<u64>, gst::FlowError> {
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
             .map_err(|_| {
                 gst::element_imp_error!(
@@ -407,7 +411,14 @@ impl ShmRingSink {
             gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
             gst::FlowError::Error
         };
-        let mut slot = writer.begin();
+        let mut slot = match writer.begin() {
+            Ok(slot) => slot,
+            Err(e @ shmring_common::Error::SlotsHeld { .. }) => {
+                gst::warning!(CAT, imp = self, "{e}");
+                return Ok(None);
+            }
+            Err(e) => return Err(write_error(e)),
+        };
         let copied = (0..frame.n_planes()).try_for_each(|p| {
             let src = frame.plane_data(p).map_err(|_| gst::FlowError::Error)?;
             let src_stride = frame.plane_stride()[p as usize] as usize;
@@ -430,7 +441,9 @@ impl ShmRingSink {
             slot.abort();
             return Err(e);
         }
-        slot.commit(meta, info.size() as u64).map_err(write_error)
+        slot.commit(meta, info.size() as u64)
+            .map(Some)
+            .map_err(write_error)
     }
 
     fn post_handle(&self, handle: &str, seq: u64, pts: Option<gst::ClockTime>) {
@@ -499,8 +512,10 @@ impl BaseSinkImpl for ShmRingSink {
             caps: Some(caps_text.clone()),
         };
         let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
-        let writer = match state.writer.take() {
-            Some(mut w) if fits(&w) => {
+        // The writer stays in the state while it changes: a caps change that fails
+        // leaves the ring as it was, still written with the caps it had.
+        let writer = match state.writer.as_mut() {
+            Some(w) if fits(w) => {
                 state.caps_version = w.set_caps(&caps_text).map_err(|e| {
                     gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                     gst::loggable_error!(CAT, "{e}")
@@ -515,7 +530,7 @@ impl BaseSinkImpl for ShmRingSink {
                     "frames of {} bytes need a larger ring: replacing it",
                     info.size()
                 );
-                let w = w.replace(&config).map_err(|e| {
+                w.replace(&config).map_err(|e| {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenWrite,
@@ -548,7 +563,7 @@ impl BaseSinkImpl for ShmRingSink {
                 }
                 self.stats.lock().unwrap().rings_created += 1;
                 state.caps_version = w.caps_version();
-                w
+                state.writer.insert(w)
             }
         };
         gst::info!(
@@ -560,7 +575,6 @@ impl BaseSinkImpl for ShmRingSink {
             writer.geometry().slot_count,
             writer.slot_capacity()
         );
-        state.writer = Some(writer);
         state.info = Some(info);
         Ok(())
     }
@@ -611,7 +625,14 @@ impl BaseSinkImpl for ShmRingSink {
         };
         let (seq, in_place) = match self.commit_in_place(writer, buffer, info, &meta) {
             Ok(Some(seq)) => (seq, true),
-            Ok(None) => (self.copy_in(writer, buffer, info, &meta)?, false),
+            Ok(None) => match self.copy_in(writer, buffer, info, &meta)? {
+                Some(seq) => (seq, false),
+                None => {
+                    drop(guard);
+                    self.stats.lock().unwrap().frames_dropped += 1;
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+            },
             Err(e) => return Err(write_error(e)),
         };
         let handle = writer.handle(seq).to_string();
