@@ -225,7 +225,7 @@ fn futex_wait2_in_slices(
 
 /// The longest a waiter without futex_waitv sleeps before it looks at its private
 /// (interrupt) word: the bound on how late `Interrupter::interrupt` reaches it there.
-pub const FALLBACK_SLICE: Duration = Duration::from_millis(20);
+pub const FALLBACK_SLICE: Duration = Duration::from_millis(50);
 
 /// Plain FUTEX_WAIT on a word in a shared mapping. A wait the kernel refuses (no
 /// futex at all for this address, say) sleeps the timeout instead, so that a caller that
