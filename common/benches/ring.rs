@@ -7,7 +7,7 @@
 //!   cargo bench -p shmring-common --bench ring -- --quick  short run (CI)
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use shmring_common::testing::{copy_costs, write_then_read_costs, TestDir};
@@ -54,7 +54,7 @@ fn wake_latency(quick: bool) {
         },
     )
     .unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = shmring_common::testing::this_test_binary()
         .env(CHILD_ENV, loc.path())
         .stdout(Stdio::piped())
         .spawn()

@@ -253,6 +253,27 @@ pub fn write_then_read_costs(
     (median(writes), median(reads))
 }
 
+/// The environment variable that names the program to start test binaries with, as
+/// cargo's runner for a cross target (`qemu-aarch64 -L /usr/aarch64-linux-gnu`): a
+/// test that starts itself again as a child must start it the same way.
+pub const RUNNER_ENV: &str = "SHMRING_TEST_RUNNER";
+
+/// A command that starts this test binary again, through `$SHMRING_TEST_RUNNER` when
+/// it is set (the binary may be of another CPU, run under qemu-user).
+pub fn this_test_binary() -> std::process::Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    let runner = std::env::var(RUNNER_ENV).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    }
+}
+
 /// Starts this test binary again to run only the test `role_test` (which should act on
 /// `env_var` and return at once when it is unset), with `env_var` set to `value`.
 pub fn spawn_child_test(
@@ -261,7 +282,7 @@ pub fn spawn_child_test(
     value: &str,
     stdout: std::process::Stdio,
 ) -> std::process::Child {
-    std::process::Command::new(std::env::current_exe().expect("test binary path"))
+    this_test_binary()
         .args(["--exact", role_test, "--nocapture", "--test-threads=1"])
         .env(env_var, value)
         .stdin(std::process::Stdio::piped())

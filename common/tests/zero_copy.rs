@@ -309,7 +309,7 @@ fn a_group_reader_is_counted_not_listed() {
     chown(loc.path(), None, Some(NOBODY)).unwrap();
     write(&mut w, 1);
     let tool = RingReader::open_for_inspection(&loc).unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    let mut child = shmring_common::testing::this_test_binary()
         .args([
             "--exact",
             "group_reader_role",
