@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use shmring_common::testing::{check, fill, TestDir};
+use shmring_common::testing::{check, fill, spawn_child_test, TestDir};
 use shmring_common::*;
 
 const NO_WAIT: Duration = Duration::ZERO;
@@ -318,29 +318,64 @@ fn the_ring_file_is_private_and_its_directory_too() {
     }
 }
 
+const CHILD_ENV: &str = "SHMRING_RING_CHILD";
+
 #[test]
 fn a_dead_writers_ring_is_taken_over_with_a_new_epoch() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
     let dir = TestDir::new("takeover");
     let loc = dir.ring("t");
-    // Simulate a writer that died: its file is in place, nobody holds the lock.
-    let w = RingWriter::create(&loc, &config(2, 64)).unwrap();
-    let old_epoch = w.epoch();
-    let saved = dir.path.join("saved");
-    std::fs::hard_link(loc.path(), &saved).unwrap();
-    drop(w); // unlinks the name and frees the lock
-    std::fs::rename(&saved, loc.path()).unwrap();
-    let reader = RingReader::open(&loc).unwrap();
-    assert_eq!(reader.writer_status(), WriterStatus::Closed);
+    // A writer in another process, SIGKILLed while its ring is live.
+    let mut writer = spawn_child_test(
+        "child_role",
+        CHILD_ENV,
+        loc.path().to_str().unwrap(),
+        std::process::Stdio::piped(),
+    );
+    let mut says = std::io::BufRead::lines(std::io::BufReader::new(writer.stdout.take().unwrap()));
+    assert!(says.any(|l| l.unwrap().ends_with("written")));
+    let dead_pid = writer.id();
+    let mut reader = RingReader::open(&loc).unwrap();
+    let old_epoch = reader.epoch();
+    assert_eq!(reader.writer_status(), WriterStatus::Live);
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert_eq!(reader.writer_status(), WriterStatus::Dead);
+    assert_eq!(
+        RingReader::open(&loc).unwrap().writer_status(),
+        WriterStatus::Dead
+    );
     let sut = RingWriter::create(&loc, &config(2, 64)).unwrap();
     assert_ne!(sut.epoch(), old_epoch);
-    assert_eq!(
-        sut.origin(),
-        &Origin::TookOver {
-            dead_pid: std::process::id()
-        }
-    );
+    assert_eq!(sut.origin(), &Origin::TookOver { dead_pid });
     assert!(reader.is_superseded());
+    assert!(
+        matches!(
+            reader.latest(Duration::from_secs(5), vec_alloc).unwrap(),
+            Next::Frame(f) if f.info.seq == 1
+        ),
+        "the frame the dead writer committed stays readable"
+    );
+    assert!(matches!(
+        reader.latest(Duration::from_secs(5), vec_alloc).unwrap(),
+        Next::WriterGone(WriterStatus::Dead)
+    ));
     assert_eq!(RingReader::open(&loc).unwrap().epoch(), sut.epoch());
+}
+
+/// The writer that `a_dead_writers_ring_is_taken_over_with_a_new_epoch` kills.
+#[test]
+fn child_role() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let loc = RingLocation::parse(path.to_str().unwrap(), None).unwrap();
+    let mut w = RingWriter::create(&loc, &config(2, 64)).unwrap();
+    w.write(&FrameMeta::default(), b"live").unwrap();
+    println!("written");
+    std::thread::sleep(Duration::from_secs(60));
 }
 
 #[test]

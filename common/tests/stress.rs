@@ -2,6 +2,7 @@
 //! every byte of every frame they accept and that sequences only go forward. Once with
 //! threads, once with real processes (this test binary started again in a child role).
 
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -11,9 +12,18 @@ use shmring_common::*;
 
 const CHILD_ENV: &str = "SHMRING_STRESS_CHILD";
 
-/// Reads until EOS; returns (frames accepted, frames missed, torn copies thrown away).
-fn read_all(loc: &RingLocation, sequential: bool) -> (u64, u64, u64) {
-    let mut r = RingReader::open(loc).unwrap();
+/// The length `write_all` gives frame `seq` when its longest frame is `len` bytes.
+fn length_of(seq: u64, len: usize) -> usize {
+    [len / 2 + 3, len - 5, len][((seq - 1) % 3) as usize]
+}
+
+/// Reads until EOS frames whose longest is `len` bytes; returns (frames accepted,
+/// frames missed, torn copies thrown away).
+fn read_all(loc: &RingLocation, sequential: bool, len: usize) -> (u64, u64, u64) {
+    read_all_with(RingReader::open(loc).unwrap(), sequential, len)
+}
+
+fn read_all_with(mut r: RingReader, sequential: bool, len: usize) -> (u64, u64, u64) {
     let (mut frames, mut missed, mut torn, mut last) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
@@ -27,6 +37,12 @@ fn read_all(loc: &RingLocation, sequential: bool) -> (u64, u64, u64) {
                 assert!(
                     f.info.seq > last,
                     "sequence went from {last} to {}",
+                    f.info.seq
+                );
+                assert_eq!(
+                    f.data.len(),
+                    length_of(f.info.seq, len),
+                    "frame {} has the length of another",
                     f.info.seq
                 );
                 if let Err(at) = check(&f.data, f.info.seq) {
@@ -53,6 +69,7 @@ fn write_all(w: &mut RingWriter, frames: u64, len: usize, bypass_cache: bool) {
     for seq in 1..=frames {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
+        debug_assert_eq!(l, length_of(seq, len));
         let mut slot = w.begin().unwrap();
         if bypass_cache {
             fill(&mut scratch[..l], seq);
@@ -108,31 +125,40 @@ fn threads_stress(bypass_cache: bool) {
 }
 
 /// Three reader threads (sequential, latest, and a third sequential or leasing one)
-/// against `write` on a ring made with `config`; each must accept some frames.
+/// against `write` on a ring made with `config`, whose frames are at most
+/// `config.max_frame` bytes; each must accept some frames, and torn copies must have
+/// been caught (a writer this fast over so few slots tears some of the readers' copies:
+/// none at all would mean the check never ran).
 fn stress_threads(config: &WriterConfig, leasing: bool, write: impl FnOnce(&mut RingWriter)) {
     let dir = TestDir::new("threads");
     let loc = dir.ring("stress");
+    let len = config.max_frame as usize;
     let mut w = RingWriter::create(&loc, config).unwrap();
     let barrier = Arc::new(Barrier::new(4));
     let readers: Vec<_> = (0..3)
         .map(|i| {
             let (loc, barrier) = (loc.clone(), barrier.clone());
             std::thread::spawn(move || {
+                let r = RingReader::open(&loc).unwrap();
                 barrier.wait();
                 match i {
-                    1 => read_all(&loc, false).0,
-                    2 if leasing => lease_all(&loc),
-                    _ => read_all(&loc, true).0,
+                    1 => read_all_with(r, false, len),
+                    2 if leasing => (lease_all(r), 0, 0),
+                    _ => read_all_with(r, true, len),
                 }
             })
         })
         .collect();
     barrier.wait();
-    std::thread::sleep(Duration::from_millis(20));
     write(&mut w);
+    let mut torn = 0;
     for r in readers {
-        assert!(r.join().unwrap() > 0, "a reader accepted no frame");
+        let (frames, _, t) = r.join().unwrap();
+        assert!(frames > 0, "a reader accepted no frame");
+        torn += t;
     }
+    eprintln!("torn copies caught: {torn}");
+    assert!(torn > 0, "no torn copy was ever caught");
 }
 
 /// Writes `frames` frames of three lengths filled in slots lent by the writer and
@@ -145,6 +171,7 @@ fn write_all_in_place(w: &mut RingWriter, frames: u64, len: usize, kept: usize) 
     for seq in 1..=frames {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
+        debug_assert_eq!(l, length_of(seq, len));
         let mut loan = lender.lend(len).expect("a slot to lend");
         fill(&mut loan.as_mut()[..l], seq);
         let meta = FrameMeta {
@@ -166,8 +193,7 @@ fn write_all_in_place(w: &mut RingWriter, frames: u64, len: usize, kept: usize) 
 
 /// Reads the newest frame until EOS with zero-copy leases, holding each lease until the
 /// next one is taken and checking it is still intact then. Returns frames accepted.
-fn lease_all(loc: &RingLocation) -> u64 {
-    let mut r = RingReader::open(loc).unwrap();
+fn lease_all(mut r: RingReader) -> u64 {
     assert!(r.enable_zero_copy().unwrap());
     let (mut frames, mut previous) = (0u64, None::<(u64, LeasedPayload)>);
     loop {
@@ -217,6 +243,15 @@ fn processes_never_accept_a_torn_frame() {
     }
     let dir = TestDir::new("procs");
     let loc = dir.ring("stress");
+    let ready = |child: &mut std::process::Child| {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let said = lines
+            .by_ref()
+            .map_while(|l| l.ok())
+            .any(|l| l.ends_with("ready"));
+        assert!(said, "a child ended before it was ready");
+        lines
+    };
     // Writer first (readers open an existing ring), holding off until readers are up.
     let mut writer = spawn_child_test(
         "child_role",
@@ -224,43 +259,47 @@ fn processes_never_accept_a_torn_frame() {
         &format!("writer:{}", loc.path().display()),
         Stdio::piped(),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !loc.path().exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "writer never created the ring"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let _writer_says = ready(&mut writer);
     let readers: Vec<_> = ["next", "latest", "next"]
         .iter()
         .map(|mode| {
-            spawn_child_test(
+            let mut child = spawn_child_test(
                 "child_role",
                 CHILD_ENV,
                 &format!("{mode}:{}", loc.path().display()),
                 Stdio::piped(),
-            )
+            );
+            let lines = ready(&mut child);
+            (child, lines)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
     drop(writer.stdin.take()); // go
-    let out = writer.wait_with_output().unwrap();
-    assert!(out.status.success(), "writer failed");
-    let mut accepted = 0;
-    for r in readers {
-        let out = r.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "reader failed: {text}");
-        let line = text
-            .lines()
+    assert!(writer.wait().unwrap().success(), "writer failed");
+    let (mut accepted, mut torn) = (0, 0);
+    for (mut child, lines) in readers {
+        let text: Vec<String> = lines.map_while(|l| l.ok()).collect();
+        assert!(child.wait().unwrap().success(), "reader failed: {text:?}");
+        let counts = text
+            .iter()
             .find_map(|l| l.split_once("frames="))
             .expect("reader printed its counts")
             .1;
-        eprintln!("reader: frames={line}");
-        accepted += line.split(' ').next().unwrap().parse::<u64>().unwrap();
+        eprintln!("reader: frames={counts}");
+        let field = |name: &str| -> u64 {
+            counts
+                .split(' ')
+                .find_map(|f| f.strip_prefix(name))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let frames = field("");
+        assert!(frames > 0, "a reader accepted no frame");
+        accepted += frames;
+        torn += field("torn=");
     }
     assert!(accepted > 0);
+    assert!(torn > 0, "no torn copy was ever caught");
 }
 
 /// The child processes of `processes_never_accept_a_torn_frame`.
@@ -283,13 +322,16 @@ fn child_role() {
                 },
             )
             .unwrap();
+            println!("ready");
             let mut go = String::new();
             let _ = std::io::stdin().read_line(&mut go);
             write_all(&mut w, 30_000, 8192, true);
             std::thread::sleep(Duration::from_millis(200)); // readers see EOS before close
         }
         mode => {
-            let (frames, missed, torn) = read_all(&loc, mode == "next");
+            let r = RingReader::open(&loc).unwrap();
+            println!("ready");
+            let (frames, missed, torn) = read_all_with(r, mode == "next", 8192);
             println!("frames={frames} missed={missed} torn={torn} mode={mode}");
         }
     }
