@@ -440,6 +440,59 @@ fn a_caps_change_reaches_the_reader_as_new_caps() {
     assert_eq!(rings, 2);
 }
 
+#[test]
+fn a_lagging_reader_skips_frames_whose_caps_were_overwritten() {
+    init();
+    let dir = TestDir::new("stale-caps");
+    let mut w = sink(&dir, "c", "slots=64");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "c", "mode=sequential");
+    assert_eq!(pull(&mut r).offset(), 1);
+    // Hold the reader's streaming thread in the push of frame 2 while the writer goes
+    // on with three caps changes.
+    use std::sync::{atomic::AtomicBool, Arc, Barrier};
+    let (arrived, go, once) = (
+        Arc::new(Barrier::new(2)),
+        Arc::new(Barrier::new(2)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (a, g) = (arrived.clone(), go.clone());
+    r.element().unwrap().static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, _| {
+            if !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                a.wait();
+                g.wait();
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    w.push(frame(64, 2, 2 * 33)).unwrap();
+    arrived.wait();
+    // Frame 3 has caps version 2; versions 3 and 4 follow, and version 4 takes the
+    // caps slot of version 2.
+    w.set_src_caps(caps("GRAY8", 4, 4));
+    w.push(frame(16, 3, 3 * 33)).unwrap();
+    w.set_src_caps(caps("GRAY8", 2, 2));
+    w.push(frame(8, 4, 4 * 33)).unwrap(); // rows padded to 4 bytes
+    w.set_src_caps(caps("GRAY8", 8, 4));
+    w.push(frame(32, 5, 5 * 33)).unwrap();
+    go.wait();
+    assert_eq!(pull(&mut r).offset(), 2);
+    let b = pull(&mut r);
+    assert_eq!(b.offset(), 4, "frame 3 cannot be described any more");
+    assert!(b.flags().contains(gst::BufferFlags::DISCONT));
+    assert_eq!(bytes(&b), bytes(&frame(8, 4, 0)));
+    let b = pull(&mut r);
+    assert_eq!((b.offset(), bytes(&b)), (5, bytes(&frame(32, 5, 0))));
+    assert_eq!(
+        r.sinkpad().unwrap().current_caps().unwrap(),
+        caps("GRAY8", 8, 4)
+    );
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "lost"), 1);
+}
+
 /// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops
 /// in well under a second.
 fn assert_stops_promptly(pipeline: &str) {

@@ -218,6 +218,10 @@ impl ObjectImpl for ShmRingSrc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            // Not under `settings`: one lock at a time (docs/design.md).
+            return self.stats_structure().to_value();
+        }
         let settings = self.settings.lock().unwrap();
         match pspec.name() {
             "ring" => settings.ring.to_value(),
@@ -225,7 +229,6 @@ impl ObjectImpl for ShmRingSrc {
             "mode" => settings.mode.to_value(),
             "timeout" => settings.timeout.to_value(),
             "zero-copy" => settings.zero_copy.to_value(),
-            "stats" => self.stats_structure().to_value(),
             _ => unimplemented!(),
         }
     }
@@ -459,14 +462,33 @@ impl ShmRingSrc {
         }
     }
 
-    /// Makes the frame's caps the pad's caps when they changed.
-    fn follow_caps(&self, stream: &mut Stream, info: &FrameInfo) -> Result<(), gst::FlowError> {
+    /// Makes the frame's caps the pad's caps when they changed. Ok(false) when the
+    /// frame outlived its caps (two caps changes came after it, overwriting them): it
+    /// cannot be described, and is skipped like a lost frame.
+    fn follow_caps(&self, stream: &mut Stream, info: &FrameInfo) -> Result<bool, gst::FlowError> {
         if info.caps_version == stream.caps_version && stream.caps.is_some() {
-            return Ok(());
+            return Ok(true);
         }
         let reader = stream.reader.as_ref().expect("attached");
         let text = match reader.caps(info.caps_version) {
             Ok(Some(t)) => t,
+            Ok(None)
+                if info.caps_version != 0
+                    && reader
+                        .current_caps()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|(v, _)| v != info.caps_version) =>
+            {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {} of caps version {} outlived its caps: skipped",
+                    info.seq,
+                    info.caps_version
+                );
+                return Ok(false);
+            }
             Ok(None) => {
                 gst::element_imp_error!(
                     self,
@@ -535,15 +557,26 @@ impl ShmRingSrc {
         stream.caps = Some(caps);
         stream.info = Some(vinfo);
         stream.caps_version = info.caps_version;
-        Ok(())
+        Ok(true)
     }
 
+    /// The output buffer of `frame`; None when the frame was skipped (its caps are
+    /// gone), counted as lost and marked by a DISCONT on the next buffer.
     fn to_buffer(
         &self,
         stream: &mut Stream,
         frame: Frame<Payload<OutBuf>>,
-    ) -> Result<gst::Buffer, gst::FlowError> {
-        self.follow_caps(stream, &frame.info)?;
+        mode: Mode,
+    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        if !self.follow_caps(stream, &frame.info)? {
+            stream.discont = true;
+            let mut stats = self.stats.lock().unwrap();
+            match mode {
+                Mode::Latest => stats.skipped += frame.missed + 1,
+                _ => stats.lost += frame.missed + 1,
+            }
+            return Ok(None);
+        }
         let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
         if frame.info.len != expected {
             gst::element_imp_error!(
@@ -602,11 +635,11 @@ impl ShmRingSrc {
         let mut stats = self.stats.lock().unwrap();
         stats.received += 1;
         stats.torn_retries += u64::from(frame.torn_retries);
-        match self.settings.lock().unwrap().mode {
+        match mode {
             Mode::Latest => stats.skipped += frame.missed,
             _ => stats.lost += frame.missed,
         }
-        Ok(buffer)
+        Ok(Some(buffer))
     }
 
     fn read_error(&self, stream: &Stream, e: shmring_common::Error) -> gst::FlowError {
@@ -643,7 +676,10 @@ impl ShmRingSrc {
                 (None, _) => reader.latest_zero_copy(timeout, |i| allocator.alloc(i)),
             };
             match next.map_err(|e| self.read_error(stream, e))? {
-                Next::Frame(f) => return self.to_buffer(stream, f),
+                Next::Frame(f) => match self.to_buffer(stream, f, mode)? {
+                    Some(buffer) => return Ok(buffer),
+                    None => continue,
+                },
                 Next::TimedOut => {
                     self.stats.lock().unwrap().timeouts += 1;
                     self.post(
@@ -720,15 +756,27 @@ impl ShmRingSrc {
             }
             match result {
                 ByHandle::Frame(f) => {
-                    self.stats.lock().unwrap().handles_delivered += 1;
-                    self.post_handle_status(&text, "delivered", None);
                     let f = Frame {
                         data: Payload::Copied(f.data),
                         info: f.info,
                         missed: f.missed,
                         torn_retries: f.torn_retries,
                     };
-                    return self.to_buffer(stream, f);
+                    match self.to_buffer(stream, f, Mode::Handle)? {
+                        Some(buffer) => {
+                            self.stats.lock().unwrap().handles_delivered += 1;
+                            self.post_handle_status(&text, "delivered", None);
+                            return Ok(buffer);
+                        }
+                        None => {
+                            self.stats.lock().unwrap().handles_gone += 1;
+                            self.post_handle_status(
+                                &text,
+                                "gone",
+                                Some("its caps were overwritten by two later caps changes"),
+                            );
+                        }
+                    }
                 }
                 ByHandle::Gone => {
                     self.stats.lock().unwrap().handles_gone += 1;
