@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything shmring needs to build, test and run its demo on Debian 12:
 # GStreamer 1.22 from the distribution (development files, tools, the plugin sets the
-# demo and the benchmarks use), the RTSP server library, PyGObject and meson.
+# demo and the benchmarks use), the RTSP server library, PyGObject and meson; and for
+# the aarch64 tests, qemu-user, the aarch64 cross linker and rustup's aarch64 std.
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-rtsp libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-x gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gi
+  qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
 
 missing=()
@@ -30,4 +32,8 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not on PATH; install the Rust toolchain (rustup) first" >&2
   exit 1
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+  rustup target add aarch64-unknown-linux-gnu
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
-# unit, stress (threads and processes) and fuzz tests, the elements' gst-check tests,
+# unit, stress (threads and processes), fuzz and wake-path (seccomp) tests, the same
+# ring suite built for aarch64 under qemu-user, the elements' gst-check tests,
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build through
 # meson that gst-inspect-1.0 must load, the C examples must pass and meson install must
 # install, and a short run of the benchmark (to show it runs; its figures are not
@@ -23,6 +24,7 @@ echo "   gst-launch-1.0 tests load)"
 cargo build --workspace --locked
 echo "== cargo test"
 PROPTEST_CASES=20000 cargo test --workspace --locked
+bash scripts/test-aarch64.sh
 echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0, and the"
 echo "   C examples (a gst-check suite and an application) run against it"
 rm -rf target/meson

@@ -1,6 +1,7 @@
 //! Ring benchmark: write and read cost per frame as a ratio to one plain memcpy of the
 //! same frame (measured in the same run, with the same rotation over slots), and
-//! commit-to-wake latency across processes, and a frame written then read at once with
+//! commit-to-wake latency across processes (with futex_waitv, and with futex_waitv
+//! refused by a seccomp filter so that the fallback runs), and a frame written then read at once with
 //! ordinary and with non-temporal stores. Prints figures; asserts nothing.
 //!
 //!   cargo bench -p shmring-common --bench ring            full run
@@ -13,7 +14,11 @@ use std::time::Duration;
 use shmring_common::testing::{copy_costs, write_then_read_costs, TestDir};
 use shmring_common::*;
 
+#[path = "../tests/support/seccomp.rs"]
+mod seccomp;
+
 const CHILD_ENV: &str = "SHMRING_BENCH_WAKE_READER";
+const REFUSE_ENV: &str = "SHMRING_BENCH_REFUSE_WAITV";
 const SLOTS: u32 = 8;
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -21,11 +26,16 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// The reader side of the wake benchmark: waits for each frame, prints its latency.
-fn wake_reader(path: &str) {
+/// With `refuse`, futex_waitv is refused first (the fallback path).
+fn wake_reader(path: &str, refuse: bool) {
+    if refuse {
+        seccomp::refuse_futex_waitv(libc::EPERM);
+    }
     let loc = RingLocation::parse(path, None).unwrap();
     let mut r = RingReader::open(&loc).unwrap();
     r.seek_after(r.head());
-    println!("ready");
+    let _ = r.next(Duration::from_millis(1), |_| Vec::new()); // decides the wait path
+    println!("ready {:?}", wait_path().unwrap());
     let mut buf = vec![0u8; 64];
     loop {
         match r
@@ -41,7 +51,8 @@ fn wake_reader(path: &str) {
     }
 }
 
-fn wake_latency(quick: bool) {
+/// Commit-to-wake latency across processes: (wait path, p50 ns, p99 ns).
+fn wake_latency(quick: bool, refuse: bool) -> (String, u64, u64) {
     let frames = if quick { 200 } else { 3000 };
     let dir = TestDir::new("bench-wake");
     let loc = dir.ring("wake");
@@ -56,11 +67,13 @@ fn wake_latency(quick: bool) {
     .unwrap();
     let mut child = shmring_common::testing::this_test_binary()
         .env(CHILD_ENV, loc.path())
+        .env(REFUSE_ENV, if refuse { "1" } else { "" })
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let ready = lines.next().unwrap().unwrap();
+    let path = ready.strip_prefix("ready ").expect("ready line").to_owned();
     std::thread::sleep(Duration::from_millis(50));
     let payload = [7u8; 64];
     for _ in 0..frames {
@@ -73,17 +86,19 @@ fn wake_latency(quick: bool) {
     let _ = child.wait();
     lat.sort_unstable();
     println!(
-        "wake       commit to reader awake, across processes, {} frames: p50 {:.1} us  p99 {:.1} us  max {:.1} us",
+        "wake       {path:<7} commit to reader awake, across processes, {} frames: p50 {:.1} us  p99 {:.1} us  max {:.1} us",
         lat.len(),
         percentile(&lat, 50.0) as f64 / 1e3,
         percentile(&lat, 99.0) as f64 / 1e3,
         *lat.last().unwrap() as f64 / 1e3
     );
+    (path, percentile(&lat, 50.0), percentile(&lat, 99.0))
 }
 
 fn main() {
     if let Ok(path) = std::env::var(CHILD_ENV) {
-        return wake_reader(&path);
+        let refuse = std::env::var_os(REFUSE_ENV).is_some_and(|v| !v.is_empty());
+        return wake_reader(&path, refuse);
     }
     let quick = std::env::args().any(|a| a == "--quick");
     println!(
@@ -119,5 +134,11 @@ fn main() {
             (nw + nr) / (cw + cr)
         );
     }
-    wake_latency(quick);
+    let (kernel_path, p50, p99) = wake_latency(quick, false);
+    let (_, fb50, fb99) = wake_latency(quick, true);
+    println!(
+        "wake       fallback (futex_waitv refused) / {kernel_path}: p50 {:.2}  p99 {:.2}",
+        fb50 as f64 / p50.max(1) as f64,
+        fb99 as f64 / p99.max(1) as f64
+    );
 }

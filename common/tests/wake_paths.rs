@@ -13,6 +13,11 @@ use std::time::Duration;
 use shmring_common::testing::{check, fill, spawn_child_test, TestDir, RUNNER_ENV};
 use shmring_common::*;
 
+mod support {
+    pub mod seccomp;
+}
+use support::seccomp::refuse_futex_waitv;
+
 const CHILD_ENV: &str = "SHMRING_WAKE_CHILD";
 const FRAME: usize = 4096;
 const FRAMES: u64 = 200;
@@ -223,23 +228,6 @@ fn a_reader_on_the_kernels_own_path_misses_nothing() {
     if emulated() {
         assert_eq!(path, "Slices", "qemu-user has no futex_waitv");
     }
-}
-
-/// Installs a filter that makes futex_waitv fail with `errno` in every thread.
-fn refuse_futex_waitv(errno: i32) {
-    use seccompiler::{
-        apply_filter_all_threads, BpfProgram, SeccompAction, SeccompFilter, TargetArch,
-    };
-    const SYS_FUTEX_WAITV: i64 = 449; // the same number on x86_64 and aarch64
-    let filter = SeccompFilter::new(
-        [(SYS_FUTEX_WAITV, vec![])].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
-        TargetArch::try_from(std::env::consts::ARCH).unwrap(),
-    )
-    .unwrap();
-    let program = BpfProgram::try_from(filter).unwrap();
-    apply_filter_all_threads(&program).unwrap();
 }
 
 fn read_next(r: &mut RingReader, timeout: Duration) -> Next<Vec<u8>> {
