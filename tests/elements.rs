@@ -105,6 +105,29 @@ fn every_common_format_round_trips_byte_for_byte() {
 }
 
 #[test]
+fn an_upstream_free_to_choose_negotiates_i420() {
+    init();
+    let dir = TestDir::new("default-format");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! shmringsink name=sink ring=f dir={}",
+        dir.path.display()
+    ))
+    .unwrap();
+    let sink = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("sink")
+        .unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    let (result, ..) = pipeline.state(gst::ClockTime::from_seconds(10));
+    result.unwrap();
+    let caps = sink.static_pad("sink").unwrap().current_caps().unwrap();
+    let format = caps.structure(0).unwrap().get::<&str>("format").unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(format, "I420", "negotiated {caps}");
+}
+
+#[test]
 fn padded_strides_are_copied_row_by_row() {
     init();
     let dir = TestDir::new("strides");
@@ -801,6 +824,37 @@ fn a_frame_written_in_place_cannot_be_changed_after_it_was_pushed() {
         "a slot was rewritten while a buffer wrapped it"
     );
     assert!(stat::<u64>(&mut w, "shmringsink", "frames-in-place") >= 3);
+    pool.set_active(false).unwrap();
+}
+
+#[test]
+fn a_slot_still_mapped_for_writing_upstream_is_copied_and_never_changes_for_readers() {
+    init();
+    let dir = TestDir::new("inplace-mapped");
+    let mut w = sink(&dir, "ipm", "slots=4 enable-last-sample=false");
+    let c = caps("GRAY8", 64, 64);
+    let size = 64 * 64;
+    w.set_src_caps(c.clone());
+    let pool = ring_pool(&mut w, &c).unwrap();
+    let mut r = src(&dir, "ipm", "mode=sequential");
+    // Upstream keeps a write map of the frame's memory after pushing it, as a decoder
+    // keeping a reference picture mapped would.
+    let b = pool_frame(&pool, size, 1, 1);
+    let mut still_mapped = b.memory(0).unwrap().into_mapped_memory_writable().unwrap();
+    w.push(b).unwrap();
+    still_mapped.as_mut_slice().fill(0xab);
+    let got = pull(&mut r);
+    assert!(
+        bytes(&got) == bytes(&frame(size, 1, 0)),
+        "readers saw upstream write into a committed frame"
+    );
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 0);
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames"), 1);
+    drop(still_mapped);
+    // Without the map, the next slot is committed in place as usual.
+    w.push(pool_frame(&pool, size, 2, 2)).unwrap();
+    assert_eq!(bytes(&pull(&mut r)), bytes(&frame(size, 2, 0)));
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "frames-in-place"), 1);
     pool.set_active(false).unwrap();
 }
 

@@ -244,7 +244,9 @@ impl ElementImpl for ShmRingSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().build();
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(preferred_formats())
+                .build();
             vec![gst::PadTemplate::new(
                 "sink",
                 gst::PadDirection::Sink,
@@ -371,14 +373,25 @@ impl ShmRingSink {
         // From here on nothing may write the slot: readers read it in place. One more
         // exclusive holder makes the memory read-only to every GStreamer API (a buffer
         // made writable maps a copy of it instead), for as long as the memory lives.
+        // The lock fails while somebody still has the memory mapped for writing (a
+        // decoder keeping a reference picture mapped, say): that frame is copied, since
+        // its writer may go on writing the slot.
         // SAFETY: `memory` is a live memory of a buffer we hold a reference to;
         // gst_mini_object_lock only changes its lock state atomically. The hold is never
         // released: the lock state goes with the memory when it is freed.
-        unsafe {
+        let frozen = unsafe {
             gst::ffi::gst_mini_object_lock(
                 memory.as_ptr() as *mut gst::ffi::GstMiniObject,
                 gst::ffi::GST_LOCK_FLAG_EXCLUSIVE,
+            )
+        };
+        if frozen == glib::ffi::GFALSE {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "a ring slot pushed while still mapped for writing: copied, not committed in place"
             );
+            return Ok(None);
         }
         writer.commit_in_place(bytes, meta)
     }
@@ -459,6 +472,17 @@ impl ShmRingSink {
 }
 
 impl BaseSinkImpl for ShmRingSink {
+    /// Our template, in our order of preference: the default answer would put an
+    /// upstream filter's order first, and an upstream free to choose would pick the
+    /// first format of GStreamer's list.
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let ours = self.obj().sink_pad().pad_template_caps();
+        Some(match filter {
+            Some(f) => ours.intersect_with_mode(f, gst::CapsIntersectMode::First),
+            None => ours,
+        })
+    }
+
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let Some(ring) = settings.ring else {
@@ -670,6 +694,21 @@ impl BaseSinkImpl for ShmRingSink {
         }
         self.parent_event(event)
     }
+}
+
+/// Every raw video format, the common ones first in the order GStreamer's video sinks
+/// prefer them, so that an upstream free to choose (`videotestsrc`) picks I420 rather
+/// than the first of GStreamer's list (a 64-bit RGB format: 8 bytes a pixel, and a
+/// format few readers want).
+fn preferred_formats() -> Vec<gst_video::VideoFormat> {
+    use gst_video::VideoFormat::*;
+    let first = [
+        I420, Nv12, Yv12, Yuy2, Uyvy, Bgrx, Rgbx, Bgra, Rgba, Bgr, Rgb, Gray8, Gray16Le,
+    ];
+    first
+        .into_iter()
+        .chain(gst_video::VideoFormat::iter_raw().filter(|f| !first.contains(f)))
+        .collect()
 }
 
 /// What the ring records of `buffer`, a frame of `info`, besides its bytes.
