@@ -99,6 +99,11 @@ impl Payloads {
         Some(q)
     }
 
+    /// Whether `for_copy(desc)` would find a slot (after a scan).
+    pub(crate) fn has_slot_for(&self, desc: usize) -> bool {
+        !self.busy(self.payload_of[desc]) || !self.free.is_empty()
+    }
+
     /// Puts lent slot `p` under descriptor `desc`; false if `p` is not lent.
     pub(crate) fn commit_lent(&mut self, desc: usize, p: u32) -> bool {
         if self.place.get(p as usize) != Some(&Place::Lent) {
@@ -331,6 +336,7 @@ mod tests {
         // Now a reader beyond its budget holds every slot.
         p.leased_scratch().iter_mut().for_each(|l| *l = true);
         p.settle();
+        assert!(!p.has_slot_for(1));
         assert_eq!(p.for_copy(1), None);
         assert_eq!(p.payload_of[1], 1, "nothing moved");
         // Once one comes free, frames flow again.

@@ -174,6 +174,9 @@ pub struct RingReader {
     /// Last sequence returned by latest/next (0: none yet).
     last: u64,
     eos_returned: bool,
+    /// When the next wait with nothing new looks at the writer's lock. Kept across
+    /// calls, so that callers looping with short timeouts still see a dead writer.
+    liveness_due: Instant,
     interrupter: Interrupter,
 }
 
@@ -264,6 +267,7 @@ impl RingReader {
             epoch,
             last: 0,
             eos_returned: false,
+            liveness_due: Instant::now() + LIVENESS_CHECK_INTERVAL,
             interrupter,
         })
     }
@@ -590,15 +594,15 @@ impl RingReader {
 
     /// Waits until head > `after`; Err(...) carries why it did not happen. Looks at the
     /// writer's lock every `LIVENESS_CHECK_INTERVAL` while nothing comes, whatever woke
-    /// the wait (a wait without futex_waitv returns early), so a dead writer, or a
-    /// writer gone after EOS, is noticed within that interval on every kernel.
+    /// the wait (a wait without futex_waitv returns early) and however short the
+    /// caller's timeouts, so a dead writer is noticed within that interval on every
+    /// kernel. After EOS it looks at every wake-up: the writer's last wake says it left.
     fn wait_beyond<B>(
         &mut self,
         after: u64,
         deadline: Instant,
     ) -> Result<std::result::Result<u64, Next<B>>> {
         let sb = self.map.superblock();
-        let mut next_liveness_check = Instant::now() + LIVENESS_CHECK_INTERVAL;
         loop {
             if self.interrupter.is_interrupted() {
                 return Ok(Err(Next::Interrupted));
@@ -618,18 +622,19 @@ impl RingReader {
                 self.eos_returned = false;
                 return Ok(Ok(head));
             }
+            let now = Instant::now();
             match self.writer_status_quick() {
                 WriterStatus::Eos if !self.eos_returned => {
                     self.eos_returned = true;
                     return Ok(Err(Next::Eos));
                 }
+                WriterStatus::Eos => self.liveness_due = now, // EOS returned: is it gone?
                 s @ (WriterStatus::Closed | WriterStatus::Replaced) => {
                     return Ok(Err(Next::WriterGone(s)))
                 }
                 _ => {}
             }
-            let now = Instant::now();
-            if now >= next_liveness_check {
+            if now >= self.liveness_due {
                 // Nothing for a while: is anybody still writing?
                 let status = self.writer_status();
                 // A truncation (which zeroes the state too) is the news, not the writer.
@@ -637,14 +642,19 @@ impl RingReader {
                 if matches!(status, WriterStatus::Dead | WriterStatus::Closed) {
                     return Ok(Err(Next::WriterGone(status)));
                 }
-                next_liveness_check = now + LIVENESS_CHECK_INTERVAL;
+                self.liveness_due = now + LIVENESS_CHECK_INTERVAL;
             }
             if now >= deadline {
                 return Ok(Err(Next::TimedOut));
             }
-            let slice = deadline.min(next_liveness_check) - now;
+            let slice = deadline.min(self.liveness_due) - now;
             sys::futex_wait2(&sb.wake, wake, &self.interrupter.inner.word, 0, slice);
         }
+    }
+
+    /// Whether the writer said its stream ended (EOS), whether or not it is still there.
+    pub fn stream_ended(&self) -> bool {
+        self.writer_status_quick() == WriterStatus::Eos
     }
 
     /// State from the superblock alone (no syscall): the hot path of a wait.
@@ -1024,6 +1034,9 @@ impl LeaseTable {
 impl Drop for LeaseTable {
     fn drop(&mut self) {
         self.clear();
+        // Relaxed: read by the writer's reclaimer only as a hint, under the entry's
+        // lock. A zero pid says this reader left cleanly: nothing of the budget is lost.
+        self.table.entry(self.entry).pid.store(0, Ordering::Relaxed);
         // Closing `file` releases the entry's lock.
     }
 }

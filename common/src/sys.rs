@@ -96,7 +96,7 @@ pub fn wait_path() -> Option<WaitPath> {
 ///
 /// Uses futex_waitv (Linux 5.16+) so that an interrupt through the private word can
 /// never be lost. Where futex_waitv is missing or refused (ENOSYS: an older kernel or
-/// qemu-user; EPERM or anything else unexpected: a seccomp filter), this process falls
+/// qemu-user; EPERM or EACCES: a seccomp filter), this process falls
 /// back for good to FUTEX_WAIT on the shared word in slices of `FALLBACK_SLICE`,
 /// checking the private word between them: a frame still wakes the waiter at once, an
 /// interrupt is seen within one slice.
@@ -107,7 +107,8 @@ pub fn futex_wait2(
     private_expected: u32,
     timeout: Duration,
 ) -> Woken {
-    if WAIT_PATH.load(std::sync::atomic::Ordering::Relaxed) != PATH_SLICES {
+    use std::sync::atomic::Ordering::Relaxed;
+    if WAIT_PATH.load(Relaxed) != PATH_SLICES {
         match futex_waitv2(
             shared_word,
             shared_expected,
@@ -116,10 +117,20 @@ pub fn futex_wait2(
             timeout,
         ) {
             Ok(woken) => {
-                WAIT_PATH.store(PATH_WAITV, std::sync::atomic::Ordering::Relaxed);
+                // Only from unknown: a thread that found it refused (seccomp filters
+                // are per thread) has the last word.
+                let _ = WAIT_PATH.compare_exchange(PATH_UNKNOWN, PATH_WAITV, Relaxed, Relaxed);
                 return woken;
             }
-            Err(_refused) => WAIT_PATH.store(PATH_SLICES, std::sync::atomic::Ordering::Relaxed),
+            Err(Errno::ENOSYS | Errno::EPERM | Errno::EACCES) => {
+                WAIT_PATH.store(PATH_SLICES, Relaxed);
+            }
+            Err(_) => {
+                // Not a refusal of the call (EFAULT from a word being unmapped, say):
+                // keep the path, never spin.
+                std::thread::sleep(timeout.min(FALLBACK_SLICE));
+                return Woken::Maybe;
+            }
         }
     }
     futex_wait2_in_slices(
@@ -185,8 +196,8 @@ fn futex_waitv2(
         Errno::ETIMEDOUT => Ok(Woken::TimedOut),
         // A word had moved already, or a signal: the caller re-checks.
         Errno::EAGAIN | Errno::EINTR => Ok(Woken::Maybe),
-        // ENOSYS (no such call), EPERM (seccomp), EINVAL/EFAULT (a kernel that reads the
-        // arguments otherwise): not a path this process can use.
+        // ENOSYS (no such call), EPERM or EACCES (seccomp): not a path this process can
+        // use; anything else: the caller decides.
         other => Err(other),
     }
 }

@@ -235,8 +235,8 @@ impl RingWriter {
                         .superblock()
                         .heartbeat_mono_ns
                         .store(sys::monotonic_ns(), Ordering::Relaxed);
-                    reclaim_dead_readers(&hb_map, &geom, &hb_file);
-                    audit.round(&hb_map, &geom);
+                    let dead = reclaim_dead_readers(&hb_map, &geom, &hb_file);
+                    audit.round(&hb_map, &geom, dead);
                 }
             })
             .ok();
@@ -339,20 +339,23 @@ impl RingWriter {
     /// budget cause it): the frame is dropped, counted, and the next one may succeed.
     pub fn begin(&mut self) -> Result<SlotWriter<'_>> {
         check_mapped(&self.map, self.loc.path())?;
+        // Look before marking the slot, which would end its old frame for readers: when
+        // nothing can be written, that frame stays readable.
+        let next = self.map.superblock().head.load(Ordering::Relaxed) + 1;
+        let desc = self.geom.slot_of(next) as usize;
+        let has_slot = {
+            let mut payloads = self.payloads.lock();
+            self.see_leases(&mut payloads);
+            payloads.has_slot_for(desc)
+        };
+        if !has_slot {
+            return Err(self.dropped_held(next));
+        }
         let (seq, index) = self.mark_next_writing();
         let Some(payload_index) = self.choose_payload_slot(index as usize) else {
-            // Relaxed: statistics. The descriptor stays `writing(seq)`, as after an
-            // abort: its old frame is gone, `seq` is written again next time.
-            let sb = self.map.superblock();
-            sb.aborted.fetch_add(1, Ordering::Relaxed);
-            self.map
-                .reader_table(&self.geom)
-                .frames_dropped_held
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(Error::SlotsHeld {
-                path: self.loc.path().to_owned(),
-                seq,
-            });
+            // A lease came between the two looks. The descriptor stays `writing(seq)`,
+            // as after an abort: its old frame is gone, `seq` is written again next.
+            return Err(self.dropped_held(seq));
         };
         // SAFETY: we are the lock-holding writer on a read-write mapping, and the &mut
         // borrow of self keeps this the only view of the slot in this process.
@@ -368,6 +371,19 @@ impl RingWriter {
             bypass_cache: self.bypass_cache,
             done: false,
         })
+    }
+
+    /// Counts frame `seq` as dropped for want of a slot nobody holds.
+    fn dropped_held(&self, seq: u64) -> Error {
+        // Relaxed: statistics.
+        self.map
+            .reader_table(&self.geom)
+            .frames_dropped_held
+            .fetch_add(1, Ordering::Relaxed);
+        Error::SlotsHeld {
+            path: self.loc.path().to_owned(),
+            seq,
+        }
     }
 
     /// Brings `payloads` up to date with the readers' leases: marks the leased slots and
@@ -561,15 +577,19 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Gives back the leases of readers that died holding them: an entry with leases whose
-/// lock nobody holds. Takes the entry's lock while clearing it, so a reader claiming the
-/// entry at that moment is never robbed of a fresh lease.
-fn reclaim_dead_readers(map: &Mapping, geom: &Geometry, file: &File) {
+/// Gives back the leases of readers that died: an entry with a pid (a reader that
+/// leaves cleanly zeroes it) or with leases, whose lock nobody holds. Takes the entry's
+/// lock while clearing it, so a reader claiming the entry at that moment is never
+/// robbed of a fresh lease. Returns how many dead readers it cleared.
+fn reclaim_dead_readers(map: &Mapping, geom: &Geometry, file: &File) -> u32 {
     let header = map.reader_table(geom);
+    let mut dead = 0;
     for i in 0..READER_ENTRIES {
         let entry = map.reader_entry(geom, i);
         // Relaxed: a hint; the lock below decides.
-        if entry.leases.iter().all(|w| w.load(Ordering::Relaxed) == 0) {
+        if entry.pid.load(Ordering::Relaxed) == 0
+            && entry.leases.iter().all(|w| w.load(Ordering::Relaxed) == 0)
+        {
             continue;
         }
         let byte = geom.reader_table_offset + (i as u64 + 1) * READER_ENTRY_SIZE;
@@ -584,7 +604,9 @@ fn reclaim_dead_readers(map: &Mapping, geom: &Geometry, file: &File) {
         }
         entry.pid.store(0, Ordering::Relaxed);
         sys::unlock_byte(file, byte);
+        dead += 1;
     }
+    dead
 }
 
 /// How many heartbeats in a row the lease budget must be off by the same amount before
@@ -596,12 +618,19 @@ const BUDGET_AUDIT_ROUNDS: u32 = 10;
 /// and refunding the unit, loses that unit for good; a reader that lies can refund units
 /// it never took. An honest reader is inside such a window for nanoseconds, so a
 /// difference that stays the same for `BUDGET_AUDIT_ROUNDS` heartbeats is not one in
-/// flight: the writer gives the lost units back (or takes the invented ones away).
+/// flight. Units are given back only for readers seen dead (a reader stopped inside the
+/// window, by a debugger say, is not dead: its unit is not lost, only late), at most
+/// `LEASES_PER_READER` each; invented units are taken away.
 struct BudgetAudit {
     lease_slots: u32,
-    /// The difference seen last time, and for how many rounds in a row.
+    /// The difference seen last time, and how many rounds in a row.
     drift: i64,
     rounds: u32,
+    /// Units that readers seen dead may have lost and not been given back yet, and for
+    /// how many more rounds: a loss shows at once (the unit went before the death), so
+    /// what has not shown within a few seconds was not lost.
+    lost_to_deaths: u64,
+    lost_rounds_left: u32,
 }
 
 impl BudgetAudit {
@@ -610,10 +639,21 @@ impl BudgetAudit {
             lease_slots,
             drift: 0,
             rounds: 0,
+            lost_to_deaths: 0,
+            lost_rounds_left: 0,
         }
     }
 
-    fn round(&mut self, map: &Mapping, geom: &Geometry) {
+    /// One heartbeat's look; `dead` readers were cleared since the last.
+    fn round(&mut self, map: &Mapping, geom: &Geometry, dead: u32) {
+        if dead > 0 {
+            self.lost_to_deaths += u64::from(dead) * LEASES_PER_READER as u64;
+            self.lost_rounds_left = 3 * BUDGET_AUDIT_ROUNDS;
+        } else if self.lost_rounds_left > 0 {
+            self.lost_rounds_left -= 1;
+        } else {
+            self.lost_to_deaths = 0;
+        }
         let header = map.reader_table(geom);
         // Acquire: pairs with the readers' AcqRel updates of the budget.
         let budget = i64::from(header.lease_budget.load(Ordering::Acquire));
@@ -624,25 +664,35 @@ impl BudgetAudit {
             .count() as i64;
         let drift = i64::from(self.lease_slots) - held - budget;
         if drift == 0 || drift != self.drift {
-            (self.drift, self.rounds) = (drift, 0);
+            (self.drift, self.rounds) = (drift, 1);
             return;
         }
         self.rounds += 1;
         if self.rounds < BUDGET_AUDIT_ROUNDS {
             return;
         }
-        let by = drift.unsigned_abs().min(u64::from(u32::MAX)) as u32;
-        // AcqRel: the budget is shared with every reader; fetch_update so that a
-        // concurrent take or refund is never overwritten.
-        let _ = header
-            .lease_budget
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                Some(if drift > 0 {
-                    b.saturating_add(by)
-                } else {
-                    b.saturating_sub(by)
-                })
-            });
+        let by = if drift > 0 {
+            // What the deaths lost shows as one difference: give it back, and no more.
+            let by = drift.unsigned_abs().min(self.lost_to_deaths);
+            self.lost_to_deaths = 0;
+            by
+        } else {
+            drift.unsigned_abs()
+        }
+        .min(u64::from(u32::MAX)) as u32;
+        if by > 0 {
+            // AcqRel: the budget is shared with every reader; fetch_update so that a
+            // concurrent take or refund is never overwritten.
+            let _ = header
+                .lease_budget
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    Some(if drift > 0 {
+                        b.saturating_add(by)
+                    } else {
+                        b.saturating_sub(by)
+                    })
+                });
+        }
         (self.drift, self.rounds) = (0, 0);
     }
 }

@@ -338,10 +338,25 @@ fn a_dead_writers_ring_is_taken_over_with_a_new_epoch() {
     assert!(says.any(|l| l.unwrap().ends_with("written")));
     let dead_pid = writer.id();
     let mut reader = RingReader::open(&loc).unwrap();
+    let mut poller = RingReader::open(&loc).unwrap();
+    poller.seek_after(1);
     let old_epoch = reader.epoch();
     assert_eq!(reader.writer_status(), WriterStatus::Live);
     writer.kill().unwrap();
     writer.wait().unwrap();
+    // A reader that polls without ever waiting learns of the death too.
+    let t = Instant::now();
+    loop {
+        match poller.next(Duration::ZERO, vec_alloc).unwrap() {
+            Next::WriterGone(WriterStatus::Dead) => break,
+            Next::TimedOut => assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "a polling reader never saw its writer die"
+            ),
+            other => panic!("{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(reader.writer_status(), WriterStatus::Dead);
     assert_eq!(
         RingReader::open(&loc).unwrap().writer_status(),

@@ -527,7 +527,8 @@ fn lease_budget_units_lost_by_a_killed_reader_come_back() {
     let loc = dir.ring("a");
     let _w = RingWriter::create(&loc, &config(4, 3)).unwrap();
     let observer = RingReader::open_for_inspection(&loc).unwrap();
-    let table = RawTable::open(&loc, &observer.geometry());
+    let geom = observer.geometry();
+    let table = RawTable::open(&loc, &geom);
     let settles_at = |budget: u32, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while observer.lease_budget() != budget {
@@ -539,17 +540,31 @@ fn lease_budget_units_lost_by_a_killed_reader_come_back() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    // A reader killed after taking a unit and before storing its lease word (or after
-    // zeroing its word and before refunding): the unit is nowhere.
-    table.lease_budget().fetch_sub(2, SeqCst);
-    assert_eq!(observer.lease_budget(), 1);
-    settles_at(3, "units lost");
+    // A reader killed after taking a unit and before storing its lease word: its entry
+    // still names it, its lock is gone, and the unit is nowhere.
+    let victim = RawTable::open(&loc, &geom);
+    victim.claim(&geom, 5);
+    victim
+        .word(6 * layout::READER_ENTRY_SIZE as usize)
+        .store(4242, SeqCst); // its pid
+    victim.lease_budget().fetch_sub(1, SeqCst);
+    assert_eq!(observer.lease_budget(), 2);
+    drop(victim); // killed: the lock dies with it
+    settles_at(3, "a unit lost by a killed reader");
     // A reader that refunds what it never took.
     table.lease_budget().fetch_add(1, SeqCst);
     settles_at(3, "a unit invented");
-    // A lease word held with its unit taken is not a loss: nothing changes.
-    table.claim(&observer.geometry(), 0);
+    // A live reader stopped inside the window (a debugger, say) has lost nothing: its
+    // unit is not given to anybody else meanwhile.
+    table.claim(&geom, 0);
     table.lease_budget().fetch_sub(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        observer.lease_budget(),
+        2,
+        "a stopped reader's unit was handed out"
+    );
+    // It resumes and stores its lease word: all is consistent again.
     table.lease(0, 0).store(1, SeqCst);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(observer.lease_budget(), 2);
