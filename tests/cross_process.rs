@@ -226,6 +226,118 @@ fn a_killed_writer_is_replaced_and_the_reader_carries_on() {
     assert!(!dir.path.join(".phoenix.ring").exists());
 }
 
+/// The handle of the newest frame of ring `ring`, once it has a frame and an epoch
+/// other than `not_epoch`.
+fn newest_handle(dir: &TestDir, ring: &str, not_epoch: u64) -> shmring_common::Handle {
+    let loc = shmring_common::RingLocation::parse(ring, Some(&dir.path)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = shmring_common::RingReader::open_for_inspection(&loc) {
+            if r.epoch() != not_epoch && r.head() > 0 {
+                return shmring_common::Handle {
+                    ring: ring.to_owned(),
+                    epoch: r.epoch(),
+                    seq: r.head(),
+                };
+            }
+        }
+        assert!(Instant::now() < deadline, "no frame in ring {ring}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asks `reader` (mode=handle) for `handle`: the status it answers.
+fn request(reader: &Counter, handle: &shmring_common::Handle) -> String {
+    let bin = reader.pipeline.downcast_ref::<gst::Bin>().unwrap();
+    let src = bin.by_name("src").unwrap();
+    let text = handle.to_string();
+    assert!(src.emit_by_name::<bool>("request-frame", &[&text]));
+    let bus = reader.pipeline.bus().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(100),
+            &[gst::MessageType::Element, gst::MessageType::Error],
+        ) else {
+            continue;
+        };
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!("reader error: {}", e.error());
+        }
+        let s = msg.structure().unwrap();
+        if s.name() == "shmringsrc-handle" && s.get::<String>("handle").unwrap() == text {
+            return s.get::<String>("status").unwrap();
+        }
+    }
+    panic!("no answer for {text}");
+}
+
+#[test]
+fn handle_mode_follows_a_writer_killed_and_restarted_and_ends_at_its_eos() {
+    let dir = TestDir::new("xp-handle");
+    let mut w = writer(&dir, "h", "");
+    let reader = Counter::start(&dir, "h", "handle timeout=100000000");
+    let first = newest_handle(&dir, "h", 0);
+    assert_eq!(request(&reader, &first), "delivered");
+    assert!(reader.wait_for(1, Duration::from_secs(10)));
+    w.kill(); // SIGKILL
+    let _w = writer(&dir, "h", "");
+    let second = newest_handle(&dir, "h", first.epoch);
+    assert_eq!(
+        request(&reader, &second),
+        "delivered",
+        "the new writer's frame"
+    );
+    assert!(reader.wait_for(2, Duration::from_secs(10)));
+    assert_eq!(
+        request(&reader, &first),
+        "gone",
+        "the dead writer's frames are gone"
+    );
+    drop(_w);
+    // A writer that ends its stream ends the reader's.
+    let eos = Launch::start(
+        &dir,
+        "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! shmringsink ring=h",
+    );
+    let third = newest_handle(&dir, "h", second.epoch);
+    assert_eq!(request(&reader, &third), "delivered");
+    eos.finish(Duration::from_secs(30));
+    let bus = reader.pipeline.bus().unwrap();
+    let ended = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    assert!(
+        matches!(
+            ended.as_ref().map(|m| m.view()),
+            Some(gst::MessageView::Eos(_))
+        ),
+        "the writer's EOS did not end the handle reader: {ended:?}"
+    );
+}
+
+#[test]
+fn a_real_video_sink_under_xvfb_shows_frames_without_a_warning() {
+    let dir = TestDir::new("xp-ximage");
+    let _w = writer(&dir, "x", "");
+    let mut cmd = Command::new("xvfb-run");
+    cmd.args([
+        "-a",
+        "gst-launch-1.0",
+        "-q",
+        "shmringsrc",
+        "ring=x",
+        "num-buffers=30",
+        "!",
+        "videoconvert",
+        "!",
+        "ximagesink",
+    ])
+    .env("G_DEBUG", "fatal_warnings");
+    Launch::spawn(&dir, cmd).finish(Duration::from_secs(60));
+}
+
 #[test]
 fn a_slow_reader_does_not_slow_a_fast_one() {
     let dir = TestDir::new("xp-slow");

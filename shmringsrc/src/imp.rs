@@ -10,9 +10,10 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
+use shmring_common::reader::LIVENESS_CHECK_INTERVAL;
 use shmring_common::{
     attach, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, Payload, RingLocation,
-    RingReader,
+    RingReader, WriterStatus,
 };
 
 use crate::Mode;
@@ -382,6 +383,35 @@ impl ShmRingSrc {
         }
     }
 
+    /// Runs `f` on the stream taken out of its mutex, so that no lock is held while it
+    /// waits for a writer or a frame or copies one (docs/design.md, "One lock at a
+    /// time"). BaseSrc calls `create` and `negotiate` from the streaming thread only,
+    /// and `stop` only once that thread has stopped, so the stream is back in place
+    /// before anybody else looks for it.
+    fn with_stream<T>(
+        &self,
+        f: impl FnOnce(&mut Stream) -> Result<T, gst::FlowError>,
+    ) -> Result<T, gst::FlowError> {
+        let Some(mut stream) = self.stream.lock().unwrap().take() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let result = f(&mut stream);
+        *self.stream.lock().unwrap() = Some(stream);
+        result
+    }
+
+    /// Attaches and makes the ring's current caps the pad's; nothing when the ring has
+    /// none yet (its first frame brings them).
+    fn adopt_ring_caps(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
+        self.ensure_attached(stream)?;
+        let reader = stream.reader.as_ref().expect("attached");
+        match reader.current_caps() {
+            Ok(Some((version, text))) => self.apply_caps(stream, version, &text).map(drop),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.read_error(stream, e)),
+        }
+    }
+
     fn interrupter(&self) -> Result<Interrupter, gst::FlowError> {
         self.interrupter
             .lock()
@@ -507,6 +537,22 @@ impl ShmRingSrc {
                 return Err(gst::FlowError::Error);
             }
         };
+        if self.apply_caps(stream, info.caps_version, &text)? {
+            // New caps in mid-stream: query allocation again, now that downstream
+            // knows what it will get.
+            self.obj().src_pad().mark_reconfigure();
+        }
+        Ok(true)
+    }
+
+    /// Makes caps version `version` of the ring, whose text is `text`, the pad's caps.
+    /// True when the pad's caps changed.
+    fn apply_caps(
+        &self,
+        stream: &mut Stream,
+        version: u32,
+        text: &str,
+    ) -> Result<bool, gst::FlowError> {
         let caps = text
             .parse::<gst::Caps>()
             .ok()
@@ -524,7 +570,35 @@ impl ShmRingSrc {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        if stream.caps.as_ref() != Some(&caps) {
+        let fps = vinfo.fps();
+        let frame_duration = (fps.numer() > 0)
+            .then(|| gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64))
+            .flatten();
+        let slots = stream
+            .reader
+            .as_ref()
+            .map(|r| r.geometry().slot_count)
+            .unwrap_or(1);
+        // What caps queries answer changes before the caps go downstream, so that a
+        // query made on receiving them already answers them.
+        let latency_changed = {
+            let mut n = self.negotiated.lock().unwrap();
+            let changed = (n.frame_duration, n.slots) != (frame_duration, slots);
+            *n = Negotiated {
+                caps: Some(caps.clone()),
+                frame_duration,
+                slots,
+            };
+            changed
+        };
+        if latency_changed {
+            // The latency this source reports depends on both: let the pipeline ask again.
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+        let changed = stream.caps.as_ref() != Some(&caps);
+        if changed {
             gst::info!(CAT, imp = self, "caps from the ring: {caps}");
             self.obj().set_caps(&caps).map_err(|_| {
                 gst::element_imp_error!(
@@ -534,30 +608,13 @@ impl ShmRingSrc {
                 );
                 gst::FlowError::NotNegotiated
             })?;
-            // Caps arrive with the first frame, after the allocation query of the
-            // start: query again, now that downstream knows what it will get.
-            self.obj().src_pad().mark_reconfigure();
         }
-        let fps = vinfo.fps();
-        *self.negotiated.lock().unwrap() = Negotiated {
-            caps: Some(caps.clone()),
-            frame_duration: (fps.numer() > 0)
-                .then(|| {
-                    gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
-                })
-                .flatten(),
-            slots: stream
-                .reader
-                .as_ref()
-                .map(|r| r.geometry().slot_count)
-                .unwrap_or(1),
-        };
         stream.allocator.stop();
         stream.allocator = Allocator::for_caps(&caps, vinfo.size());
         stream.caps = Some(caps);
         stream.info = Some(vinfo);
-        stream.caps_version = info.caps_version;
-        Ok(true)
+        stream.caps_version = version;
+        Ok(changed)
     }
 
     /// The output buffer of `frame`; None when the frame was skipped (its caps are
@@ -708,21 +765,72 @@ impl ShmRingSrc {
         }
     }
 
+    /// The next request of `request-frame`, waiting as long as it takes. While it waits
+    /// it looks at the ring's writer every `LIVENESS_CHECK_INTERVAL`: EOS ends the
+    /// stream, and a writer gone (dead, closed, or its ring replaced) drops the reader,
+    /// so that the next request attaches to whichever ring then has the name.
+    fn next_request(&self, stream: &mut Stream) -> Result<Handle, gst::FlowError> {
+        loop {
+            {
+                let mut q = self.requests.lock().unwrap();
+                if self.flushing.load(Ordering::Acquire) {
+                    return Err(gst::FlowError::Flushing);
+                }
+                if let Some(h) = q.pop_front() {
+                    return Ok(h);
+                }
+                q = self
+                    .requests_cond
+                    .wait_timeout(q, LIVENESS_CHECK_INTERVAL)
+                    .unwrap()
+                    .0;
+                if self.flushing.load(Ordering::Acquire) {
+                    return Err(gst::FlowError::Flushing);
+                }
+                if let Some(h) = q.pop_front() {
+                    return Ok(h);
+                }
+            } // not held while the ring is looked at: one lock at a time
+            if let Some(reader) = &stream.reader {
+                // A writer that ended its stream and then left reads as closed: the end
+                // of the stream is the news.
+                if reader.stream_ended() {
+                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc);
+                    return Err(gst::FlowError::Eos);
+                }
+                match reader.writer_status() {
+                    WriterStatus::Live | WriterStatus::Eos => {}
+                    why => {
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "writer of {} is gone ({why:?}): the next request re-attaches",
+                            stream.loc
+                        );
+                        stream.reader = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the reader when the ring it reads is no longer the one written under its
+    /// name (a writer restarted, or replaced the ring): true when it did.
+    fn drop_reader_if_gone(&self, stream: &mut Stream) -> bool {
+        let gone = stream.reader.as_ref().is_some_and(|r| {
+            r.is_superseded()
+                || !matches!(r.writer_status(), WriterStatus::Live | WriterStatus::Eos)
+        });
+        if gone {
+            stream.reader = None;
+        }
+        gone
+    }
+
     fn create_by_handle(&self, stream: &mut Stream) -> Result<gst::Buffer, gst::FlowError> {
         let timeout = self.timeout();
         loop {
-            let request = {
-                let mut q = self.requests.lock().unwrap();
-                loop {
-                    if self.flushing.load(Ordering::Acquire) {
-                        return Err(gst::FlowError::Flushing);
-                    }
-                    if let Some(h) = q.pop_front() {
-                        break h;
-                    }
-                    q = self.requests_cond.wait_timeout(q, timeout).unwrap().0;
-                }
-            };
+            let request = self.next_request(stream)?;
             let text = request.to_string();
             if request.ring != stream.loc.display_name() {
                 self.stats.lock().unwrap().handles_gone += 1;
@@ -737,22 +845,37 @@ impl ShmRingSrc {
                 continue;
             }
             self.ensure_attached(stream)?;
-            let reader = stream.reader.as_mut().expect("attached");
-            let mut result = reader
-                .by_handle(&request, |i| stream.allocator.alloc(i))
-                .map_err(|e| self.read_error(stream, e))?;
+            // A handle of another epoch may be of a new writer that this reader has not
+            // followed yet.
+            if stream.reader.as_ref().expect("attached").epoch() != request.epoch
+                && self.drop_reader_if_gone(stream)
+            {
+                self.ensure_attached(stream)?;
+            }
+            let mut result = self.read_handle(stream, &request)?;
             if matches!(result, ByHandle::NotYet) {
                 let reader = stream.reader.as_mut().expect("attached");
-                if let Some(Next::Interrupted) = reader
+                match reader
                     .wait_for_seq(request.seq, timeout)
                     .map_err(|e| self.read_error(stream, e))?
                 {
-                    return Err(gst::FlowError::Flushing);
+                    Some(Next::Interrupted) => return Err(gst::FlowError::Flushing),
+                    Some(Next::Eos) => {
+                        self.stats.lock().unwrap().handles_not_yet += 1;
+                        self.post_handle_status(
+                            &text,
+                            "not-yet",
+                            Some("the writer ended its stream before writing it"),
+                        );
+                        return Err(gst::FlowError::Eos);
+                    }
+                    Some(Next::WriterGone(_)) => {
+                        stream.reader = None;
+                        self.ensure_attached(stream)?;
+                    }
+                    _ => {}
                 }
-                let reader = stream.reader.as_mut().expect("attached");
-                result = reader
-                    .by_handle(&request, |i| stream.allocator.alloc(i))
-                    .map_err(|e| self.read_error(stream, e))?;
+                result = self.read_handle(stream, &request)?;
             }
             match result {
                 ByHandle::Frame(f) => {
@@ -796,6 +919,18 @@ impl ShmRingSrc {
                 }
             }
         }
+    }
+
+    fn read_handle(
+        &self,
+        stream: &mut Stream,
+        request: &Handle,
+    ) -> Result<ByHandle<OutBuf>, gst::FlowError> {
+        let reader = stream.reader.as_mut().expect("attached");
+        let allocator = &stream.allocator;
+        reader
+            .by_handle(request, |i| allocator.alloc(i))
+            .map_err(|e| self.read_error(stream, e))
     }
 }
 
@@ -869,15 +1004,24 @@ impl BaseSrcImpl for ShmRingSrc {
     }
 
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        // Caps come from the ring once attached (in create); until then there is
-        // nothing to negotiate.
-        let caps = self.negotiated.lock().unwrap().caps.clone();
-        match caps {
-            Some(c) => self
+        // Caps come from the ring. Before the first negotiation BaseSrc has none, and
+        // the allocation query that follows this would go out without caps (a video
+        // sink parsing it raises a critical): attach first, waiting for the writer as
+        // create() would, and take the ring's current caps.
+        let known = self.negotiated.lock().unwrap().caps.clone();
+        if let Some(c) = known {
+            return self
                 .obj()
                 .set_caps(&c)
-                .map_err(|_| gst::loggable_error!(CAT, "downstream refused {c}")),
-            None => Ok(()),
+                .map_err(|_| gst::loggable_error!(CAT, "downstream refused {c}"));
+        }
+        match self.with_stream(|stream| self.adopt_ring_caps(stream)) {
+            Ok(()) => Ok(()),
+            Err(gst::FlowError::Flushing) => Err(gst::loggable_error!(
+                CAT,
+                "stopped while waiting for the ring's caps"
+            )),
+            Err(e) => Err(gst::loggable_error!(CAT, "no caps from the ring: {e:?}")),
         }
     }
 
@@ -937,14 +1081,10 @@ impl PushSrcImpl for ShmRingSrc {
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
         let mode = self.settings.lock().unwrap().mode;
-        let mut guard = self.stream.lock().unwrap();
-        let Some(stream) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
-        };
-        let buffer = match mode {
-            Mode::Handle => self.create_by_handle(stream)?,
-            _ => self.create_streaming(stream, mode)?,
-        };
+        let buffer = self.with_stream(|stream| match mode {
+            Mode::Handle => self.create_by_handle(stream),
+            _ => self.create_streaming(stream, mode),
+        })?;
         gst::trace!(CAT, imp = self, "frame {} out", buffer.offset());
         Ok(CreateSuccess::NewBuffer(buffer))
     }
