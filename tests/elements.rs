@@ -606,6 +606,171 @@ fn a_lagging_reader_skips_frames_whose_caps_were_overwritten() {
     assert_eq!(stat::<u64>(&mut r, "shmringsrc", "lost"), 1);
 }
 
+#[test]
+fn a_buffer_shorter_than_its_frame_is_an_error_naming_both_sizes() {
+    init();
+    let dir = TestDir::new("short");
+    let mut w = sink(&dir, "s", "");
+    w.set_src_caps(caps("GRAY8", 64, 64));
+    let bus = gst::Bus::new();
+    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    // A VideoMeta that claims rows of 128 bytes in a buffer that holds rows of 64.
+    let mut b = gst::Buffer::with_size(64 * 64).unwrap();
+    gst_video::VideoMeta::add_full(
+        b.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Gray8,
+        64,
+        64,
+        &[0],
+        &[128],
+    )
+    .unwrap();
+    assert!(w.push(b).is_err());
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an element error");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    let text = e.error().to_string();
+    assert!(
+        text.contains("4096 bytes") && text.contains("8128"),
+        "{text}"
+    );
+    let ring = shmring_common::RingLocation::parse("s", Some(&dir.path)).unwrap();
+    let reader = shmring_common::RingReader::open_for_inspection(&ring).unwrap();
+    assert_eq!(reader.head(), 0, "nothing of the frame was committed");
+}
+
+/// Reads every readable property of `element` in a loop on `threads` threads until
+/// `stop`; returns the reads done and the longest read.
+fn poll_properties(
+    element: gst::Element,
+    threads: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u64, Duration)>> {
+    (0..threads)
+        .map(|_| {
+            let (element, stop) = (element.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut reads, mut longest) = (0u64, Duration::ZERO);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for pspec in element.list_properties() {
+                        if pspec.flags().contains(glib::ParamFlags::READABLE) {
+                            let t = Instant::now();
+                            let _ = element.property_value(pspec.name());
+                            longest = longest.max(t.elapsed());
+                            reads += 1;
+                        }
+                    }
+                }
+                (reads, longest)
+            })
+        })
+        .collect()
+}
+
+/// Joins the pollers, failing if any is stuck (a deadlock) after `limit`.
+fn join_pollers(
+    pollers: Vec<std::thread::JoinHandle<(u64, Duration)>>,
+    limit: Duration,
+) -> (u64, Duration) {
+    let deadline = Instant::now() + limit;
+    let mut total = (0, Duration::ZERO);
+    for p in pollers {
+        while !p.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "a thread reading properties is stuck"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (reads, longest) = p.join().unwrap();
+        total = (total.0 + reads, total.1.max(longest));
+    }
+    total
+}
+
+#[test]
+fn properties_read_from_other_threads_never_stall_the_stream() {
+    init();
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    for mode in ["latest", "sequential", "handle"] {
+        let dir = TestDir::new("poll");
+        let mut w = sink(&dir, "p", "slots=8 post-handles=false");
+        let c = caps("I420", 64, 48);
+        let size = gst_video::VideoInfo::from_caps(&c).unwrap().size();
+        w.set_src_caps(c);
+        w.push(frame(size, 1, 0)).unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "shmringsrc name=src ring=p dir={} mode={mode} timeout=10000000 ! fakesink name=out sync=false signal-handoffs=true",
+            dir.path.display()
+        ))
+        .unwrap();
+        let bin = pipeline.downcast_ref::<gst::Bin>().unwrap();
+        let src = bin.by_name("src").unwrap();
+        let received = Arc::new(AtomicU64::new(0));
+        let r = received.clone();
+        bin.by_name("out")
+            .unwrap()
+            .connect("handoff", false, move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+                None
+            });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut pollers = poll_properties(src.clone(), 2, stop.clone());
+        pollers.extend(poll_properties(
+            w.find_element("shmringsink").unwrap(),
+            1,
+            stop.clone(),
+        ));
+        let sink = w.find_element("shmringsink").unwrap();
+        for n in 2..=1500u64 {
+            w.push(frame(size, n, n)).unwrap();
+            if mode == "handle" && n % 10 == 0 {
+                let h = sink.property::<Option<String>>("last-handle").unwrap();
+                src.emit_by_name::<bool>("request-frame", &[&h]);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        let (reads, longest) = join_pollers(pollers, Duration::from_secs(20));
+        let got = received.load(Ordering::SeqCst);
+        pipeline.set_state(gst::State::Null).unwrap();
+        eprintln!("{mode}: {got} frames out, {reads} property reads, longest {longest:?}");
+        assert!(got > 10, "{mode}: the stream stalled after {got} frames");
+        assert!(reads > 100, "{mode}: only {reads} property reads");
+    }
+}
+
+#[test]
+fn the_sinks_properties_are_read_while_it_copies_4k_frames() {
+    init();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = TestDir::new("poll-4k");
+    let mut w = sink(&dir, "k", "slots=4 pool-slots=0");
+    let c = caps("I420", 3840, 2160);
+    let size = gst_video::VideoInfo::from_caps(&c).unwrap().size();
+    w.set_src_caps(c);
+    let frame = frame(size, 1, 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let pollers = poll_properties(w.find_element("shmringsink").unwrap(), 1, stop.clone());
+    let mut slowest_copy = Duration::ZERO;
+    for _ in 0..40 {
+        let t = Instant::now();
+        w.push(frame.clone()).unwrap();
+        slowest_copy = slowest_copy.max(t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (reads, longest) = join_pollers(pollers, Duration::from_secs(20));
+    eprintln!("4K: slowest push {slowest_copy:?}, {reads} property reads, longest {longest:?}");
+    assert!(reads > 40);
+}
+
 /// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops
 /// in well under a second.
 fn assert_stops_promptly(pipeline: &str) {

@@ -25,6 +25,7 @@ pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_SLOTS: u32 = 0;
 const DEFAULT_PERMS: u32 = 0o600;
 const DEFAULT_POST_HANDLES: bool = false;
+const DEFAULT_IGNORE_LATENCY: bool = true;
 /// Slots lent to upstream through the proposed buffer pool: one being filled, one in
 /// flight, one that the sink keeps as its last sample, and one to spare.
 const DEFAULT_POOL_SLOTS: u32 = 4;
@@ -64,6 +65,7 @@ struct Settings {
     post_handles: bool,
     lease_slots: u32,
     pool_slots: u32,
+    ignore_latency: bool,
 }
 
 impl Default for Settings {
@@ -76,6 +78,7 @@ impl Default for Settings {
             post_handles: DEFAULT_POST_HANDLES,
             lease_slots: shmring_common::writer::DEFAULT_SPARES,
             pool_slots: DEFAULT_POOL_SLOTS,
+            ignore_latency: DEFAULT_IGNORE_LATENCY,
         }
     }
 }
@@ -92,6 +95,33 @@ struct Stats {
     caps_changes: u64,
     rings_created: u64,
     last_handle: Option<String>,
+    /// What the stats show of the current ring, copied when it is made, so that a
+    /// property read never waits for the writer (which a frame copy holds).
+    ring: Option<RingInfo>,
+}
+
+#[derive(Clone, Debug)]
+struct RingInfo {
+    slots: u32,
+    slot_size: u64,
+    lease_slots: u32,
+    pool_slots: u32,
+    epoch: u64,
+    bypass_cache: bool,
+}
+
+impl RingInfo {
+    fn of(w: &RingWriter) -> Self {
+        let g = w.geometry();
+        RingInfo {
+            slots: g.slot_count,
+            slot_size: g.slot_stride,
+            lease_slots: w.lease_slots(),
+            pool_slots: w.pool_slots(),
+            epoch: w.epoch(),
+            bypass_cache: w.bypasses_cache(),
+        }
+    }
 }
 
 struct State {
@@ -165,6 +195,12 @@ impl ObjectImpl for ShmRingSink {
                     .default_value(DEFAULT_POOL_SLOTS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("ignore-latency")
+                    .nick("Ignore latency")
+                    .blurb("Write each frame as soon as it arrives, ignoring the pipeline latency (rtspsrc alone sets 2 s) that would hold it back: readers in other processes present frames on their own clocks. false: wait for it like any sink (sync, max-lateness and qos then apply to the latency-shifted time)")
+                    .default_value(DEFAULT_IGNORE_LATENCY)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-handles")
                     .nick("Post handles")
                     .blurb("Post an element message \"shmringsink-handle\" with the handle of every committed frame")
@@ -205,11 +241,20 @@ impl ObjectImpl for ShmRingSink {
             "post-handles" => settings.post_handles = value.get().expect("type checked upstream"),
             "lease-slots" => settings.lease_slots = value.get().expect("type checked upstream"),
             "pool-slots" => settings.pool_slots = value.get().expect("type checked upstream"),
+            "ignore-latency" => {
+                settings.ignore_latency = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        // One lock at a time: the statistics are not read under `settings`.
+        match pspec.name() {
+            "last-handle" => return self.stats.lock().unwrap().last_handle.to_value(),
+            "stats" => return self.stats_structure().to_value(),
+            _ => {}
+        }
         let settings = self.settings.lock().unwrap();
         match pspec.name() {
             "ring" => settings.ring.to_value(),
@@ -219,8 +264,7 @@ impl ObjectImpl for ShmRingSink {
             "post-handles" => settings.post_handles.to_value(),
             "lease-slots" => settings.lease_slots.to_value(),
             "pool-slots" => settings.pool_slots.to_value(),
-            "last-handle" => self.stats.lock().unwrap().last_handle.to_value(),
-            "stats" => self.stats_structure().to_value(),
+            "ignore-latency" => settings.ignore_latency.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -266,14 +310,18 @@ impl ElementImpl for ShmRingSink {
         // them. The sink keeps no latency: a live frame, which arrives after its
         // timestamp, is written at once, and a non-live stream (a file, a test source)
         // is still paced by its timestamps (`sync`).
+        // With ignore-latency=false the sink waits like any other (a recording that
+        // must line up with other sinks of the same pipeline, say).
         if let gst::EventView::Latency(l) = event.view() {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "writing frames at once instead of {} after their timestamps",
-                l.latency()
-            );
-            return true;
+            if self.settings.lock().unwrap().ignore_latency {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "writing frames at once instead of {} after their timestamps",
+                    l.latency()
+                );
+                return true;
+            }
         }
         self.parent_send_event(event)
     }
@@ -290,23 +338,104 @@ impl ShmRingSink {
             .field("caps-changes", stats.caps_changes)
             .field("rings-created", stats.rings_created)
             .build();
-        drop(stats);
-        if let Some(w) = self
-            .state
-            .lock()
-            .unwrap()
-            .as_ref()
-            .and_then(|s| s.writer.as_ref())
-        {
-            let g = w.geometry();
-            s.set("slots", g.slot_count);
-            s.set("slot-size", g.slot_stride);
-            s.set("lease-slots", w.lease_slots());
-            s.set("pool-slots", w.pool_slots());
-            s.set("epoch", format!("{:016x}", w.epoch()));
-            s.set("bypass-cache", w.bypasses_cache());
+        if let Some(r) = &stats.ring {
+            s.set("slots", r.slots);
+            s.set("slot-size", r.slot_size);
+            s.set("lease-slots", r.lease_slots);
+            s.set("pool-slots", r.pool_slots);
+            s.set("epoch", format!("{:016x}", r.epoch));
+            s.set("bypass-cache", r.bypass_cache);
         }
         s
+    }
+
+    /// Runs `f` on the state taken out of its mutex, so that no lock is held while it
+    /// copies a frame or makes a ring (docs/design.md, "One lock at a time"). BaseSink
+    /// renders and sets caps on the streaming thread only, and stops only once that
+    /// thread has stopped, so the state is back before anybody else looks for it.
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        let mut state = self.state.lock().unwrap().take()?;
+        let result = f(&mut state);
+        *self.state.lock().unwrap() = Some(state);
+        Some(result)
+    }
+
+    /// Makes or changes the ring for `caps` (`set_caps` with the state in hand).
+    fn set_caps_in(
+        &self,
+        state: &mut State,
+        caps: &gst::Caps,
+        info: VideoInfo,
+        caps_text: &str,
+        config: &WriterConfig,
+    ) -> Result<(), gst::LoggableError> {
+        let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
+        // The writer stays in the state while it changes: a caps change that fails
+        // leaves the ring as it was, still written with the caps it had.
+        let writer = match state.writer.as_mut() {
+            Some(w) if fits(w) => {
+                state.caps_version = w.set_caps(caps_text).map_err(|e| {
+                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                self.stats.lock().unwrap().caps_changes += 1;
+                w
+            }
+            Some(w) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "frames of {} bytes need a larger ring: replacing it",
+                    info.size()
+                );
+                w.replace(config).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot replace ring: {}", e)
+                    );
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                let mut stats = self.stats.lock().unwrap();
+                stats.caps_changes += 1;
+                stats.rings_created += 1;
+                state.caps_version = w.caps_version();
+                w
+            }
+            None => {
+                let w = RingWriter::create(&state.loc, config).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot create ring {}: {}", state.loc, e)
+                    );
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                if let Origin::TookOver { dead_pid } = w.origin() {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "replaced the stale ring of dead writer pid {dead_pid} at {}",
+                        state.loc
+                    );
+                }
+                self.stats.lock().unwrap().rings_created += 1;
+                state.caps_version = w.caps_version();
+                state.writer.insert(w)
+            }
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "ring {} epoch {:016x}: {} slots of {} bytes for {caps}",
+            state.loc,
+            writer.epoch(),
+            writer.geometry().slot_count,
+            writer.slot_capacity()
+        );
+        self.stats.lock().unwrap().ring = Some(RingInfo::of(writer));
+        state.info = Some(info);
+        Ok(())
     }
 
     /// Slots for a ring of frames of `frame_size` at the caps' frame rate.
@@ -396,6 +525,44 @@ impl ShmRingSink {
         writer.commit_in_place(bytes, meta)
     }
 
+    /// Writes `buffer` into the ring, in place or copied: its sequence, whether in place,
+    /// its size and its handle; None when it was dropped (every slot held).
+    #[allow(clippy::type_complexity)]
+    fn write_frame(
+        &self,
+        state: &mut State,
+        buffer: &gst::Buffer,
+    ) -> Result<Option<(u64, bool, usize, String)>, gst::FlowError> {
+        let State {
+            writer: Some(writer),
+            info: Some(info),
+            caps_version,
+            ..
+        } = state
+        else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let meta = frame_meta(buffer, info, *caps_version);
+        let (seq, in_place) = match self.commit_in_place(writer, buffer, info, &meta) {
+            Ok(Some(seq)) => (seq, true),
+            Ok(None) => match self.copy_in(writer, buffer, info, &meta)? {
+                Some(seq) => (seq, false),
+                None => return Ok(None),
+            },
+            Err(e) => {
+                gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
+                return Err(gst::FlowError::Error);
+            }
+        };
+        Ok(Some((
+            seq,
+            in_place,
+            info.size(),
+            writer.handle(seq).to_string(),
+        )))
+    }
+
     /// Copies `buffer` into the next slot, plane by plane in the default layout for
     /// `info`, and commits it. None: dropped, every slot it could go to being held.
     fn copy_in(
@@ -420,6 +587,37 @@ impl ShmRingSink {
                 );
                 gst::FlowError::Error
             })?;
+        // The planes must lie inside the buffer before any of them is read: a VideoMeta
+        // may claim strides and offsets that the buffer's memory does not hold.
+        let offsets: Vec<usize> = match buffer.meta::<gst_video::VideoMeta>() {
+            Some(m) => m.offset().to_vec(),
+            None => info.offset().to_vec(),
+        };
+        let needed = (0..frame.n_planes())
+            .map(|p| {
+                let src_stride = frame.plane_stride()[p as usize].max(0) as usize;
+                let row = src_stride.min(info.stride()[p as usize].max(0) as usize);
+                let rows = frame.plane_height(p) as usize;
+                let offset = offsets.get(p as usize).copied().unwrap_or(0);
+                offset + rows.saturating_sub(1) * src_stride + row
+            })
+            .max()
+            .unwrap_or(0);
+        if buffer.size() < needed {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "Buffer of {} bytes is shorter than its {}x{} {} frame: the planes need {} bytes",
+                    buffer.size(),
+                    info.width(),
+                    info.height(),
+                    info.format(),
+                    needed
+                )
+            );
+            return Err(gst::FlowError::Error);
+        }
         let write_error = |e| {
             gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
             gst::FlowError::Error
@@ -433,19 +631,31 @@ impl ShmRingSink {
             Err(e) => return Err(write_error(e)),
         };
         let copied = (0..frame.n_planes()).try_for_each(|p| {
-            let src = frame.plane_data(p).map_err(|_| gst::FlowError::Error)?;
+            let src = frame.plane_data(p).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    (
+                        "Plane {} of a {}x{} {} buffer cannot be read",
+                        p,
+                        info.width(),
+                        info.height(),
+                        info.format()
+                    )
+                );
+                gst::FlowError::Error
+            })?;
             let src_stride = frame.plane_stride()[p as usize] as usize;
             let dst_stride = info.stride()[p as usize] as usize;
             let dst_off = info.offset()[p as usize];
             let rows = frame.plane_height(p) as usize;
+            let row = src_stride.min(dst_stride);
             if src_stride == dst_stride && src.len() >= rows * dst_stride {
                 slot.copy_into(dst_off, &src[..rows * dst_stride])
                     .map_err(write_error)
             } else {
-                let row = src_stride.min(dst_stride);
                 (0..rows)
                     .map(|r| (r * src_stride, dst_off + r * dst_stride))
-                    .take_while(|&(s, _)| s + row <= src.len())
                     .try_for_each(|(s, d)| slot.copy_into(d, &src[s..s + row]))
                     .map_err(write_error)
             }
@@ -523,10 +733,6 @@ impl BaseSinkImpl for ShmRingSink {
             let loans = pool_slots_within_budget(s.pool_slots, slots, spares, size);
             (s.perms, spares, loans)
         };
-        let mut guard = self.state.lock().unwrap();
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
         let config = WriterConfig {
             slots,
             max_frame: info.size().max(1) as u64,
@@ -535,72 +741,8 @@ impl BaseSinkImpl for ShmRingSink {
             loans,
             caps: Some(caps_text.clone()),
         };
-        let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
-        // The writer stays in the state while it changes: a caps change that fails
-        // leaves the ring as it was, still written with the caps it had.
-        let writer = match state.writer.as_mut() {
-            Some(w) if fits(w) => {
-                state.caps_version = w.set_caps(&caps_text).map_err(|e| {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                    gst::loggable_error!(CAT, "{e}")
-                })?;
-                self.stats.lock().unwrap().caps_changes += 1;
-                w
-            }
-            Some(w) => {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "frames of {} bytes need a larger ring: replacing it",
-                    info.size()
-                );
-                w.replace(&config).map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::OpenWrite,
-                        ("Cannot replace ring: {}", e)
-                    );
-                    gst::loggable_error!(CAT, "{e}")
-                })?;
-                let mut stats = self.stats.lock().unwrap();
-                stats.caps_changes += 1;
-                stats.rings_created += 1;
-                state.caps_version = w.caps_version();
-                w
-            }
-            None => {
-                let w = RingWriter::create(&state.loc, &config).map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::OpenWrite,
-                        ("Cannot create ring {}: {}", state.loc, e)
-                    );
-                    gst::loggable_error!(CAT, "{e}")
-                })?;
-                if let Origin::TookOver { dead_pid } = w.origin() {
-                    gst::warning!(
-                        CAT,
-                        imp = self,
-                        "replaced the stale ring of dead writer pid {dead_pid} at {}",
-                        state.loc
-                    );
-                }
-                self.stats.lock().unwrap().rings_created += 1;
-                state.caps_version = w.caps_version();
-                state.writer.insert(w)
-            }
-        };
-        gst::info!(
-            CAT,
-            imp = self,
-            "ring {} epoch {:016x}: {} slots of {} bytes for {caps}",
-            state.loc,
-            writer.epoch(),
-            writer.geometry().slot_count,
-            writer.slot_capacity()
-        );
-        state.info = Some(info);
-        Ok(())
+        self.with_state(|state| self.set_caps_in(state, caps, info, &caps_text, &config))
+            .unwrap_or_else(|| Err(gst::loggable_error!(CAT, "caps before start")))
     }
 
     fn propose_allocation(
@@ -630,38 +772,14 @@ impl BaseSinkImpl for ShmRingSink {
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let post_handles = self.settings.lock().unwrap().post_handles;
-        let mut guard = self.state.lock().unwrap();
-        let Some(State {
-            writer: Some(writer),
-            info: Some(info),
-            caps_version,
-            ..
-        }) = guard.as_mut()
-        else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let meta = frame_meta(buffer, info, *caps_version);
-        let size = info.size();
-        let write_error = |e: shmring_common::Error| {
-            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
-            gst::FlowError::Error
-        };
-        let (seq, in_place) = match self.commit_in_place(writer, buffer, info, &meta) {
-            Ok(Some(seq)) => (seq, true),
-            Ok(None) => match self.copy_in(writer, buffer, info, &meta)? {
-                Some(seq) => (seq, false),
-                None => {
-                    drop(guard);
-                    self.stats.lock().unwrap().frames_dropped += 1;
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-            },
-            Err(e) => return Err(write_error(e)),
-        };
-        let handle = writer.handle(seq).to_string();
-        drop(guard);
+        let written = self
+            .with_state(|state| self.write_frame(state, buffer))
+            .unwrap_or(Err(gst::FlowError::Flushing))?;
         let mut stats = self.stats.lock().unwrap();
+        let Some((seq, in_place, size, handle)) = written else {
+            stats.frames_dropped += 1;
+            return Ok(gst::FlowSuccess::Ok);
+        };
         stats.frames += 1;
         stats.frames_in_place += u64::from(in_place);
         stats.bytes += size as u64;
