@@ -285,6 +285,115 @@ fn pts_capture_time_and_sequence_travel_with_the_frame() {
     );
 }
 
+/// `shmringsrc <extra> ! fakesink`, playing, and what reaches the sink: (pts, duration,
+/// running time when it got there) of each buffer.
+#[allow(clippy::type_complexity)]
+fn timed_reader(
+    dir: &TestDir,
+    ring: &str,
+    extra: &str,
+) -> (
+    gst::Element,
+    std::sync::Arc<std::sync::Mutex<Vec<(gst::ClockTime, gst::ClockTime, gst::ClockTime)>>>,
+) {
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc ring={ring} dir={} {extra} ! fakesink name=out sync=false signal-handoffs=true",
+        dir.path.display()
+    ))
+    .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s, p) = (seen.clone(), pipeline.clone());
+    let out = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("out")
+        .unwrap();
+    out.connect("handoff", false, move |args| {
+        let b = args[1].get::<gst::Buffer>().unwrap();
+        let rt = p.current_running_time().unwrap();
+        s.lock().unwrap().push((
+            b.pts().expect("every buffer has a PTS"),
+            b.duration().expect("and a duration"),
+            rt,
+        ));
+        None
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    (pipeline, seen)
+}
+
+#[test]
+fn every_pts_is_the_running_time_of_its_output_even_without_do_timestamp() {
+    init();
+    let dir = TestDir::new("pts-window");
+    let mut w = sink(&dir, "t", "");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame(256, 1, 0)).unwrap();
+    let (pipeline, seen) = timed_reader(&dir, "t", "do-timestamp=false");
+    let mut written = vec![];
+    let arrived = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.lock().unwrap().len() < n {
+            assert!(Instant::now() < deadline, "frame {n} never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    for n in 2..=20u64 {
+        arrived(n as usize - 1);
+        // Frames further apart than their 33 ms duration, as a camera's are.
+        std::thread::sleep(Duration::from_millis(40));
+        written.push(
+            pipeline
+                .current_running_time()
+                .unwrap_or(gst::ClockTime::ZERO),
+        );
+        w.push(frame(256, n, n * 33)).unwrap();
+    }
+    arrived(20);
+    pipeline.set_state(gst::State::Null).unwrap();
+    let seen = seen.lock().unwrap();
+    for (i, (pts, _, arrived)) in seen.iter().skip(1).enumerate() {
+        assert!(
+            written[i] <= *pts && pts <= arrived,
+            "frame {}: pts {pts} outside [{}, {arrived}]",
+            i + 2,
+            written[i]
+        );
+    }
+}
+
+#[test]
+fn a_burst_from_a_sequential_backlog_never_overlaps() {
+    init();
+    let dir = TestDir::new("pts-burst");
+    let mut w = sink(&dir, "b", "slots=64");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame(256, 1, 0)).unwrap();
+    let (pipeline, seen) = timed_reader(&dir, "b", "mode=sequential");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no first frame");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Forty frames at once: the reader outputs them as fast as it can.
+    for n in 2..=41u64 {
+        w.push(frame(256, n, n * 33)).unwrap();
+    }
+    while seen.lock().unwrap().len() < 41 {
+        assert!(Instant::now() < deadline, "the burst did not arrive");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let seen = seen.lock().unwrap();
+    for pair in seen.windows(2) {
+        let ((pts, duration, _), (next, ..)) = (pair[0], pair[1]);
+        assert!(
+            pts + duration <= next,
+            "[{pts}, +{duration}) overlaps the next buffer at {next}"
+        );
+    }
+}
+
 #[test]
 fn latest_mode_skips_to_the_newest_frame_and_counts_skips() {
     init();
@@ -772,7 +881,7 @@ fn the_sinks_properties_are_read_while_it_copies_4k_frames() {
 }
 
 /// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops
-/// in well under a second.
+/// within about 200 ms, though the source waits 10 s at a time.
 fn assert_stops_promptly(pipeline: &str) {
     let pipeline = gst::parse::launch(pipeline).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
@@ -780,7 +889,7 @@ fn assert_stops_promptly(pipeline: &str) {
     let t = Instant::now();
     pipeline.set_state(gst::State::Null).unwrap();
     assert!(
-        t.elapsed() < Duration::from_millis(900),
+        t.elapsed() < Duration::from_millis(250),
         "stopping took {:?}",
         t.elapsed()
     );
@@ -790,19 +899,49 @@ fn assert_stops_promptly(pipeline: &str) {
 fn a_waiting_source_stops_promptly() {
     init();
     let dir = TestDir::new("unlock");
-    // No writer at all: the source waits for the ring to appear.
-    assert_stops_promptly(&format!(
-        "shmringsrc ring=none dir={} ! fakesink",
-        dir.path.display()
-    ));
-    // Attached, waiting for a frame.
     let mut w = sink(&dir, "quiet", "");
     w.set_src_caps(caps("GRAY8", 8, 8));
     w.push(frame(64, 1, 0)).unwrap();
-    assert_stops_promptly(&format!(
-        "shmringsrc ring=quiet dir={} ! fakesink",
-        dir.path.display()
-    ));
+    for mode in ["latest", "sequential", "handle"] {
+        // No writer at all: the source waits for the ring to appear.
+        assert_stops_promptly(&format!(
+            "shmringsrc ring=none dir={} mode={mode} timeout=10000000000 ! fakesink",
+            dir.path.display()
+        ));
+        // Attached, waiting for a frame (or, by handle, for a request).
+        assert_stops_promptly(&format!(
+            "shmringsrc ring=quiet dir={} mode={mode} timeout=10000000000 ! fakesink",
+            dir.path.display()
+        ));
+    }
+}
+
+#[test]
+fn a_flush_on_the_source_stops_its_wait_and_streaming_resumes() {
+    init();
+    let dir = TestDir::new("src-flush");
+    let mut w = sink(&dir, "f", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let mut r = src(&dir, "f", "mode=sequential timeout=10000000000");
+    assert_eq!(pull(&mut r).offset(), 1);
+    // The source now waits for frame 2, for up to 10 s at a time.
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    // As an application flushes a source: FLUSH_START, then FLUSH_STOP.
+    let element = r.element().unwrap();
+    assert!(element.send_event(gst::event::FlushStart::new()));
+    assert!(element.send_event(gst::event::FlushStop::new(true)));
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "the flush waited {:?} for the source",
+        t.elapsed()
+    );
+    for n in 2..=4 {
+        w.push(frame(64, n, n * 33)).unwrap();
+    }
+    let offsets: Vec<u64> = (0..3).map(|_| pull(&mut r).offset()).collect();
+    assert_eq!(offsets, vec![2, 3, 4], "streaming resumed where it was");
 }
 
 fn error_of(pipeline: &gst::Element) -> String {
@@ -987,7 +1126,36 @@ fn zero_copy_buffers_are_read_only_views_of_the_ring() {
         w.push(frame(256, n, 0)).unwrap();
     }
     assert_eq!(bytes(&b), bytes(&frame(256, 1, 0)));
-    drop(b);
+    // Downstream that wants to write gets a copy (or nothing): never the ring's bytes.
+    let slot = b.map_readable().unwrap().as_ptr();
+    let a_reference = b.clone();
+    let mut own = b;
+    let writable = own.make_mut(); // a copy of the buffer: two references
+    if let Ok(mut map) = writable.map_writable() {
+        assert_ne!(map.as_ptr(), slot, "a writable map of the ring's slot");
+        map.as_mut_slice().fill(0xee);
+    }
+    drop(own);
+    let mut sole = a_reference; // now the only reference: writable as a buffer
+    if let Ok(mut map) = sole.get_mut().unwrap().map_writable() {
+        assert_ne!(map.as_ptr(), slot, "a writable map of the ring's slot");
+        map.as_mut_slice().fill(0xee);
+    }
+    drop(sole);
+    let ring = shmring_common::RingLocation::parse("zc", Some(&dir.path)).unwrap();
+    let mut check = shmring_common::RingReader::open_for_inspection(&ring).unwrap();
+    let handle = shmring_common::Handle {
+        ring: "zc".into(),
+        epoch: check.epoch(),
+        seq: 12 - 3, // still in the 4-slot ring
+    };
+    match check
+        .by_handle(&handle, |i| vec![0u8; i.len as usize])
+        .unwrap()
+    {
+        shmring_common::ByHandle::Frame(f) => assert_eq!(f.data, bytes(&frame(256, 9, 0))),
+        _ => panic!("frame 9 is not in the ring"),
+    }
 
     let mut copying = src(&dir, "zc", "zero-copy=false");
     w.push(frame(256, 13, 0)).unwrap();

@@ -79,6 +79,9 @@ struct Stream {
     caps: Option<gst::Caps>,
     info: Option<gst_video::VideoInfo>,
     discont: bool,
+    /// The end of the last buffer output, [pts, pts + duration): the next one starts
+    /// no earlier, so a burst (a sequential backlog) never overlaps.
+    next_pts: Option<gst::ClockTime>,
 }
 
 /// What queries need while `create` may be blocked holding `stream`: never held across
@@ -661,11 +664,26 @@ impl ShmRingSrc {
                 gst::Buffer::from_slice(leased)
             }
         };
+        // Every buffer is stamped here, do-timestamp or not: its running time at output,
+        // or the end of the previous buffer when a burst comes faster than that.
+        let duration = frame
+            .info
+            .duration
+            .map(gst::ClockTime::from_nseconds)
+            .or_else(|| self.negotiated.lock().unwrap().frame_duration);
+        let now = self.obj().current_running_time();
+        let pts = match (now, stream.next_pts) {
+            (Some(now), Some(next)) => Some(now.max(next)),
+            (now, next) => now.or(next),
+        };
+        stream.next_pts = pts.map(|p| p + duration.unwrap_or(gst::ClockTime::ZERO));
         {
             let b = buffer.get_mut().expect("new buffer is writable");
+            b.set_pts(pts);
+            b.set_dts(pts);
             b.set_offset(frame.info.seq);
             b.set_offset_end(frame.info.seq + 1);
-            b.set_duration(frame.info.duration.map(gst::ClockTime::from_nseconds));
+            b.set_duration(duration);
             if stream.discont || frame.missed > 0 {
                 b.set_flags(gst::BufferFlags::DISCONT);
                 stream.discont = false;
@@ -963,6 +981,7 @@ impl BaseSrcImpl for ShmRingSrc {
             caps: None,
             info: None,
             discont: true,
+            next_pts: None,
         });
         Ok(())
     }
