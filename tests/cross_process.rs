@@ -429,6 +429,45 @@ fn a_ring_truncated_under_its_elements_is_an_error_for_each_not_a_crash() {
     );
 }
 
+#[test]
+fn the_sigbus_guard_says_it_is_there_and_an_application_can_turn_it_off() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TestDir::new("xp-guard");
+    let _w = writer(&dir, "g", "");
+    let reader = |guard: Option<&str>| {
+        let mut cmd = Command::new("gst-launch-1.0");
+        cmd.args(
+            "-q shmringsrc ring=g ! videoconvert ! video/x-raw,format=BGRx ! fakesink".split(' '),
+        )
+        .env("GST_DEBUG", "shmringsrc:4")
+        .env("GST_DEBUG_NO_COLOR", "1");
+        if let Some(v) = guard {
+            cmd.env("SHMRING_SIGBUS_GUARD", v);
+        }
+        Launch::spawn(&dir, cmd)
+    };
+    let (mut guarded, mut unguarded) = (reader(None), reader(Some("0")));
+    let counter = Counter::start(&dir, "g", "latest");
+    assert!(counter.wait_for(30, Duration::from_secs(20)));
+    drop(counter);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path.join("g.ring"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let (status, said) = guarded.wait(Duration::from_secs(20));
+    assert_eq!(status.signal(), None, "{said}");
+    assert!(said.contains("installed a SIGBUS handler"), "{said}");
+    let (status, said) = unguarded.wait(Duration::from_secs(20));
+    assert!(said.contains("no SIGBUS handler"), "{said}");
+    assert_eq!(
+        status.signal(),
+        Some(7), // SIGBUS, on x86_64 and aarch64 alike
+        "without the guard a truncation kills, as it did before: {said}"
+    );
+}
+
 fn repo_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }

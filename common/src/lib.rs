@@ -37,6 +37,10 @@ pub use reader::{
     attach, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, ReaderProgress,
     RingReader, WriterStatus,
 };
+pub use sigbus::{
+    disable as disable_sigbus_guard, install_notice as sigbus_guard_notice,
+    is_installed as sigbus_guard_installed, GUARD_ENV as SIGBUS_GUARD_ENV,
+};
 pub use sys::{monotonic_ns, realtime_ns, wait_path, WaitPath};
 pub use writer::{
     abandoned_temp_files, remove_if_dead, Origin, RingWriter, SlotWriter, WriterConfig,

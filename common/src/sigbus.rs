@@ -101,9 +101,60 @@ impl Drop for Guard {
 }
 
 /// Installs the handler once. False if that failed (the mapping goes unguarded).
+/// The environment variable that turns the guard off for a process (`0`, `off`, `no`
+/// or `false`), for an application with a SIGBUS handler of its own that does not chain.
+pub const GUARD_ENV: &str = "SHMRING_SIGBUS_GUARD";
+
+/// Set by `disable`: no handler is installed from then on.
+static DISABLED: AtomicBool = AtomicBool::new(false);
+/// Whether the once-only notice of `install_notice` was taken. Relaxed: a flag.
+static NOTICE_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Keeps this process from installing the SIGBUS handler, if it has not yet (before
+/// the first ring is mapped); returns whether the handler is installed anyway. Rings
+/// mapped without it still work; a truncation then kills the process.
+pub fn disable() -> bool {
+    // Relaxed: read by `install` on the same or a later call of this process's threads;
+    // a ring mapped at the same moment on another thread may still install it.
+    DISABLED.store(true, Ordering::Relaxed);
+    is_installed()
+}
+
+/// Whether the handler is installed in this process.
+pub fn is_installed() -> bool {
+    INSTALLED.get().copied().unwrap_or(false)
+}
+
+/// Once per process, after the first ring was mapped: what became of the guard, for
+/// the caller to log (the elements log it at INFO). None after the first call.
+pub fn install_notice() -> Option<String> {
+    if INSTALLED.get().is_none() || NOTICE_TAKEN.swap(true, Ordering::Relaxed) {
+        return None;
+    }
+    Some(if is_installed() {
+        format!(
+            "installed a SIGBUS handler so that a ring truncated by another process is an \
+             error, not a crash; it chains to the previous one ({GUARD_ENV}=0 turns it off)"
+        )
+    } else {
+        format!("no SIGBUS handler: a ring truncated by another process kills this one ({GUARD_ENV} or disable_sigbus_guard() turned it off, or it could not be installed)")
+    })
+}
+
+static INSTALLED: OnceLock<bool> = OnceLock::new();
+
 fn install() -> bool {
-    static INSTALLED: OnceLock<bool> = OnceLock::new();
     *INSTALLED.get_or_init(|| {
+        let off = std::env::var(GUARD_ENV).is_ok_and(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "0" | "off" | "no" | "false"
+            )
+        });
+        // Relaxed: see `disable`.
+        if off || DISABLED.load(Ordering::Relaxed) {
+            return false;
+        }
         let ours = SigAction::new(
             SigHandler::SigAction(on_sigbus),
             // SA_ONSTACK: use the thread's alternate stack where it has one.

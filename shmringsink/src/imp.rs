@@ -434,6 +434,9 @@ impl ShmRingSink {
             writer.slot_capacity()
         );
         self.stats.lock().unwrap().ring = Some(RingInfo::of(writer));
+        if let Some(notice) = shmring_common::sigbus_guard_notice() {
+            gst::info!(CAT, imp = self, "{notice}");
+        }
         state.info = Some(info);
         Ok(())
     }

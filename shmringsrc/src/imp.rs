@@ -456,6 +456,9 @@ impl ShmRingSrc {
                         r.epoch(),
                         r.writer_pid()
                     );
+                    if let Some(notice) = shmring_common::sigbus_guard_notice() {
+                        gst::info!(CAT, imp = self, "{notice}");
+                    }
                     self.negotiated.lock().unwrap().slots = r.geometry().slot_count;
                     stream.attached_once = true;
                     stream.discont = true;
