@@ -1326,6 +1326,79 @@ fn when_every_pool_slot_is_out_the_pool_hands_out_buffers_that_are_copied() {
 }
 
 #[test]
+fn the_ring_pool_refuses_a_configuration_its_slots_cannot_honour() {
+    init();
+    let dir = TestDir::new("pool-config");
+    let mut w = sink(&dir, "pc", "slots=4");
+    let c = caps("GRAY8", 64, 64);
+    w.set_src_caps(c.clone());
+    let mut q = gst::query::Allocation::new(Some(&c), true);
+    assert!(w.srcpad().unwrap().peer_query(&mut q));
+    let pool = q.allocation_pools().next().unwrap().0.unwrap();
+    let slot = 4096u32; // a 64x64 GRAY8 frame in a page-sized slot
+    let mut too_big = pool.config();
+    too_big.set_params(Some(&c), slot + 1, 0, 0);
+    assert!(
+        pool.set_config(too_big).is_err(),
+        "a buffer larger than a slot"
+    );
+    let mut misaligned = pool.config();
+    misaligned.set_params(Some(&c), 4096, 0, 0);
+    let mut params = gst::AllocationParams::default();
+    params.set_align(8191); // 8 KiB: beyond a slot's page alignment
+    misaligned.set_allocator(None::<&gst::Allocator>, Some(&params));
+    assert!(
+        pool.set_config(misaligned).is_err(),
+        "an alignment beyond a page"
+    );
+    let mut fine = pool.config();
+    fine.set_params(Some(&c), 4096, 0, 0);
+    pool.set_config(fine).unwrap();
+    pool.set_active(true).unwrap();
+    let b = pool.acquire_buffer(None).unwrap();
+    assert_eq!(b.size(), 4096, "the refused sizes left no trace");
+    assert_eq!(b.map_readable().unwrap().as_ptr() as usize % 4096, 0);
+    drop(b);
+    pool.set_active(false).unwrap();
+}
+
+#[test]
+fn a_downstream_pool_the_source_does_not_use_is_never_activated() {
+    init();
+    let dir = TestDir::new("unused-pool");
+    let mut w = sink(&dir, "up", "");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame(256, 1, 0)).unwrap();
+    let mut r = Harness::new_parse(&format!(
+        "shmringsrc name=src ring=up dir={}",
+        dir.path.display()
+    ));
+    // Downstream answers the allocation query with a pool of its own, as a video sink
+    // does.
+    let offered = gst::BufferPool::new();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (o, a) = (offered.clone(), asked.clone());
+    r.element().unwrap().static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::QUERY_DOWNSTREAM | gst::PadProbeType::PUSH,
+        move |_, info| {
+            if let Some(gst::QueryViewMut::Allocation(q)) = info.query_mut().map(|q| q.view_mut()) {
+                // Before it goes: the harness answers without touching pools.
+                q.add_allocation_pool(Some(&o), 256, 2, 0);
+                a.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    r.play();
+    assert_eq!(bytes(&pull(&mut r)), bytes(&frame(256, 1, 0)));
+    assert!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        "no allocation query"
+    );
+    assert!(!offered.is_active(), "BaseSrc activated a pool nobody uses");
+}
+
+#[test]
 fn pool_slots_0_proposes_no_pool() {
     init();
     let dir = TestDir::new("nopool");
@@ -1453,6 +1526,24 @@ fn a_live_frame_is_written_at_once_whatever_the_pipeline_latency() {
         next_wait(&clock),
         gst::ClockTime::ZERO,
         "a live frame is written at its timestamp, not 2 s after it"
+    );
+    assert_eq!(frames_written(&sink), 1);
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn with_ignore_latency_off_the_sink_waits_out_the_pipeline_latency() {
+    init();
+    let dir = TestDir::new("latency-kept");
+    let (pipeline, src, sink, clock) =
+        clocked_writer(&dir, "latk", "is-live=true min-latency=2000000000");
+    sink.set_property("ignore-latency", false);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    push_at(&src, gst::ClockTime::ZERO);
+    assert_eq!(
+        next_wait(&clock),
+        gst::ClockTime::from_seconds(2),
+        "the frame waits for its timestamp plus the pipeline's 2 s"
     );
     assert_eq!(frames_written(&sink), 1);
     pipeline.set_state(gst::State::Null).unwrap();

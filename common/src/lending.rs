@@ -221,6 +221,11 @@ impl Lender {
         Some(loan)
     }
 
+    /// The most bytes a lent slot holds.
+    pub fn slot_capacity(&self) -> u64 {
+        self.geom.slot_stride
+    }
+
     /// Whether a slot could be lent now.
     pub fn can_lend(&self) -> bool {
         self.payloads.lock().can_lend()

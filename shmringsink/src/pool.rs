@@ -58,9 +58,30 @@ mod imp {
             let Some((_caps, size, _min, _max)) = config.params() else {
                 return false;
             };
+            // A slot holds one frame and starts on a page: a larger size, or an alignment
+            // beyond a page, cannot be lent. Refuse it before anything is changed.
+            let slot = self.lender.get().map_or(0, |l| l.slot_capacity());
+            if u64::from(size) > slot {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "buffers of {size} bytes do not fit slots of {slot}"
+                );
+                return false;
+            }
+            if let Some((_, params)) = config.allocator() {
+                let align = params.align();
+                if align >= shmring_common::layout::PAGE_SIZE as usize {
+                    gst::warning!(CAT, imp = self, "alignment {} beyond a page", align + 1);
+                    return false;
+                }
+            }
+            if !self.parent_set_config(config) {
+                return false;
+            }
             // Relaxed: the pool's own lock orders configuration before allocation.
             self.size.store(size as usize, Ordering::Relaxed);
-            self.parent_set_config(config)
+            true
         }
 
         fn alloc_buffer(

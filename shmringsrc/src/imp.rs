@@ -31,6 +31,8 @@ const DEFAULT_MODE: Mode = Mode::Latest;
 const DEFAULT_TIMEOUT: u64 = 1_000_000_000;
 const MIN_TIMEOUT: u64 = 1_000_000;
 const DEFAULT_ZERO_COPY: bool = true;
+/// The shortest duration a buffer of a burst gets (see `to_buffer`).
+const MIN_BURST_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(1);
 
 #[derive(Clone, Debug)]
 struct Settings {
@@ -668,8 +670,12 @@ impl ShmRingSrc {
             }
         };
         // Every buffer is stamped here, do-timestamp or not: its running time at output,
-        // or the end of the previous buffer when a burst comes faster than that.
-        let duration = frame
+        // or the end of the previous buffer when frames come faster than their duration
+        // (a burst from a sequential backlog), so that no two overlap. A buffer stamped
+        // ahead of the clock that way is made shorter by its lead, so the stamps come
+        // back to the clock instead of running ahead of it for good (a camera a little
+        // faster than its nominal rate would otherwise push them further every frame).
+        let nominal = frame
             .info
             .duration
             .map(gst::ClockTime::from_nseconds)
@@ -679,6 +685,11 @@ impl ShmRingSrc {
             (Some(now), Some(next)) => Some(now.max(next)),
             (now, next) => now.or(next),
         };
+        let lead = match (pts, now) {
+            (Some(pts), Some(now)) => pts.saturating_sub(now),
+            _ => gst::ClockTime::ZERO,
+        };
+        let duration = nominal.map(|d| d.saturating_sub(lead).max(MIN_BURST_DURATION.min(d)));
         stream.next_pts = pts.map(|p| p + duration.unwrap_or(gst::ClockTime::ZERO));
         {
             let b = buffer.get_mut().expect("new buffer is writable");
@@ -1004,7 +1015,6 @@ impl BaseSrcImpl for ShmRingSrc {
         &self,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
-        self.parent_decide_allocation(query)?;
         let ring_pool = query
             .allocation_pools()
             .next()
@@ -1016,6 +1026,13 @@ impl BaseSrcImpl for ShmRingSrc {
                 imp = self,
                 "copying frames straight into the ring of a shmringsink downstream"
             );
+            self.parent_decide_allocation(query)?;
+        } else {
+            // Frames are leased in place or copied into buffers of our own: any other
+            // pool would be activated by BaseSrc (and its buffers allocated) for nothing.
+            while query.allocation_pools().next().is_some() {
+                query.remove_nth_allocation_pool(0);
+            }
         }
         *self.ring_pool.lock().unwrap() = ring_pool;
         Ok(())
