@@ -363,6 +363,40 @@ fn every_pts_is_the_running_time_of_its_output_even_without_do_timestamp() {
 }
 
 #[test]
+fn stamps_stay_with_the_clock_when_frames_come_faster_than_their_duration() {
+    init();
+    let dir = TestDir::new("pts-drift");
+    let mut w = sink(&dir, "d", "slots=64");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame(256, 1, 0)).unwrap();
+    let (pipeline, seen) = timed_reader(&dir, "d", "mode=sequential");
+    // 25 ms apart, each saying it lasts 33 ms: a camera faster than it claims.
+    for n in 2..=60u64 {
+        std::thread::sleep(Duration::from_millis(25));
+        w.push(frame(256, n, n * 33)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < 60 {
+        assert!(Instant::now() < deadline, "frames missing");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let seen = seen.lock().unwrap();
+    let lead = seen
+        .iter()
+        .map(|(pts, _, arrived)| pts.saturating_sub(*arrived))
+        .max()
+        .unwrap();
+    assert!(
+        lead < gst::ClockTime::from_mseconds(34),
+        "stamps ran {lead} ahead of the clock"
+    );
+    for pair in seen.windows(2) {
+        assert!(pair[0].0 + pair[0].1 <= pair[1].0, "overlapping buffers");
+    }
+}
+
+#[test]
 fn a_burst_from_a_sequential_backlog_never_overlaps() {
     init();
     let dir = TestDir::new("pts-burst");
