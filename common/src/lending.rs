@@ -243,8 +243,8 @@ impl Lender {
     }
 }
 
-/// A payload slot lent out for filling in place; hand it to a GStreamer memory
-/// (`gst::Memory::from_mut_slice`). Dropping it gives the slot back, or, once the frame
+/// A payload slot lent out for filling in place (`write`), or handed to a GStreamer
+/// memory through `as_mut_slice`. Dropping it gives the slot back, or, once the frame
 /// in it was committed, lets the ring rewrite it.
 pub struct Loan {
     lender: Lender,
@@ -254,7 +254,7 @@ pub struct Loan {
 }
 
 // SAFETY: the pointer is into a mapping the loan keeps alive (Arc), and the slot is this
-// loan's alone to write (see as_mut); nothing about it is tied to a thread.
+// loan's alone to write (see write); nothing about it is tied to a thread.
 unsafe impl Send for Loan {}
 
 impl Loan {
@@ -262,22 +262,71 @@ impl Loan {
     pub fn slot(&self) -> u32 {
         self.index
     }
-}
 
-impl AsRef<[u8]> for Loan {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: ptr..ptr+len is inside the mapping (checked by payload_start), which
-        // the lender's Arc keeps mapped. Only this loan writes the slot: the writer
-        // neither copies into nor lends a pinned slot (Payloads::busy).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first byte of the slot; `len()` bytes from it stay mapped while this lives.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// Copies `src` into the slot at byte `at`.
+    pub fn write(&mut self, at: usize, src: &[u8]) -> crate::Result<()> {
+        if at.checked_add(src.len()).is_none_or(|end| end > self.len) {
+            return Err(crate::Error::FrameTooLarge {
+                len: at as u64 + src.len() as u64,
+                capacity: self.len as u64,
+            });
+        }
+        // SAFETY: at..at+src.len() lies in the slot (checked above), which the lender's
+        // Arc keeps mapped and which only this loan writes: the writer neither copies
+        // into nor lends a pinned slot (Payloads::busy). `src` is not this slot, so they
+        // do not overlap. Written through a raw pointer, never a reference (see
+        // `as_slice`).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), src.len()) };
+        Ok(())
+    }
+
+    /// Copies the slot's bytes into `dst`, as many as both hold; returns how many.
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.len);
+        // SAFETY: as for `write`; read through a raw pointer, as LeasedPayload::copy_to.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), n) };
+        n
+    }
+
+    /// A copy of the slot's bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.copy_to(&mut v);
+        v
+    }
+
+    /// The slot as a slice, for APIs that only pass its address on: to C code
+    /// (`gst::Memory::from_mut_slice`, shmringsink's pool) or to `commit_in_place`,
+    /// which reads nothing through it.
+    ///
+    /// # Safety
+    /// Rust code must not read or write through the slice: the bytes are shared memory
+    /// that a process of the ring's user could change by writing or truncating the file
+    /// (docs/security.md). Use `write`, `copy_to` or `to_vec` to reach the bytes.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: mapped while self lives; what is done with it is the caller's contract.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
-}
 
-impl AsMut<[u8]> for Loan {
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as for as_ref; `&mut self` makes this the only view in this process.
-        // Readers in other processes may copy the bytes once the frame is committed; they
-        // validate every copy through the slot's commit word.
+    /// As `as_slice`, for APIs that write through the address they are given.
+    ///
+    /// # Safety
+    /// As for `as_slice`.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as for as_slice; `&mut self` makes it the only view in this process.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }

@@ -488,7 +488,7 @@ impl RingReader {
         let deadline = Instant::now() + timeout;
         let mut torn = 0;
         let previous = self.last;
-        let mut want = self.last + 1;
+        let mut want = self.last.saturating_add(1);
         loop {
             let head = match self.wait_beyond(want - 1, deadline)? {
                 Ok(head) => head,
@@ -520,7 +520,7 @@ impl RingReader {
                     // writer. The oldest frames are the next to be overwritten, so aim at
                     // the newest, which leaves the whole ring as headroom.
                     torn += 1;
-                    want = self.head().max(want + 1);
+                    want = self.head().max(want.saturating_add(1));
                     if Instant::now() >= deadline {
                         return Ok(Next::TimedOut);
                     }
@@ -966,12 +966,12 @@ pub enum Payload<B> {
     Leased(LeasedPayload),
 }
 
-impl<B: AsRef<[u8]>> AsRef<[u8]> for Payload<B> {
-    /// The frame's bytes, wherever they are.
-    fn as_ref(&self) -> &[u8] {
+impl<B: AsRef<[u8]>> Payload<B> {
+    /// A copy of the frame's bytes, wherever they are.
+    pub fn to_vec(&self) -> Vec<u8> {
         match self {
-            Payload::Copied(b) => b.as_ref(),
-            Payload::Leased(l) => l.as_ref(),
+            Payload::Copied(b) => b.as_ref().to_vec(),
+            Payload::Leased(l) => l.to_vec(),
         }
     }
 }
@@ -1053,7 +1053,12 @@ impl Drop for Lease {
     }
 }
 
-/// A frame's bytes in the ring itself, which the writer will not reuse while this lives.
+/// A frame's bytes in the ring itself, which an honest writer does not reuse while this
+/// lives. They lie in memory that another process could still change (a writer that
+/// breaks the protocol, or a truncation that turns the mapping into zeros:
+/// docs/security.md), so they are not handed out as a `&[u8]`: read them with `copy_to`
+/// or `to_vec`, which copy through raw pointers as the seqlock copy does, or give the
+/// pointer to C code.
 pub struct LeasedPayload {
     _map: Arc<Mapping>,
     ptr: *const u8,
@@ -1064,15 +1069,52 @@ pub struct LeasedPayload {
 // SAFETY: the bytes live in a shared mapping kept alive by `_map`; nothing about them is
 // tied to the thread that leased them.
 unsafe impl Send for LeasedPayload {}
-// SAFETY: only shared reads are handed out.
+// SAFETY: only reads are offered, through raw pointers.
 unsafe impl Sync for LeasedPayload {}
 
-impl AsRef<[u8]> for LeasedPayload {
-    fn as_ref(&self) -> &[u8] {
+impl LeasedPayload {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first byte; `len()` bytes from it stay mapped while this lives.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// Copies the frame's bytes into `dst`, as many as both hold; returns how many.
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.len);
         // SAFETY: ptr..ptr+len lies in the mapping (payload_start checked it) that `_map`
-        // keeps alive, and the lease keeps an honest writer from reusing the slot until
-        // this is dropped. A writer that breaks the protocol can change these bytes
-        // under the reader (docs/security.md); it cannot make them leave the mapping.
+        // keeps alive, and `dst` is memory of this process outside any ring mapping, so
+        // they do not overlap. The bytes are read through a raw pointer, never a
+        // reference: if a process breaking the protocol changes them meanwhile, the
+        // copy is wrong, which is the contained racy read of the seqlock copy
+        // (docs/design.md, "Shared bytes are never Rust references").
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), n) };
+        n
+    }
+
+    /// A copy of the frame's bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.copy_to(&mut v);
+        v
+    }
+
+    /// The bytes as a slice, for an API that only passes the pointer on to C code, as
+    /// `gst::Buffer::from_slice` does.
+    ///
+    /// # Safety
+    /// Rust code must not read through the slice: the bytes are shared memory another
+    /// process could change (see the type's documentation). Hand it to C code only.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr..ptr+len is mapped while self lives (see copy_to); what may be done
+        // with the slice is the caller's contract.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }

@@ -762,8 +762,15 @@ impl SlotWriter<'_> {
         self.seq
     }
 
-    /// The slot's payload, straight in shared memory.
-    pub fn payload(&mut self) -> &mut [u8] {
+    /// The slot's payload, straight in shared memory, to be filled in place.
+    ///
+    /// # Safety
+    /// The bytes are shared memory that a process of the ring's user could change by
+    /// writing or truncating the file (docs/security.md), which Rust's rules for `&mut`
+    /// do not allow for. Call it only when accepting that, as a test or a benchmark
+    /// filling a frame in place may; `copy_into` reaches the same bytes through raw
+    /// pointers.
+    pub unsafe fn payload(&mut self) -> &mut [u8] {
         self.payload
     }
 
@@ -1210,16 +1217,15 @@ mod tests {
         let meta = FrameMeta::default();
         let loan = w.lender().lend(4096).unwrap();
         assert!(w.lender().lend(10).is_none(), "one slot to lend");
-        assert!(!w.is_lent(&loan.as_ref()[1..]));
-        assert_eq!(w.commit_in_place(&loan.as_ref()[8..], &meta).unwrap(), None);
+        // SAFETY: only the slices' addresses and lengths are used.
+        let bytes = unsafe { loan.as_slice() };
+        assert!(!w.is_lent(&bytes[1..]));
+        assert_eq!(w.commit_in_place(&bytes[8..], &meta).unwrap(), None);
         assert_eq!(w.commit_in_place(&vec![0u8; 4096], &meta).unwrap(), None);
         assert_eq!(w.head(), 0, "nothing committed");
-        assert_eq!(
-            w.commit_in_place(&loan.as_ref()[..100], &meta).unwrap(),
-            Some(1)
-        );
-        assert!(!w.is_lent(loan.as_ref()), "committed once");
-        assert_eq!(w.commit_in_place(loan.as_ref(), &meta).unwrap(), None);
+        assert_eq!(w.commit_in_place(&bytes[..100], &meta).unwrap(), Some(1));
+        assert!(!w.is_lent(bytes), "committed once");
+        assert_eq!(w.commit_in_place(bytes, &meta).unwrap(), None);
         w.write(&meta, &[7; 100]).unwrap();
         assert_eq!(w.counters(), (2, 0, 200, 1), "one of two frames in place");
         drop(loan);

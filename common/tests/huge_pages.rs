@@ -104,7 +104,8 @@ fn a_ring_on_a_huge_advise_tmpfs_is_mapped_with_huge_pages_by_writer_and_reader(
     let mut w = RingWriter::create(&loc, &config).unwrap();
     for seq in 1..=2 {
         let mut slot = w.begin().unwrap();
-        fill(&mut slot.payload()[..FRAME], seq);
+        // SAFETY: nothing else writes or truncates this test's ring file.
+        fill(unsafe { &mut slot.payload()[..FRAME] }, seq);
         slot.commit(&FrameMeta::default(), FRAME as u64).unwrap();
     }
     let intr = Interrupter::new().unwrap();

@@ -442,7 +442,7 @@ fn an_aborted_frame_is_never_seen() {
     {
         let mut slot = w.begin().unwrap();
         assert_eq!(slot.seq(), 2);
-        slot.payload()[..4].copy_from_slice(b"junk");
+        slot.copy_into(0, b"junk").unwrap();
         slot.abort();
     }
     assert_eq!(w.counters().1, 1);

@@ -17,13 +17,9 @@ fn length_of(seq: u64, len: usize) -> usize {
     [len / 2 + 3, len - 5, len][((seq - 1) % 3) as usize]
 }
 
-/// Reads until EOS frames whose longest is `len` bytes; returns (frames accepted,
-/// frames missed, torn copies thrown away).
-fn read_all(loc: &RingLocation, sequential: bool, len: usize) -> (u64, u64, u64) {
-    read_all_with(RingReader::open(loc).unwrap(), sequential, len)
-}
-
-fn read_all_with(mut r: RingReader, sequential: bool, len: usize) -> (u64, u64, u64) {
+/// Reads with `r` until EOS frames whose longest is `len` bytes; returns (frames
+/// accepted, frames missed, torn copies thrown away).
+fn read_all(mut r: RingReader, sequential: bool, len: usize) -> (u64, u64, u64) {
     let (mut frames, mut missed, mut torn, mut last) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
@@ -75,7 +71,8 @@ fn write_all(w: &mut RingWriter, frames: u64, len: usize, bypass_cache: bool) {
             fill(&mut scratch[..l], seq);
             slot.copy_into(0, &scratch[..l]).unwrap();
         } else {
-            fill(&mut slot.payload()[..l], seq);
+            // SAFETY: nothing else writes or truncates this test's ring file.
+            fill(unsafe { &mut slot.payload()[..l] }, seq);
         }
         slot.commit(
             &FrameMeta {
@@ -142,9 +139,9 @@ fn stress_threads(config: &WriterConfig, leasing: bool, write: impl FnOnce(&mut 
                 let r = RingReader::open(&loc).unwrap();
                 barrier.wait();
                 match i {
-                    1 => read_all_with(r, false, len),
+                    1 => read_all(r, false, len),
                     2 if leasing => (lease_all(r), 0, 0),
-                    _ => read_all_with(r, true, len),
+                    _ => read_all(r, true, len),
                 }
             })
         })
@@ -168,22 +165,27 @@ fn write_all_in_place(w: &mut RingWriter, frames: u64, len: usize, kept: usize) 
     let lender = w.lender();
     let mut frame_lengths = [len, len / 2 + 3, len - 5];
     let mut held = std::collections::VecDeque::new();
+    let mut scratch = vec![0u8; len];
     for seq in 1..=frames {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
         debug_assert_eq!(l, length_of(seq, len));
         let mut loan = lender.lend(len).expect("a slot to lend");
-        fill(&mut loan.as_mut()[..l], seq);
+        fill(&mut scratch[..l], seq);
+        loan.write(0, &scratch[..l]).unwrap();
         let meta = FrameMeta {
             pts: Some(seq),
             ..Default::default()
         };
-        let committed = w.commit_in_place(&loan.as_ref()[..l], &meta).unwrap();
+        // SAFETY: only the slice's address and length are used.
+        let committed = w
+            .commit_in_place(unsafe { &loan.as_slice()[..l] }, &meta)
+            .unwrap();
         assert_eq!(committed, Some(seq), "a lent slot is committed in place");
         held.push_back((seq, l, loan));
         if held.len() > kept {
             let (seq, l, loan) = held.pop_front().unwrap();
-            if let Err(at) = check(&loan.as_ref()[..l], seq) {
+            if let Err(at) = check(&loan.to_vec()[..l], seq) {
                 panic!("slot of frame {seq} rewritten while held: byte {at}");
             }
         }
@@ -203,14 +205,14 @@ fn lease_all(mut r: RingReader) -> u64 {
         {
             Next::Frame(f) => {
                 if let Some((seq, l)) = previous.take() {
-                    if let Err(at) = check(l.as_ref(), seq) {
+                    if let Err(at) = check(&l.to_vec(), seq) {
                         panic!("leased frame {seq} changed while leased: byte {at}");
                     }
                 }
                 let seq = f.info.seq;
                 match f.data {
                     Payload::Leased(l) => {
-                        check(l.as_ref(), seq).expect("leased frame intact");
+                        check(&l.to_vec(), seq).expect("leased frame intact");
                         previous = Some((seq, l));
                     }
                     Payload::Copied(v) => check(&v, seq).expect("copied frame intact"),
@@ -331,7 +333,7 @@ fn child_role() {
         mode => {
             let r = RingReader::open(&loc).unwrap();
             println!("ready");
-            let (frames, missed, torn) = read_all_with(r, mode == "next", 8192);
+            let (frames, missed, torn) = read_all(r, mode == "next", 8192);
             println!("frames={frames} missed={missed} torn={torn} mode={mode}");
         }
     }

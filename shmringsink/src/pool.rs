@@ -29,6 +29,26 @@ impl RingPool {
     }
 }
 
+/// A lent slot as the memory of a GStreamer buffer. GStreamer takes the slot's address
+/// and length from it once, when it wraps it, and reads and writes the bytes as C code
+/// from then on; no Rust code here reads through the slices.
+struct LoanMemory(shmring_common::Loan);
+
+impl AsRef<[u8]> for LoanMemory {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the slice only carries the address and length to GStreamer, which
+        // keeps this LoanMemory (and so the mapping and the loan) alive with the memory.
+        unsafe { self.0.as_slice() }
+    }
+}
+
+impl AsMut<[u8]> for LoanMemory {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for as_ref.
+        unsafe { self.0.as_mut_slice() }
+    }
+}
+
 mod imp {
     use super::*;
 
@@ -93,7 +113,7 @@ mod imp {
             match self.lender.get().and_then(|l| l.lend(size)) {
                 Some(loan) => {
                     gst::trace!(CAT, imp = self, "lent slot {}", loan.slot());
-                    Ok(gst::Buffer::from_mut_slice(loan))
+                    Ok(gst::Buffer::from_mut_slice(LoanMemory(loan)))
                 }
                 None => {
                     gst::trace!(CAT, imp = self, "no slot to lend: an ordinary buffer");

@@ -285,6 +285,20 @@ impl AsMut<[u8]> for OutBuf {
     }
 }
 
+/// A leased frame as the memory of a GStreamer buffer. GStreamer takes the frame's
+/// address and length from it once, when it wraps it, and reads the bytes as C code
+/// from then on; no Rust code here reads through the slice.
+struct LeaseMemory(shmring_common::LeasedPayload);
+
+impl AsRef<[u8]> for LeaseMemory {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the slice only carries the address and length to GStreamer, which
+        // keeps this LeaseMemory (and so the mapping and the lease) alive with the
+        // memory, read-only.
+        unsafe { self.0.as_slice() }
+    }
+}
+
 /// Output buffers come from a pool of frame-sized buffers, so that the memory of each
 /// frame is reused instead of freshly allocated (and page-faulted) for every frame.
 #[derive(Clone, Default)]
@@ -666,7 +680,7 @@ impl ShmRingSrc {
             Payload::Leased(leased) => {
                 self.stats.lock().unwrap().zero_copy += 1;
                 // Read-only memory over the leased slot; freeing it releases the lease.
-                gst::Buffer::from_slice(leased)
+                gst::Buffer::from_slice(LeaseMemory(leased))
             }
         };
         // Every buffer is stamped here, do-timestamp or not: its running time at output,
