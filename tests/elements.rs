@@ -871,7 +871,13 @@ fn properties_read_from_other_threads_never_stall_the_stream() {
             stop.clone(),
         ));
         let sink = w.find_element("shmringsink").unwrap();
+        // About 700 frames a second for two seconds: fast enough that the old lock
+        // order deadlocked within the first half second, slow enough that a reader
+        // sharing two cores with three pollers still gets frames.
         for n in 2..=1500u64 {
+            if n % 2 == 0 {
+                std::thread::sleep(Duration::from_millis(3));
+            }
             w.push(frame(size, n, n)).unwrap();
             if mode == "handle" && n % 10 == 0 {
                 let h = sink.property::<Option<String>>("last-handle").unwrap();
@@ -912,6 +918,94 @@ fn the_sinks_properties_are_read_while_it_copies_4k_frames() {
     let (reads, longest) = join_pollers(pollers, Duration::from_secs(20));
     eprintln!("4K: slowest push {slowest_copy:?}, {reads} property reads, longest {longest:?}");
     assert!(reads > 40);
+}
+
+#[test]
+fn new_caps_are_what_the_source_answers_when_they_arrive_and_latency_is_recomputed() {
+    init();
+    let dir = TestDir::new("caps-order");
+    let mut w = sink(&dir, "co", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc name=src ring=co dir={} mode=sequential ! fakesink sync=false",
+        dir.path.display()
+    ))
+    .unwrap();
+    let src = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("src")
+        .unwrap();
+    // When each caps event leaves the source, a caps query of the source answers it.
+    let mismatches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (m, n) = (mismatches.clone(), seen.clone());
+    src.static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answered = pad.query_caps(None);
+                if answered != *c.caps() {
+                    m.lock()
+                        .unwrap()
+                        .push(format!("{} vs {answered}", c.caps()));
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let latency = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::Latency],
+    );
+    assert!(
+        latency.is_some_and(|m| m.src() == Some(src.upcast_ref())),
+        "the source posts a latency message once it knows the frame rate and slots"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    w.set_src_caps(caps("GRAY8", 4, 4));
+    w.push(frame(16, 2, 33)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the second caps never came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(*mismatches.lock().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_caps_change_that_fails_leaves_the_ring_live_with_its_caps() {
+    init();
+    let dir = TestDir::new("caps-fail");
+    let mut w = sink(&dir, "cf", "");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 1, 0)).unwrap();
+    let ring = shmring_common::RingLocation::parse("cf", Some(&dir.path)).unwrap();
+    let reader = shmring_common::RingReader::open(&ring).unwrap();
+    // Caps too long for the ring's caps slot: the caps change fails.
+    let long = gst::Caps::from_str(&format!(
+        "video/x-raw,format=GRAY8,width=8,height=8,framerate=30/1,note=(string){}",
+        "x".repeat(2000)
+    ))
+    .unwrap();
+    let bus = gst::Bus::new();
+    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    w.set_src_caps(long);
+    let _ = w.push(frame(64, 2, 33));
+    assert!(
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+            .is_some(),
+        "the failed caps change is an error"
+    );
+    assert_eq!(reader.writer_status(), shmring_common::WriterStatus::Live);
+    assert!(!reader.is_superseded(), "the ring is still in place");
+    let (_, text) = reader.current_caps().unwrap().unwrap();
+    assert!(text.contains("width=(int)8"), "{text}");
 }
 
 /// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops

@@ -85,3 +85,72 @@ proptest! {
         try_everything(&dir, &bytes);
     }
 }
+
+/// A ring whose `head` a hostile or broken writer set to `head`: what the readers make
+/// of it, and how long they take.
+fn read_with_head(head: u64) -> Vec<(String, std::result::Result<String, String>)> {
+    let dir = TestDir::new("hostile-head");
+    let loc = dir.ring("h");
+    let mut w = RingWriter::create(
+        &loc,
+        &WriterConfig {
+            slots: 4,
+            max_frame: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    w.write(&FrameMeta::default(), &[1; 64]).unwrap();
+    let mut bytes = std::fs::read(loc.path()).unwrap();
+    bytes[88..96].copy_from_slice(&head.to_le_bytes()); // Superblock::head
+    std::fs::write(dir.path.join("copy.ring"), &bytes).unwrap();
+    drop(w);
+    let loc = dir.ring("copy");
+    let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
+    let mut outcomes = vec![];
+    let mut r = RingReader::open(&loc).unwrap();
+    let t = std::time::Instant::now();
+    outcomes.push((
+        "latest".into(),
+        r.latest(Duration::from_secs(5), alloc)
+            .map(|n| format!("{n:?}"))
+            .map_err(|e| e.to_string()),
+    ));
+    let mut r = RingReader::open(&loc).unwrap();
+    r.seek_after(head.saturating_sub(1));
+    outcomes.push((
+        "next".into(),
+        r.next(Duration::from_secs(5), alloc)
+            .map(|n| format!("{n:?}"))
+            .map_err(|e| e.to_string()),
+    ));
+    let mut r = RingReader::open(&loc).unwrap();
+    r.seek_after(u64::MAX);
+    outcomes.push((
+        "next after u64::MAX".into(),
+        r.next(Duration::ZERO, alloc)
+            .map(|n| format!("{n:?}"))
+            .map_err(|e| e.to_string()),
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "the readers spun on head {head} for {:?}",
+        t.elapsed()
+    );
+    outcomes
+}
+
+#[test]
+fn a_head_ahead_of_every_commit_is_a_corrupt_ring_at_once() {
+    for head in [3, 1000, u64::MAX >> 1, (u64::MAX >> 1) + 1, u64::MAX] {
+        for (what, outcome) in read_with_head(head) {
+            match outcome {
+                Err(e) => assert!(e.contains("corrupt"), "head {head}, {what}: {e}"),
+                Ok(n) => assert!(
+                    !n.starts_with("Frame"),
+                    "head {head}, {what}: a frame from a slot that does not hold it: {n}"
+                ),
+            }
+        }
+    }
+}

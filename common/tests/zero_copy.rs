@@ -55,7 +55,7 @@ fn a_leased_frame_survives_the_writer_lapping_the_ring() {
     for seq in 2..=20 {
         write(&mut w, seq);
     }
-    check(frame.as_ref(), 1).expect("a leased slot is never reused");
+    check(&frame.to_vec(), 1).expect("a leased slot is never reused");
     assert_eq!(sut.lease_budget(), 1);
     drop(frame);
     assert_eq!(sut.lease_budget(), 2);
@@ -95,7 +95,7 @@ fn without_budget_a_reader_copies_instead() {
     write(&mut w, 3);
     let (info, l) = leased(sut.latest_zero_copy(NO_WAIT, vec_alloc).unwrap());
     assert_eq!(info.seq, 3);
-    check(l.as_ref(), 3).unwrap();
+    check(&l.to_vec(), 3).unwrap();
 }
 
 #[test]
@@ -160,7 +160,9 @@ fn a_dead_readers_leases_come_back() {
     );
     let observer = RingReader::open_for_inspection(&loc).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while observer.lease_budget() != 1 {
+    // The lease is taken before the frame's progress is published: wait for both.
+    while observer.lease_budget() != 1 || observer.readers().first().map(|r| r.received) != Some(1)
+    {
         assert!(Instant::now() < deadline, "the child never leased");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -232,9 +234,9 @@ fn leased_frames_held_across_laps_are_never_overwritten() {
                 data: Payload::Leased(l),
                 ..
             }) => {
-                check(l.as_ref(), info.seq).unwrap();
+                check(&l.to_vec(), info.seq).unwrap();
                 std::thread::sleep(Duration::from_millis(2)); // many laps meanwhile
-                if let Err(at) = check(l.as_ref(), info.seq) {
+                if let Err(at) = check(&l.to_vec(), info.seq) {
                     panic!(
                         "leased frame {} overwritten while held (byte {at})",
                         info.seq
@@ -506,7 +508,7 @@ fn a_reader_beyond_its_budget_cannot_make_the_writer_overwrite_a_lease() {
         dropped > 0,
         "every slot was held: frames must have been dropped"
     );
-    check(frame.as_ref(), 1).expect("the honest reader's leased slot was overwritten");
+    check(&frame.to_vec(), 1).expect("the honest reader's leased slot was overwritten");
     // The liar lets go: frames flow again, and the honest reader gets them.
     for p in 0..geom.payload_count {
         liar.lease(entry, p as usize).store(0, SeqCst);
