@@ -1677,6 +1677,42 @@ fn with_ignore_latency_off_the_sink_waits_out_the_pipeline_latency() {
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
+/// A live frame stamped 0 arriving when the clock says 100 ms, at a sink with
+/// `max-lateness=50 ms` in a pipeline of 2 s latency: how many frames get written.
+fn late_frame_written(ignore_latency: bool) -> u64 {
+    init();
+    let dir = TestDir::new("lateness");
+    let (pipeline, src, sink, clock) =
+        clocked_writer(&dir, "late", "is-live=true min-latency=2000000000");
+    sink.set_property("ignore-latency", ignore_latency);
+    sink.set_property("max-lateness", 50_000_000i64);
+    sink.set_property("qos", true);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    clock.set_time(gst::ClockTime::from_mseconds(100));
+    push_at(&src, gst::ClockTime::ZERO);
+    if !ignore_latency {
+        // Due at 0 + 2 s: not late, it waits for its time.
+        assert_eq!(next_wait(&clock), gst::ClockTime::from_seconds(2));
+    }
+    let written = frames_written(&sink);
+    pipeline.set_state(gst::State::Null).unwrap();
+    written
+}
+
+#[test]
+fn max_lateness_counts_from_the_timestamp_or_from_the_latency_as_ignore_latency_says() {
+    assert_eq!(
+        late_frame_written(true),
+        0,
+        "ignoring the latency, a frame 100 ms past its timestamp is 100 ms late: dropped"
+    );
+    assert_eq!(
+        late_frame_written(false),
+        1,
+        "with the pipeline's 2 s latency the same frame is early: written"
+    );
+}
+
 #[test]
 fn a_stream_that_is_not_live_is_still_paced_by_its_timestamps() {
     init();
