@@ -2,7 +2,9 @@
 # Installs everything shmring needs to build, test and run its demo on Debian 12:
 # GStreamer 1.22 from the distribution (development files, tools, the plugin sets the
 # demo and the benchmarks use), the RTSP server library, PyGObject and meson; and for
-# the aarch64 tests, qemu-user, the aarch64 cross linker and rustup's aarch64 std.
+# the aarch64 tests, qemu-user, the aarch64 cross linker and rustup's aarch64 std; and
+# for the Python package, a virtual environment (target/pyenv) of Debian's python3, which
+# keeps its PyGObject, with maturin, numpy and pytest from PyPI.
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -14,7 +16,7 @@ packages=(
   gstreamer1.0-rtsp libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-x gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gi
   qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-  xvfb xauth
+  xvfb xauth python3-venv
 )
 
 missing=()
@@ -38,3 +40,8 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
   rustup target add aarch64-unknown-linux-gnu
 fi
+
+if [ ! -x target/pyenv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages target/pyenv
+fi
+target/pyenv/bin/pip install -q --disable-pip-version-check "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
 # unit, stress (threads and processes), fuzz and wake-path (seccomp) tests, the same
-# ring suite built for aarch64 under qemu-user, the elements' gst-check tests,
+# ring suite built for aarch64 under qemu-user, the Python package's pytest suite, the
+# elements' gst-check tests,
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build through
 # meson that gst-inspect-1.0 must load, the C examples must pass and meson install must
 # install, and a short run of the benchmark (to show it runs; its figures are not
@@ -25,6 +26,13 @@ cargo build --workspace --locked
 echo "== cargo test"
 PROPTEST_CASES=20000 cargo test --workspace --locked
 bash scripts/test-aarch64.sh
+echo "== Python: the package (python/) formats, lints, installs with pip and passes pytest"
+repo=$PWD
+py_target=$repo/target/python # the package's own cargo target (it is not in the workspace)
+CARGO_TARGET_DIR=$py_target cargo fmt --manifest-path python/Cargo.toml -- --check
+CARGO_TARGET_DIR=$py_target cargo clippy --manifest-path python/Cargo.toml --locked -- -D warnings
+CARGO_TARGET_DIR=$py_target target/pyenv/bin/pip install -q --disable-pip-version-check ./python
+(cd python && ../target/pyenv/bin/pytest -q tests)
 echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0, and the"
 echo "   C examples (a gst-check suite and an application) run against it"
 rm -rf target/meson
@@ -41,4 +49,5 @@ GST_REGISTRY=$dest/registry.bin GST_PLUGIN_SYSTEM_PATH= GST_PLUGIN_PATH=$(dirnam
   gst-inspect-1.0 shmring | grep shmringsrc >/dev/null
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
+(cd /tmp && "$repo/target/pyenv/bin/python" "$repo/python/benches/readers.py" --quick)
 bash scripts/bench.sh --quick --out target/bench-quick

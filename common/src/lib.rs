@@ -35,7 +35,7 @@ pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
 pub use reader::{
     attach, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, ReaderProgress,
-    RingReader, WriterStatus,
+    RingHold, RingReader, WriterStatus,
 };
 pub use sigbus::{
     disable as disable_sigbus_guard, install_notice as sigbus_guard_notice,

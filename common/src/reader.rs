@@ -1106,6 +1106,15 @@ impl LeasedPayload {
         v
     }
 
+    /// Gives the lease back but keeps the ring mapped: views of the bytes made before
+    /// stay valid memory for as long as the returned value lives, though the writer may
+    /// now rewrite them (Python's frames after their `with` block).
+    pub fn release(self) -> RingHold {
+        RingHold {
+            _map: self._map.clone(),
+        }
+    }
+
     /// The bytes as a slice, for an API that only passes the pointer on to C code, as
     /// `gst::Buffer::from_slice` does.
     ///
@@ -1117,6 +1126,11 @@ impl LeasedPayload {
         // with the slice is the caller's contract.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
+}
+
+/// Keeps a ring's mapping alive, nothing more (`LeasedPayload::release`).
+pub struct RingHold {
+    _map: Arc<Mapping>,
 }
 
 impl std::fmt::Debug for LeasedPayload {

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""What a frame costs a Python reader, three ways, in the same run: `Reader.latest()`
+zero-copy (a view on the leased slot), `Reader.latest()` copying, and PyGObject with
+`shmringsrc ! appsink` (the way to reach a ring from Python before this package).
+
+A writer process fills 1080p and 4K I420 frames at 30 fps; each reader takes the latest
+frame as it comes and reads one byte of it, as an analytics step that looks at part of a
+frame would. Per frame: CPU of the reading process (all its threads, GStreamer's
+included; a blocking read pays for the wake-up of its thread too) and latency from the
+frame's commit to its receipt (p50, p99). A last row gives the CPU of the call alone,
+`latest()` with the frame already there plus the array and the release: what the package
+itself costs.
+
+    python3 python/benches/readers.py [--quick]
+
+Figures, not pass/fail: they print with the date and the machine.
+"""
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+import shmring
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("SHMRING_BUILD_DIR", REPO / "target" / "debug"))
+
+
+def writer(ring_dir, ring, width, height, seconds):
+    code = textwrap.dedent(f"""
+        import time, numpy as np, shmring
+        w = shmring.Writer({ring!r}, {width}, {height}, "I420", 30, dir={ring_dir!r})
+        frame = np.full(w.frame_size, 128, dtype=np.uint8)
+        print("ready", flush=True)
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < {seconds}:
+            w.write(frame)
+            n += 1
+            time.sleep(max(0.0, start + n / 30 - time.monotonic()))
+        w.eos()
+        time.sleep(0.5)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ring_dir)
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
+def measure(frames, receive):
+    """Calls receive() `frames` times; returns (CPU us per frame, latencies in ms)."""
+    latencies = []
+    cpu = time.process_time()
+    for _ in range(frames):
+        latencies.append(receive())
+    cpu = time.process_time() - cpu
+    return cpu / frames * 1e6, np.array(latencies)
+
+
+def call_cost(ring_dir, ring, frames):
+    """CPU of latest() + array + release alone, with the frame already there (no wait):
+    what the package adds, apart from the wake-up any blocking read pays."""
+    reader = shmring.Reader(ring, dir=ring_dir)
+    spent, n = 0.0, 0
+    while n < frames:
+        time.sleep(1 / 30)  # a new frame is there by now
+        t = time.thread_time()
+        f = reader.latest(timeout=0)
+        if f is not None:
+            with f:
+                _ = int(f.array[0, 0])
+            spent += time.thread_time() - t
+            n += 1
+    return spent / frames * 1e6
+
+
+def shmring_reader(ring_dir, ring, zero_copy):
+    reader = shmring.Reader(ring, dir=ring_dir, zero_copy=zero_copy)
+
+    def receive():
+        with reader.latest(timeout=5) as f:
+            _ = int(f.array[0, 0])
+            return (time.time_ns() - f.captured_at) / 1e6
+
+    return receive
+
+
+def appsink_reader(ring_dir, ring):
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    from gi.repository import Gst
+
+    Gst.init(None)
+    pipeline = Gst.parse_launch(
+        f"shmringsrc ring={ring} dir={ring_dir} ! appsink name=s max-buffers=1 drop=true sync=false"
+    )
+    sink = pipeline.get_by_name("s")
+    pipeline.set_state(Gst.State.PLAYING)
+    unix = Gst.Caps.from_string("timestamp/x-unix")
+
+    def receive():
+        sample = sink.emit("try-pull-sample", 5 * Gst.SECOND)
+        buf = sample.get_buffer()
+        ok, info = buf.map(Gst.MapFlags.READ)
+        _ = info.data[0]
+        buf.unmap(info)
+        meta = buf.get_reference_timestamp_meta(unix)
+        return (time.time_ns() - meta.timestamp) / 1e6
+
+    return receive, lambda: pipeline.set_state(Gst.State.NULL)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    frames = 45 if args.quick else 300
+    os.environ["GST_PLUGIN_PATH"] = str(BUILD)
+    print(f"shmring Python reader benchmark, {datetime.date.today()}, {platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
+          f"{frames} frames a row")
+    print(f"{'':6} {'path':<22} {'CPU/frame':>12} {'latency p50':>12} {'p99':>9}")
+    results = {}
+    for label, (w, h) in {"1080p": (1920, 1080), "4K": (3840, 2160)}.items():
+        ring_dir = tempfile.mkdtemp(prefix="shmring-pybench-", dir="/dev/shm")
+        os.chmod(ring_dir, 0o700)
+        child = writer(ring_dir, "b", w, h, seconds=3 * frames / 30 + 10)
+        try:
+            # One reader at a time: a pipeline left playing would add its CPU to the
+            # next path's.
+            paths = {
+                "latest() zero-copy": lambda: (shmring_reader(ring_dir, "b", True), None),
+                "latest() copying": lambda: (shmring_reader(ring_dir, "b", False), None),
+                "appsink (PyGObject)": lambda: appsink_reader(ring_dir, "b"),
+            }
+            for name, make in paths.items():
+                try:
+                    receive, stop = make()
+                except (ImportError, ValueError) as e:
+                    print(f"{label}: no PyGObject here ({e}): {name} left out")
+                    continue
+                receive()  # warm up
+                cpu, lat = measure(frames, receive)
+                if stop:
+                    stop()
+                results[(label, name)] = cpu
+                print(f"{label:<6} {name:<22} {cpu:>9.1f} us {np.percentile(lat, 50):>9.2f} ms "
+                      f"{np.percentile(lat, 99):>6.2f} ms")
+            ready = call_cost(ring_dir, "b", frames)
+            results[(label, "call")] = ready
+            print(f"{label:<6} {'latest() call, no wait':<22} {ready:>9.1f} us")
+        finally:
+            child.kill()
+            child.wait()
+            shutil.rmtree(ring_dir, ignore_errors=True)
+    for label in ("1080p", "4K"):
+        zc = results.get((label, "latest() zero-copy"))
+        app = results.get((label, "appsink (PyGObject)"))
+        if zc and app:
+            print(f"{label}: zero-copy latest() costs {zc / app:.3f} of the appsink path's CPU per frame")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

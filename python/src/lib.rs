@@ -1,0 +1,1117 @@
+//! `shmring._shmring`: shmring rings for Python, without GStreamer.
+//!
+//! A `Reader` returns `Frame`s whose `array` is a read-only numpy view straight on the
+//! ring's slot, which the frame leases (the writer does not reuse it) until the frame
+//! is released: at the end of its `with` block, by `release()`, or when it is garbage
+//! collected. Where no lease can be had (no write access to the ring, every spare slot
+//! leased) the frame is a copy. A `Writer` publishes numpy arrays, or lends a slot of
+//! the ring to be filled in place (`with writer.frame() as f`). Waits release the GIL
+//! and look at Ctrl-C every 100 ms.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use numpy::ndarray::{ArrayView, IxDyn, ShapeBuilder};
+use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use shmring_common::{
+    attach, Attach, ByHandle, Error, FrameInfo, FrameMeta, Handle, Interrupter, LeasedPayload,
+    Lender, Loan, Next, Payload, RingHold, RingLocation, RingReader, RingWriter, VideoLayout,
+    WriterConfig, WriterState, WriterStatus,
+};
+
+pyo3::create_exception!(_shmring, ShmringError, PyException, "Any error of a ring.");
+pyo3::create_exception!(
+    _shmring,
+    RingNotFound,
+    ShmringError,
+    "No ring of that name (yet)."
+);
+pyo3::create_exception!(
+    _shmring,
+    WriterGone,
+    ShmringError,
+    "The ring's writer is gone and no new one came within the timeout."
+);
+pyo3::create_exception!(
+    _shmring,
+    EndOfStream,
+    ShmringError,
+    "The writer ended its stream."
+);
+pyo3::create_exception!(
+    _shmring,
+    CorruptRing,
+    ShmringError,
+    "The ring file fails a check."
+);
+pyo3::create_exception!(
+    _shmring,
+    HandleGone,
+    ShmringError,
+    "The frame was overwritten."
+);
+pyo3::create_exception!(
+    _shmring,
+    NotYetWritten,
+    ShmringError,
+    "The frame is not written yet."
+);
+pyo3::create_exception!(
+    _shmring,
+    BadHandle,
+    ShmringError,
+    "A malformed handle, or another ring's."
+);
+pyo3::create_exception!(
+    _shmring,
+    BadName,
+    ShmringError,
+    "A ring name that cannot be used."
+);
+
+/// How long a wait sleeps before it looks at Ctrl-C.
+const SLICE: Duration = Duration::from_millis(100);
+
+fn to_py(e: Error) -> PyErr {
+    let text = e.to_string();
+    match e {
+        Error::NotFound { .. } => RingNotFound::new_err(text),
+        Error::Corrupt { .. }
+        | Error::Truncated { .. }
+        | Error::UnsupportedVersion { .. }
+        | Error::NotARingFile { .. } => CorruptRing::new_err(text),
+        Error::InvalidName { .. } => BadName::new_err(text),
+        Error::InvalidHandle { .. } => BadHandle::new_err(text),
+        _ => ShmringError::new_err(text),
+    }
+}
+
+/// The raw video formats the Python side knows by name, with their GstVideoFormat
+/// numbers (a stable part of GStreamer's ABI) and how their bytes lie.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Gray8,
+    Gray16,
+    /// Packed pixels of this many bytes.
+    Packed(usize),
+    /// Three planes, chroma halved both ways (I420, YV12).
+    Planar420,
+    /// Luma, then interleaved chroma halved both ways (NV12, NV21).
+    SemiPlanar420,
+}
+
+const FORMATS: [(&str, u32, Kind); 16] = [
+    ("I420", 2, Kind::Planar420),
+    ("YV12", 3, Kind::Planar420),
+    ("RGBx", 7, Kind::Packed(4)),
+    ("BGRx", 8, Kind::Packed(4)),
+    ("xRGB", 9, Kind::Packed(4)),
+    ("xBGR", 10, Kind::Packed(4)),
+    ("RGBA", 11, Kind::Packed(4)),
+    ("BGRA", 12, Kind::Packed(4)),
+    ("ARGB", 13, Kind::Packed(4)),
+    ("ABGR", 14, Kind::Packed(4)),
+    ("RGB", 15, Kind::Packed(3)),
+    ("BGR", 16, Kind::Packed(3)),
+    ("NV12", 23, Kind::SemiPlanar420),
+    ("NV21", 24, Kind::SemiPlanar420),
+    ("GRAY8", 25, Kind::Gray8),
+    ("GRAY16_LE", 27, Kind::Gray16),
+];
+
+fn format_by_number(n: u32) -> Option<(&'static str, Kind)> {
+    FORMATS
+        .iter()
+        .find(|f| f.1 == n)
+        .map(|&(name, _, kind)| (name, kind))
+}
+
+fn format_by_name(name: &str) -> Option<(u32, Kind)> {
+    FORMATS
+        .iter()
+        .find(|f| f.0.eq_ignore_ascii_case(name))
+        .map(|&(_, n, kind)| (n, kind))
+}
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// Rows and bytes per row of each plane of a `w` x `h` frame.
+fn planes_of(kind: Kind, w: usize, h: usize) -> Vec<(usize, usize)> {
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    match kind {
+        Kind::Gray8 => vec![(h, w)],
+        Kind::Gray16 => vec![(h, 2 * w)],
+        Kind::Packed(c) => vec![(h, c * w)],
+        Kind::Planar420 => vec![(h, w), (ch, cw), (ch, cw)],
+        Kind::SemiPlanar420 => vec![(h, w), (ch, 2 * cw)],
+    }
+}
+
+/// GStreamer's default layout of a `w` x `h` frame: its planes' offsets and strides,
+/// and its size (as `gst_video_info_set_format` computes them for these formats).
+fn default_layout(number: u32, kind: Kind, w: usize, h: usize) -> (VideoLayout, usize) {
+    let (mut offsets, mut strides, size) = match kind {
+        Kind::Gray8 | Kind::Gray16 | Kind::Packed(_) => {
+            let s = match kind {
+                Kind::Packed(4) => 4 * w,
+                Kind::Packed(c) => round_up(c * w, 4),
+                Kind::Gray16 => round_up(2 * w, 4),
+                _ => round_up(w, 4),
+            };
+            (vec![0], vec![s], s * h)
+        }
+        Kind::Planar420 => {
+            let s0 = round_up(w, 4);
+            let s1 = round_up(round_up(w, 2) / 2, 4);
+            let o1 = s0 * round_up(h, 2);
+            let o2 = o1 + s1 * (round_up(h, 2) / 2);
+            (
+                vec![0, o1, o2],
+                vec![s0, s1, s1],
+                o2 + s1 * (round_up(h, 2) / 2),
+            )
+        }
+        Kind::SemiPlanar420 => {
+            let s0 = round_up(w, 4);
+            let o1 = s0 * round_up(h, 2);
+            (vec![0, o1], vec![s0, s0], o1 + s0 * (round_up(h, 2) / 2))
+        }
+    };
+    let mut layout = VideoLayout {
+        format: number,
+        width: w as u32,
+        height: h as u32,
+        n_planes: offsets.len() as u32,
+        ..Default::default()
+    };
+    for (p, (o, s)) in offsets.drain(..).zip(strides.drain(..)).enumerate() {
+        layout.offsets[p] = o as u64;
+        layout.strides[p] = s as i32;
+    }
+    (layout, size)
+}
+
+/// Whether a view of `shape` and byte `strides` at byte `offset` lies within `len`.
+fn fits(shape: &[usize], strides: &[usize], offset: usize, len: usize) -> bool {
+    if shape.contains(&0) {
+        return offset <= len;
+    }
+    let last = shape.iter().zip(strides).try_fold(offset, |end, (&n, &s)| {
+        (n - 1).checked_mul(s).and_then(|x| end.checked_add(x))
+    });
+    last.is_some_and(|l| l < len)
+}
+
+/// The shape, byte strides and byte offset a frame's `array` has: `(H, W)` for GRAY8,
+/// `(H, W, C)` for packed RGB and the like, `(H * 3 / 2, W)` for the 4:2:0 formats laid
+/// out tightly (what OpenCV's `COLOR_YUV2BGR_I420` and friends take), else 1-D.
+fn array_layout(v: &VideoLayout, len: usize) -> (Vec<usize>, Vec<usize>, usize) {
+    let one_d = (vec![len], vec![1], 0);
+    let Some((_, kind)) = format_by_number(v.format) else {
+        return one_d;
+    };
+    let (w, h) = (v.width as usize, v.height as usize);
+    let stride = |p: usize| usize::try_from(v.strides[p]).unwrap_or(0);
+    let offset = |p: usize| v.offsets[p] as usize;
+    let (shape, strides, at) = match kind {
+        Kind::Gray8 => (vec![h, w], vec![stride(0), 1], offset(0)),
+        Kind::Packed(c) => (vec![h, w, c], vec![stride(0), c, 1], offset(0)),
+        Kind::Planar420 | Kind::SemiPlanar420 => {
+            let (default, _) = default_layout(v.format, kind, w, h);
+            let tight = w % 4 == 0
+                && h % 2 == 0
+                && (kind == Kind::SemiPlanar420 || w % 8 == 0)
+                && default.offsets == v.offsets
+                && default.strides == v.strides;
+            if !tight {
+                return one_d;
+            }
+            (vec![h * 3 / 2, w], vec![w, 1], 0)
+        }
+        Kind::Gray16 => return one_d,
+    };
+    if fits(&shape, &strides, at, len) {
+        (shape, strides, at)
+    } else {
+        one_d
+    }
+}
+
+/// A numpy array over `len` bytes at `ptr`, shaped by `v`, owned by `owner`.
+///
+/// # Safety
+/// `ptr..ptr+len` must stay valid memory for as long as `owner` lives.
+unsafe fn view<'py>(
+    owner: Bound<'py, PyAny>,
+    ptr: *const u8,
+    shape: &[usize],
+    strides: &[usize],
+    offset: usize,
+) -> Bound<'py, PyArrayDyn<u8>> {
+    // SAFETY: the caller's contract; `fits` checked the view against the length.
+    unsafe {
+        let array =
+            ArrayView::from_shape_ptr(IxDyn(shape).strides(IxDyn(strides)), ptr.add(offset));
+        PyArrayDyn::borrow_from_array(&array, owner)
+    }
+}
+
+fn read_only(array: &Bound<'_, PyArrayDyn<u8>>) -> PyResult<()> {
+    let kwargs = PyDict::new(array.py());
+    kwargs.set_item("write", false)?;
+    array.call_method("setflags", (), Some(&kwargs))?;
+    Ok(())
+}
+
+/// Where a frame's bytes are.
+enum Bytes {
+    /// In the ring, leased: the writer does not reuse the slot.
+    Leased(LeasedPayload),
+    /// A copy of its own.
+    Copied(Vec<u8>),
+    /// In the ring, no longer leased (after `release`): still mapped (the hold keeps
+    /// it so), maybe rewritten.
+    Released(#[allow(dead_code)] RingHold, usize, usize),
+}
+
+impl Bytes {
+    fn ptr_len(&self) -> (*const u8, usize) {
+        match self {
+            Bytes::Leased(l) => (l.as_ptr(), l.len()),
+            Bytes::Copied(v) => (v.as_ptr(), v.len()),
+            Bytes::Released(_, p, l) => (*p as *const u8, *l),
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Bytes::Leased(l) => l.to_vec(),
+            Bytes::Copied(v) => v.clone(),
+            Bytes::Released(_, p, l) => {
+                let mut v = vec![0; *l];
+                // SAFETY: mapped while the RingHold lives; read through a raw pointer, as
+                // LeasedPayload::copy_to does (the bytes may be changing: released).
+                unsafe { std::ptr::copy_nonoverlapping(*p as *const u8, v.as_mut_ptr(), *l) };
+                v
+            }
+        }
+    }
+}
+
+/// One frame of a ring. Its `array` is a read-only view of the frame's bytes: in the
+/// ring itself while the frame holds a lease on its slot, else a copy of its own.
+/// Use it in a `with` block, or call `release()`, to give the lease back; garbage
+/// collection gives it back too. Views made before a release stay valid memory, but the
+/// writer may rewrite the slot after it: take `copy()` to keep the bytes.
+#[pyclass(frozen, module = "shmring._shmring")]
+struct Frame {
+    info: FrameInfo,
+    ring: String,
+    missed: u64,
+    bytes: Mutex<Bytes>,
+}
+
+impl Frame {
+    fn new(ring: &str, info: FrameInfo, data: Payload<Vec<u8>>, missed: u64) -> Self {
+        Frame {
+            info,
+            ring: ring.to_owned(),
+            missed,
+            bytes: Mutex::new(match data {
+                Payload::Leased(l) => Bytes::Leased(l),
+                Payload::Copied(v) => Bytes::Copied(v),
+            }),
+        }
+    }
+}
+
+#[pymethods]
+impl Frame {
+    /// The frame's sequence in its ring (1, 2, ...).
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.info.seq
+    }
+
+    /// The writer's pts in ns, if it had one.
+    #[getter]
+    fn pts(&self) -> Option<u64> {
+        self.info.pts
+    }
+
+    /// Wall-clock capture time, ns since the Unix epoch.
+    #[getter]
+    fn captured_at(&self) -> u64 {
+        self.info.captured_at_ns
+    }
+
+    /// The handle that names this frame: `ring:epoch:seq`.
+    #[getter]
+    fn handle(&self) -> String {
+        Handle {
+            ring: self.ring.clone(),
+            epoch: self.info.epoch,
+            seq: self.info.seq,
+        }
+        .to_string()
+    }
+
+    /// Frames between the previous one returned and this one that were skipped
+    /// (`latest`) or lost to the writer lapping the reader (`next`).
+    #[getter]
+    fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// GStreamer's name of the frame's format (`I420`, `BGRx`, ...).
+    #[getter]
+    fn format(&self) -> String {
+        format_by_number(self.info.video.format)
+            .map(|(name, _)| name.to_owned())
+            .unwrap_or_else(|| format!("GstVideoFormat({})", self.info.video.format))
+    }
+
+    #[getter]
+    fn width(&self) -> u32 {
+        self.info.video.width
+    }
+
+    #[getter]
+    fn height(&self) -> u32 {
+        self.info.video.height
+    }
+
+    /// Whether the bytes are the ring's own slot, leased (False: a copy, or released).
+    #[getter]
+    fn zero_copy(&self) -> bool {
+        matches!(*self.bytes.lock().unwrap(), Bytes::Leased(_))
+    }
+
+    /// The frame as a read-only numpy array of uint8, shaped by its format.
+    #[getter]
+    fn array<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let (ptr, len) = slf.get().bytes.lock().unwrap().ptr_len();
+        let (shape, strides, offset) = array_layout(&slf.get().info.video, len);
+        // SAFETY: the bytes stay where they are for as long as the frame lives (a copy
+        // is never reallocated, a leased or released slot stays mapped), and the array
+        // keeps the frame alive through its base.
+        let array = unsafe { view(slf.into_any(), ptr, &shape, &strides, offset) };
+        read_only(&array)?;
+        Ok(array)
+    }
+
+    /// One read-only 2-D array per plane, rows by bytes, with the plane's real stride.
+    #[getter]
+    fn planes<'py>(slf: Bound<'py, Self>) -> PyResult<Vec<Bound<'py, PyArrayDyn<u8>>>> {
+        let (ptr, len) = slf.get().bytes.lock().unwrap().ptr_len();
+        let v = slf.get().info.video;
+        let Some((_, kind)) = format_by_number(v.format) else {
+            return Err(PyValueError::new_err(format!(
+                "planes of format {} are not known here; use array",
+                v.format
+            )));
+        };
+        let mut out = vec![];
+        for (p, (rows, row)) in planes_of(kind, v.width as usize, v.height as usize)
+            .into_iter()
+            .enumerate()
+        {
+            let stride = usize::try_from(v.strides[p]).unwrap_or(0);
+            let offset = v.offsets[p] as usize;
+            if !fits(&[rows, row], &[stride, 1], offset, len) {
+                return Err(CorruptRing::new_err(format!(
+                    "frame {}: plane {p} ({rows} rows of {row} bytes, stride {stride}, at {offset}) lies outside its {len} bytes",
+                    slf.get().info.seq
+                )));
+            }
+            // SAFETY: as for `array`.
+            let array = unsafe {
+                view(
+                    slf.clone().into_any(),
+                    ptr,
+                    &[rows, row],
+                    &[stride, 1],
+                    offset,
+                )
+            };
+            read_only(&array)?;
+            out.push(array);
+        }
+        Ok(out)
+    }
+
+    /// A writable copy of `array`, which stays as it is whatever the writer does.
+    fn copy<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Frame::array(slf)?.call_method0("copy")
+    }
+
+    /// The frame's bytes, copied.
+    fn tobytes(&self) -> Vec<u8> {
+        self.bytes.lock().unwrap().to_vec()
+    }
+
+    /// Gives the lease on the ring's slot back (nothing for a copy).
+    fn release(&self) {
+        let mut bytes = self.bytes.lock().unwrap();
+        if let Bytes::Leased(_) = &*bytes {
+            let Bytes::Leased(l) = std::mem::replace(&mut *bytes, Bytes::Copied(vec![])) else {
+                unreachable!()
+            };
+            let (ptr, len) = (l.as_ptr() as usize, l.len());
+            *bytes = Bytes::Released(l.release(), ptr, len);
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        self.release();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shmring.Frame {} seq {} {}x{} {}{}>",
+            self.ring,
+            self.info.seq,
+            self.info.video.width,
+            self.info.video.height,
+            self.format(),
+            if self.zero_copy() { " in place" } else { "" }
+        )
+    }
+}
+
+/// The reader's ring, reopened when its writer is replaced.
+struct ReaderState {
+    reader: Box<RingReader>,
+    zero_copy: bool,
+}
+
+impl ReaderState {
+    fn adopt(mut reader: Box<RingReader>, zero_copy: bool) -> Self {
+        if zero_copy {
+            // No write access or a full reader table: frames are copies.
+            let _ = reader.enable_zero_copy();
+        }
+        ReaderState { reader, zero_copy }
+    }
+}
+
+/// Reads one ring. `latest()` returns the newest frame not returned yet (skipping what
+/// a slow reader missed), `next()` every frame in order, `get(handle)` exactly one.
+/// When its writer dies or is replaced, the reader takes the next writer's frames.
+#[pyclass(frozen, module = "shmring._shmring")]
+struct Reader {
+    loc: RingLocation,
+    interrupter: Interrupter,
+    state: Mutex<ReaderState>,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Latest,
+    Next,
+}
+
+impl Reader {
+    /// One frame, waiting up to `timeout` seconds (None: for ever).
+    fn read(
+        &self,
+        py: Python<'_>,
+        mode: Mode,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Py<Frame>>> {
+        let deadline = deadline(timeout)?;
+        loop {
+            let slice = slice_until(deadline);
+            let result = py.detach(|| {
+                let mut st = self.state.lock().unwrap();
+                let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
+                match mode {
+                    Mode::Latest => st.reader.latest_zero_copy(slice, alloc),
+                    Mode::Next => st.reader.next_zero_copy(slice, alloc),
+                }
+            });
+            match result.map_err(to_py)? {
+                Next::Frame(f) => {
+                    let frame = Frame::new(self.loc.display_name(), f.info, f.data, f.missed);
+                    return Ok(Some(Py::new(py, frame)?));
+                }
+                Next::Eos => {
+                    return Err(EndOfStream::new_err(format!(
+                        "the writer of ring {} ended its stream",
+                        self.loc
+                    )))
+                }
+                Next::WriterGone(why) => {
+                    if !self.reattach(py, deadline)? {
+                        return Err(WriterGone::new_err(format!(
+                            "the writer of ring {} is gone ({why:?}) and no new writer came within the timeout",
+                            self.loc
+                        )));
+                    }
+                    continue;
+                }
+                Next::TimedOut | Next::Interrupted => {}
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits until a live ring has the name again and reads it; false at the deadline.
+    fn reattach(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
+        loop {
+            let slice = slice_until(deadline);
+            let found = py.detach(|| attach(&self.loc, slice, &self.interrupter));
+            match found.map_err(to_py)? {
+                Attach::Reader(mut r) => {
+                    // A new writer: its frames from the first one it still holds.
+                    r.seek_after(0);
+                    let mut st = self.state.lock().unwrap();
+                    let zero_copy = st.zero_copy;
+                    *st = ReaderState::adopt(r, zero_copy);
+                    return Ok(true);
+                }
+                Attach::TimedOut | Attach::Interrupted => {}
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => {
+            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout {t}: expected seconds, 0 or more, or None to wait for ever"
+        ))),
+    }
+}
+
+fn slice_until(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(SLICE, |d| {
+        d.saturating_duration_since(Instant::now()).min(SLICE)
+    })
+}
+
+#[pymethods]
+impl Reader {
+    /// Opens ring `ring` (a name in `dir`, default `/dev/shm/shmring-<uid>` or
+    /// `$SHMRING_DIR`, or an absolute path). `zero_copy=False` copies every frame.
+    #[new]
+    #[pyo3(signature = (ring, dir=None, zero_copy=true))]
+    fn new(ring: &str, dir: Option<PathBuf>, zero_copy: bool) -> PyResult<Self> {
+        let loc = RingLocation::parse(ring, dir.as_deref()).map_err(to_py)?;
+        let interrupter = Interrupter::new()
+            .map_err(|e| ShmringError::new_err(format!("cannot create an eventfd: {e}")))?;
+        let mut reader = RingReader::open_with(&loc, interrupter.clone()).map_err(to_py)?;
+        // Start with the newest frame, as shmringsrc does.
+        reader.seek_after(reader.head().saturating_sub(1));
+        Ok(Reader {
+            loc,
+            interrupter,
+            state: Mutex::new(ReaderState::adopt(Box::new(reader), zero_copy)),
+        })
+    }
+
+    /// The newest frame not returned yet, waiting up to `timeout` seconds for one
+    /// (None: for ever); None when none came in time.
+    #[pyo3(signature = (timeout=None))]
+    fn latest(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<Frame>>> {
+        self.read(py, Mode::Latest, timeout)
+    }
+
+    /// The next frame in order (`missed` counts those lost to a writer that lapped this
+    /// reader), waiting up to `timeout` seconds; None when none came in time.
+    #[pyo3(signature = (timeout=None))]
+    fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<Frame>>> {
+        self.read(py, Mode::Next, timeout)
+    }
+
+    /// Exactly the frame `handle` names (a copy). Raises HandleGone when it was
+    /// overwritten, NotYetWritten when it is not written yet, BadHandle when it is
+    /// malformed or of another ring.
+    fn get(&self, py: Python<'_>, handle: &str) -> PyResult<Py<Frame>> {
+        let h: Handle = handle.parse().map_err(to_py)?;
+        if h.ring != self.loc.display_name() {
+            return Err(BadHandle::new_err(format!(
+                "handle {handle} names ring {}, this reader reads {}",
+                h.ring,
+                self.loc.display_name()
+            )));
+        }
+        for attempt in 0..2 {
+            let result = {
+                let mut st = self.state.lock().unwrap();
+                st.reader.by_handle(&h, |i| vec![0u8; i.len as usize])
+            };
+            match result.map_err(to_py)? {
+                ByHandle::Frame(f) => {
+                    let frame =
+                        Frame::new(self.loc.display_name(), f.info, Payload::Copied(f.data), 0);
+                    return Py::new(py, frame);
+                }
+                ByHandle::NotYet => {
+                    return Err(NotYetWritten::new_err(format!(
+                        "frame {handle} is not written yet"
+                    )))
+                }
+                ByHandle::Gone => {
+                    // Of a newer writer than the one read so far: follow it, once.
+                    let stale = {
+                        let st = self.state.lock().unwrap();
+                        st.reader.epoch() != h.epoch
+                            && (st.reader.is_superseded()
+                                || !matches!(
+                                    st.reader.writer_status(),
+                                    WriterStatus::Live | WriterStatus::Eos
+                                ))
+                    };
+                    if attempt == 0 && stale && self.reattach(py, Some(Instant::now()))? {
+                        continue;
+                    }
+                    return Err(HandleGone::new_err(format!(
+                        "frame {handle} was overwritten, or is of another writer epoch"
+                    )));
+                }
+            }
+        }
+        unreachable!("two attempts at most")
+    }
+
+    /// Iterates over frames (`mode` "latest" or "next"), waiting for each as long as it
+    /// takes; the iteration ends with the writer's stream (EOS).
+    #[pyo3(signature = (mode="latest"))]
+    fn frames(slf: Py<Self>, mode: &str) -> PyResult<FrameIter> {
+        let mode = match mode {
+            "latest" => Mode::Latest,
+            "next" => Mode::Next,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "mode {other:?}: expected \"latest\" or \"next\""
+                )))
+            }
+        };
+        Ok(FrameIter { reader: slf, mode })
+    }
+
+    /// What the ring says of itself: width, height, format, fps, caps, slots,
+    /// writer_pid, writer_state, epoch, ring, path.
+    #[getter]
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = self.state.lock().unwrap();
+        let r = &st.reader;
+        let d = PyDict::new(py);
+        let caps = r.current_caps().map_err(to_py)?.map(|(_, c)| c);
+        let field = |name: &str| -> Option<String> {
+            let caps = caps.as_deref()?;
+            let at = caps.find(&format!("{name}="))? + name.len() + 1;
+            let rest = &caps[at..];
+            let rest = rest
+                .strip_prefix('(')
+                .and_then(|r| r.split_once(')'))
+                .map_or(rest, |(_, r)| r);
+            Some(rest.split([',', ';']).next()?.trim().to_owned())
+        };
+        let fps = field("framerate").and_then(|f| {
+            let (n, d) = f.split_once('/')?;
+            Some(n.parse::<f64>().ok()? / d.parse::<f64>().ok()?)
+        });
+        d.set_item("ring", self.loc.display_name())?;
+        d.set_item("path", self.loc.path())?;
+        d.set_item("width", field("width").and_then(|w| w.parse::<u32>().ok()))?;
+        d.set_item(
+            "height",
+            field("height").and_then(|h| h.parse::<u32>().ok()),
+        )?;
+        d.set_item("format", field("format"))?;
+        d.set_item("fps", fps)?;
+        d.set_item("caps", caps)?;
+        d.set_item("slots", r.geometry().slot_count)?;
+        d.set_item("writer_pid", r.writer_pid())?;
+        d.set_item(
+            "writer_state",
+            format!("{:?}", r.writer_status()).to_lowercase(),
+        )?;
+        d.set_item("epoch", format!("{:016x}", r.epoch()))?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<shmring.Reader {}>", self.loc)
+    }
+}
+
+/// `Reader.frames()`.
+#[pyclass(module = "shmring._shmring")]
+struct FrameIter {
+    reader: Py<Reader>,
+    mode: Mode,
+}
+
+#[pymethods]
+impl FrameIter {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<Frame>>> {
+        match self.reader.get().read(py, self.mode, None) {
+            Err(e) if e.is_instance_of::<EndOfStream>(py) => Ok(None),
+            other => other,
+        }
+    }
+}
+
+/// What a frame written from Python is.
+struct Shape {
+    layout: VideoLayout,
+    size: usize,
+    duration_ns: Option<u64>,
+}
+
+/// Writes one ring from numpy arrays. Caps are published, so `shmringsrc` reads it with
+/// nothing typed. One writer per ring: a second is an error naming the first's pid.
+#[pyclass(frozen, module = "shmring._shmring")]
+struct Writer {
+    name: String,
+    shape: Shape,
+    lender: Lender,
+    writer: Mutex<Option<RingWriter>>,
+}
+
+impl Writer {
+    fn meta(&self, pts: Option<u64>, captured_at: Option<u64>) -> FrameMeta {
+        FrameMeta {
+            pts,
+            duration: self.shape.duration_ns,
+            captured_at_ns: captured_at,
+            video: self.shape.layout,
+            ..Default::default()
+        }
+    }
+
+    fn with_writer<T>(&self, f: impl FnOnce(&mut RingWriter) -> Result<T, Error>) -> PyResult<T> {
+        let mut guard = self.writer.lock().unwrap();
+        let w = guard
+            .as_mut()
+            .ok_or_else(|| ShmringError::new_err(format!("writer of {} is closed", self.name)))?;
+        f(w).map_err(to_py)
+    }
+}
+
+/// The fraction GStreamer's caps give `fps`: exact for whole and NTSC rates
+/// (29.97 is 30000/1001), else in thousandths.
+fn framerate(fps: f64) -> PyResult<(u64, u64)> {
+    if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
+        return Err(PyValueError::new_err(format!(
+            "fps {fps}: expected more than 0, at most 1000"
+        )));
+    }
+    let near = |x: f64| (x - x.round()).abs() < 1e-3;
+    Ok(if near(fps) {
+        (fps.round() as u64, 1)
+    } else if near(fps * 1.001) {
+        ((fps * 1.001).round() as u64 * 1000, 1001)
+    } else {
+        ((fps * 1000.0).round() as u64, 1000)
+    })
+}
+
+#[pymethods]
+impl Writer {
+    /// Creates ring `ring` for `width` x `height` frames of `format` (a GStreamer
+    /// format name: I420, NV12, YV12, NV21, GRAY8, GRAY16_LE, RGB, BGR, RGBx, BGRx,
+    /// xRGB, xBGR, RGBA, BGRA, ARGB, ABGR) at `fps`. `slots=0` keeps half a second.
+    #[new]
+    #[pyo3(signature = (ring, width, height, format, fps, slots=0, dir=None, lease_slots=8, pool_slots=2))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ring: &str,
+        width: u32,
+        height: u32,
+        format: &str,
+        fps: f64,
+        slots: u32,
+        dir: Option<PathBuf>,
+        lease_slots: u32,
+        pool_slots: u32,
+    ) -> PyResult<Self> {
+        let loc = RingLocation::parse(ring, dir.as_deref()).map_err(to_py)?;
+        let (number, kind) = format_by_name(format).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "format {format:?}: expected one of {}",
+                FORMATS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if width == 0 || height == 0 || width > 16384 || height > 16384 {
+            return Err(PyValueError::new_err(format!(
+                "{width}x{height}: width and height must be 1 to 16384"
+            )));
+        }
+        let (n, d) = framerate(fps)?;
+        let name = FORMATS
+            .iter()
+            .find(|f| f.1 == number)
+            .map(|f| f.0)
+            .unwrap_or(format);
+        let (layout, size) = default_layout(number, kind, width as usize, height as usize);
+        let slots = if slots == 0 {
+            // Half a second, as shmringsink keeps: 4 to 64 slots within 1 GiB.
+            let by_time = (n * 500).div_ceil(d * 1000).clamp(4, 64);
+            by_time.min((1u64 << 30) / size as u64).max(2) as u32
+        } else {
+            slots
+        };
+        let caps = format!(
+            "video/x-raw, format=(string){name}, width=(int){width}, height=(int){height}, \
+             framerate=(fraction){n}/{d}, pixel-aspect-ratio=(fraction)1/1, \
+             interlace-mode=(string)progressive"
+        );
+        let config = WriterConfig {
+            slots,
+            max_frame: size as u64,
+            caps: Some(caps),
+            spares: lease_slots,
+            loans: pool_slots,
+            ..Default::default()
+        };
+        let writer = RingWriter::create(&loc, &config).map_err(to_py)?;
+        Ok(Writer {
+            name: loc.display_name().to_owned(),
+            shape: Shape {
+                layout,
+                size,
+                duration_ns: Some(1_000_000_000 * d / n),
+            },
+            lender: writer.lender(),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Bytes of one frame in GStreamer's default layout (what `write` takes).
+    #[getter]
+    fn frame_size(&self) -> usize {
+        self.shape.size
+    }
+
+    /// Writes `array` (uint8, C-contiguous, exactly `frame_size` bytes, any shape) as
+    /// the next frame; returns its handle. `pts` in ns; `captured_at` in ns since the
+    /// Unix epoch (default: now).
+    #[pyo3(signature = (array, pts=None, captured_at=None))]
+    fn write(
+        &self,
+        array: PyReadonlyArrayDyn<'_, u8>,
+        pts: Option<u64>,
+        captured_at: Option<u64>,
+    ) -> PyResult<String> {
+        let bytes = array.as_slice().map_err(|_| {
+            PyValueError::new_err("the array is not C-contiguous: pass numpy.ascontiguousarray(a)")
+        })?;
+        if bytes.len() != self.shape.size {
+            return Err(PyValueError::new_err(format!(
+                "the array has {} bytes ({:?}), a frame of this ring has {}",
+                bytes.len(),
+                array.shape(),
+                self.shape.size
+            )));
+        }
+        let meta = self.meta(pts, captured_at);
+        let name = self.name.clone();
+        self.with_writer(|w| {
+            let seq = w.write(&meta, bytes)?;
+            Ok(Handle {
+                ring: name,
+                epoch: w.epoch(),
+                seq,
+            }
+            .to_string())
+        })
+    }
+
+    /// A frame to fill in place: `with writer.frame() as f: f.array[...] = ...`
+    /// commits it at the end of the block and drops it if the block raises. The array
+    /// is a slot of the ring itself when one can be lent, else a buffer of its own.
+    #[pyo3(signature = (pts=None, captured_at=None))]
+    fn frame(slf: Py<Self>, pts: Option<u64>, captured_at: Option<u64>) -> WriteFrame {
+        let loan = slf.get().lender.lend(slf.get().shape.size);
+        let slot = match loan {
+            Some(l) => Slot::Loan(l),
+            None => Slot::Own(vec![0; slf.get().shape.size]),
+        };
+        WriteFrame {
+            writer: slf,
+            slot: Mutex::new(Some(slot)),
+            stamps: Mutex::new((pts, captured_at)),
+            handle: Mutex::new(None),
+        }
+    }
+
+    /// Tells every reader that the stream ended (EOS).
+    fn eos(&self) -> PyResult<()> {
+        self.with_writer(|w| {
+            w.set_state(WriterState::Eos);
+            Ok(())
+        })
+    }
+
+    /// Closes the ring: readers wait for a next writer (or end, after `eos`).
+    fn close(&self) {
+        self.writer.lock().unwrap().take();
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<shmring.Writer {}>", self.name)
+    }
+}
+
+enum Slot {
+    Loan(Loan),
+    Own(Vec<u8>),
+}
+
+/// `Writer.frame()`: a frame being filled.
+#[pyclass(frozen, module = "shmring._shmring")]
+struct WriteFrame {
+    writer: Py<Writer>,
+    slot: Mutex<Option<Slot>>,
+    stamps: Mutex<(Option<u64>, Option<u64>)>,
+    handle: Mutex<Option<String>>,
+}
+
+#[pymethods]
+impl WriteFrame {
+    /// The frame as a writable numpy array of uint8, shaped by its format.
+    #[getter]
+    fn array<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let (ptr, len) = match slf.get().slot.lock().unwrap().as_mut() {
+            Some(Slot::Loan(l)) => (l.as_ptr(), l.len()),
+            Some(Slot::Own(v)) => (v.as_ptr(), v.len()),
+            None => return Err(ShmringError::new_err("the frame was committed or dropped")),
+        };
+        let shape = &slf.get().writer.get().shape;
+        let len = len.min(shape.size);
+        let (dims, strides, offset) = array_layout(&shape.layout, len);
+        // SAFETY: the slot or buffer stays where it is while this object lives (a loan
+        // is only given back when it is dropped with the object's slot), and the array
+        // keeps the object alive through its base. Writes through it go to a slot lent
+        // to this process alone until the commit.
+        Ok(unsafe { view(slf.into_any(), ptr, &dims, &strides, offset) })
+    }
+
+    /// The frame's handle once committed.
+    #[getter]
+    fn handle(&self) -> Option<String> {
+        self.handle.lock().unwrap().clone()
+    }
+
+    /// Commits the frame; returns its handle.
+    fn commit(&self) -> PyResult<String> {
+        let slot =
+            self.slot.lock().unwrap().take().ok_or_else(|| {
+                ShmringError::new_err("the frame was committed or dropped already")
+            })?;
+        let w = self.writer.get();
+        let (pts, captured_at) = *self.stamps.lock().unwrap();
+        let meta = w.meta(pts, captured_at);
+        let size = w.shape.size;
+        let name = w.name.clone();
+        let handle = w.with_writer(|rw| {
+            let seq = match &slot {
+                Slot::Loan(l) => {
+                    // SAFETY: commit_in_place uses only the slice's address and length.
+                    let bytes = unsafe { &l.as_slice()[..size] };
+                    match rw.commit_in_place(bytes, &meta)? {
+                        Some(seq) => seq,
+                        None => rw.write(&meta, &l.to_vec()[..size])?, // of a replaced ring
+                    }
+                }
+                Slot::Own(v) => rw.write(&meta, v)?,
+            };
+            Ok(Handle {
+                ring: name,
+                epoch: rw.epoch(),
+                seq,
+            }
+            .to_string())
+        })?;
+        *self.handle.lock().unwrap() = Some(handle.clone());
+        Ok(handle)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_none() {
+            self.commit()?;
+        } else {
+            self.slot.lock().unwrap().take(); // dropped, never committed
+        }
+        Ok(false)
+    }
+}
+
+#[pymodule]
+fn _shmring(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Reader>()?;
+    m.add_class::<Frame>()?;
+    m.add_class::<FrameIter>()?;
+    m.add_class::<Writer>()?;
+    m.add_class::<WriteFrame>()?;
+    m.add("ShmringError", py.get_type::<ShmringError>())?;
+    m.add("RingNotFound", py.get_type::<RingNotFound>())?;
+    m.add("WriterGone", py.get_type::<WriterGone>())?;
+    m.add("EndOfStream", py.get_type::<EndOfStream>())?;
+    m.add("CorruptRing", py.get_type::<CorruptRing>())?;
+    m.add("HandleGone", py.get_type::<HandleGone>())?;
+    m.add("NotYetWritten", py.get_type::<NotYetWritten>())?;
+    m.add("BadHandle", py.get_type::<BadHandle>())?;
+    m.add("BadName", py.get_type::<BadName>())?;
+    Ok(())
+}
