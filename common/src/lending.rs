@@ -263,6 +263,11 @@ impl Loan {
         self.index
     }
 
+    /// Whether the slot is of the ring mapped by `map`.
+    pub(crate) fn is_of(&self, map: &Arc<Mapping>) -> bool {
+        Arc::ptr_eq(&self.lender.map, map)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::layout::*;
-use crate::lending::{Lender, Payloads, Shared};
+use crate::lending::{Lender, Loan, Payloads, Shared};
 use crate::location::{Handle, RingLocation};
 use crate::mapping::{Geometry, Mapping};
 use crate::FrameMeta;
@@ -447,6 +447,27 @@ impl RingWriter {
         let Some(p) = self.map.payload_index_at(&self.geom, bytes) else {
             return Ok(None);
         };
+        self.commit_slot(p, bytes.len() as u64, meta)
+    }
+
+    /// As `commit_in_place`, for the first `len` bytes of `loan`, without a slice over
+    /// them: None when the loan is of another ring (or committed already) or `len` is
+    /// more than it holds.
+    pub fn commit_loan(
+        &mut self,
+        loan: &Loan,
+        len: usize,
+        meta: &FrameMeta,
+    ) -> Result<Option<u64>> {
+        if !loan.is_of(&self.map) || len > loan.len() {
+            return Ok(None);
+        }
+        self.commit_slot(loan.slot(), len as u64, meta)
+    }
+
+    /// Commits lent payload slot `p`, filled with `len` bytes, if it is lent and not
+    /// committed yet.
+    fn commit_slot(&mut self, p: u32, len: u64, meta: &FrameMeta) -> Result<Option<u64>> {
         check_mapped(&self.map, self.loc.path())?;
         // Held until the slot is in its descriptor: the loan cannot go back meanwhile.
         let mut payloads = self.payloads.lock();
@@ -457,15 +478,7 @@ impl RingWriter {
         self.see_leases(&mut payloads);
         payloads.commit_lent(index as usize, p);
         drop(payloads);
-        publish(
-            &self.map,
-            &self.geom,
-            index,
-            seq,
-            p,
-            meta,
-            bytes.len() as u64,
-        )?;
+        publish(&self.map, &self.geom, index, seq, p, meta, len)?;
         // Relaxed: statistics.
         self.map
             .superblock()

@@ -16,7 +16,7 @@ use numpy::ndarray::{ArrayView, IxDyn, ShapeBuilder};
 use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyWeakrefMethods, PyWeakrefReference};
 
 use shmring_common::{
     attach, Attach, ByHandle, Error, FrameInfo, FrameMeta, Handle, Interrupter, LeasedPayload,
@@ -76,6 +76,12 @@ pyo3::create_exception!(
 
 /// How long a wait sleeps before it looks at Ctrl-C.
 const SLICE: Duration = Duration::from_millis(100);
+
+/// Locks `m`, carrying on after a panic elsewhere left it poisoned (every update under
+/// these locks is complete before anything can fail).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn to_py(e: Error) -> PyErr {
     let text = e.to_string();
@@ -155,33 +161,33 @@ fn planes_of(kind: Kind, w: usize, h: usize) -> Vec<(usize, usize)> {
 }
 
 /// GStreamer's default layout of a `w` x `h` frame: its planes' offsets and strides,
-/// and its size (as `gst_video_info_set_format` computes them for these formats).
-fn default_layout(number: u32, kind: Kind, w: usize, h: usize) -> (VideoLayout, usize) {
-    let (mut offsets, mut strides, size) = match kind {
+/// and its size (as `gst_video_info_set_format` computes them for these formats). None
+/// when the sizes do not fit the address space (dimensions read from a hostile ring).
+fn default_layout(number: u32, kind: Kind, w: usize, h: usize) -> Option<(VideoLayout, usize)> {
+    let (offsets, strides, size): (Vec<usize>, Vec<usize>, usize) = match kind {
         Kind::Gray8 | Kind::Gray16 | Kind::Packed(_) => {
             let s = match kind {
-                Kind::Packed(4) => 4 * w,
-                Kind::Packed(c) => round_up(c * w, 4),
-                Kind::Gray16 => round_up(2 * w, 4),
+                Kind::Packed(4) => w.checked_mul(4)?,
+                Kind::Packed(c) => round_up(w.checked_mul(c)?, 4),
+                Kind::Gray16 => round_up(w.checked_mul(2)?, 4),
                 _ => round_up(w, 4),
             };
-            (vec![0], vec![s], s * h)
+            (vec![0], vec![s], s.checked_mul(h)?)
         }
         Kind::Planar420 => {
             let s0 = round_up(w, 4);
             let s1 = round_up(round_up(w, 2) / 2, 4);
-            let o1 = s0 * round_up(h, 2);
-            let o2 = o1 + s1 * (round_up(h, 2) / 2);
-            (
-                vec![0, o1, o2],
-                vec![s0, s1, s1],
-                o2 + s1 * (round_up(h, 2) / 2),
-            )
+            let half = round_up(h, 2) / 2;
+            let o1 = s0.checked_mul(round_up(h, 2))?;
+            let o2 = o1.checked_add(s1.checked_mul(half)?)?;
+            let size = o2.checked_add(s1.checked_mul(half)?)?;
+            (vec![0, o1, o2], vec![s0, s1, s1], size)
         }
         Kind::SemiPlanar420 => {
             let s0 = round_up(w, 4);
-            let o1 = s0 * round_up(h, 2);
-            (vec![0, o1], vec![s0, s0], o1 + s0 * (round_up(h, 2) / 2))
+            let o1 = s0.checked_mul(round_up(h, 2))?;
+            let size = o1.checked_add(s0.checked_mul(round_up(h, 2) / 2)?)?;
+            (vec![0, o1], vec![s0, s0], size)
         }
     };
     let mut layout = VideoLayout {
@@ -191,11 +197,11 @@ fn default_layout(number: u32, kind: Kind, w: usize, h: usize) -> (VideoLayout, 
         n_planes: offsets.len() as u32,
         ..Default::default()
     };
-    for (p, (o, s)) in offsets.drain(..).zip(strides.drain(..)).enumerate() {
+    for (p, (o, s)) in offsets.into_iter().zip(strides).enumerate() {
         layout.offsets[p] = o as u64;
-        layout.strides[p] = s as i32;
+        layout.strides[p] = i32::try_from(s).ok()?;
     }
-    (layout, size)
+    Some((layout, size))
 }
 
 /// Whether a view of `shape` and byte `strides` at byte `offset` lies within `len`.
@@ -224,7 +230,9 @@ fn array_layout(v: &VideoLayout, len: usize) -> (Vec<usize>, Vec<usize>, usize) 
         Kind::Gray8 => (vec![h, w], vec![stride(0), 1], offset(0)),
         Kind::Packed(c) => (vec![h, w, c], vec![stride(0), c, 1], offset(0)),
         Kind::Planar420 | Kind::SemiPlanar420 => {
-            let (default, _) = default_layout(v.format, kind, w, h);
+            let Some((default, _)) = default_layout(v.format, kind, w, h) else {
+                return one_d;
+            };
             let tight = w % 4 == 0
                 && h % 2 == 0
                 && (kind == Kind::SemiPlanar420 || w % 8 == 0)
@@ -391,13 +399,13 @@ impl Frame {
     /// Whether the bytes are the ring's own slot, leased (False: a copy, or released).
     #[getter]
     fn zero_copy(&self) -> bool {
-        matches!(*self.bytes.lock().unwrap(), Bytes::Leased(_))
+        matches!(*lock(&self.bytes), Bytes::Leased(_))
     }
 
     /// The frame as a read-only numpy array of uint8, shaped by its format.
     #[getter]
     fn array<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
-        let (ptr, len) = slf.get().bytes.lock().unwrap().ptr_len();
+        let (ptr, len) = lock(&slf.get().bytes).ptr_len();
         let (shape, strides, offset) = array_layout(&slf.get().info.video, len);
         // SAFETY: the bytes stay where they are for as long as the frame lives (a copy
         // is never reallocated, a leased or released slot stays mapped), and the array
@@ -410,7 +418,7 @@ impl Frame {
     /// One read-only 2-D array per plane, rows by bytes, with the plane's real stride.
     #[getter]
     fn planes<'py>(slf: Bound<'py, Self>) -> PyResult<Vec<Bound<'py, PyArrayDyn<u8>>>> {
-        let (ptr, len) = slf.get().bytes.lock().unwrap().ptr_len();
+        let (ptr, len) = lock(&slf.get().bytes).ptr_len();
         let v = slf.get().info.video;
         let Some((_, kind)) = format_by_number(v.format) else {
             return Err(PyValueError::new_err(format!(
@@ -454,12 +462,12 @@ impl Frame {
 
     /// The frame's bytes, copied.
     fn tobytes(&self) -> Vec<u8> {
-        self.bytes.lock().unwrap().to_vec()
+        lock(&self.bytes).to_vec()
     }
 
     /// Gives the lease on the ring's slot back (nothing for a copy).
     fn release(&self) {
-        let mut bytes = self.bytes.lock().unwrap();
+        let mut bytes = lock(&self.bytes);
         if let Bytes::Leased(_) = &*bytes {
             let Bytes::Leased(l) = std::mem::replace(&mut *bytes, Bytes::Copied(vec![])) else {
                 unreachable!()
@@ -540,7 +548,7 @@ impl Reader {
         loop {
             let slice = slice_until(deadline);
             let result = py.detach(|| {
-                let mut st = self.state.lock().unwrap();
+                let mut st = lock(&self.state);
                 let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
                 match mode {
                     Mode::Latest => st.reader.latest_zero_copy(slice, alloc),
@@ -559,6 +567,7 @@ impl Reader {
                     )))
                 }
                 Next::WriterGone(why) => {
+                    py.check_signals()?;
                     if !self.reattach(py, deadline)? {
                         return Err(WriterGone::new_err(format!(
                             "the writer of ring {} is gone ({why:?}) and no new writer came within the timeout",
@@ -585,9 +594,12 @@ impl Reader {
                 Attach::Reader(mut r) => {
                     // A new writer: its frames from the first one it still holds.
                     r.seek_after(0);
-                    let mut st = self.state.lock().unwrap();
-                    let zero_copy = st.zero_copy;
-                    *st = ReaderState::adopt(r, zero_copy);
+                    // The mutex is only ever waited for without the GIL.
+                    py.detach(|| {
+                        let mut st = lock(&self.state);
+                        let zero_copy = st.zero_copy;
+                        *st = ReaderState::adopt(r, zero_copy);
+                    });
                     return Ok(true);
                 }
                 Attach::TimedOut | Attach::Interrupted => {}
@@ -603,9 +615,10 @@ impl Reader {
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => {
-            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
-        }
+        // A timeout beyond what the clock can count waits for ever.
+        Some(t) if t >= 0.0 => Ok(Duration::try_from_secs_f64(t)
+            .ok()
+            .and_then(|d| Instant::now().checked_add(d))),
         Some(t) => Err(PyValueError::new_err(format!(
             "timeout {t}: expected seconds, 0 or more, or None to wait for ever"
         ))),
@@ -665,10 +678,10 @@ impl Reader {
             )));
         }
         for attempt in 0..2 {
-            let result = {
-                let mut st = self.state.lock().unwrap();
+            let result = py.detach(|| {
+                let mut st = lock(&self.state);
                 st.reader.by_handle(&h, |i| vec![0u8; i.len as usize])
-            };
+            });
             match result.map_err(to_py)? {
                 ByHandle::Frame(f) => {
                     let frame =
@@ -682,15 +695,15 @@ impl Reader {
                 }
                 ByHandle::Gone => {
                     // Of a newer writer than the one read so far: follow it, once.
-                    let stale = {
-                        let st = self.state.lock().unwrap();
+                    let stale = py.detach(|| {
+                        let st = lock(&self.state);
                         st.reader.epoch() != h.epoch
                             && (st.reader.is_superseded()
                                 || !matches!(
                                     st.reader.writer_status(),
                                     WriterStatus::Live | WriterStatus::Eos
                                 ))
-                    };
+                    });
                     if attempt == 0 && stale && self.reattach(py, Some(Instant::now()))? {
                         continue;
                     }
@@ -723,10 +736,20 @@ impl Reader {
     /// writer_pid, writer_state, epoch, ring, path.
     #[getter]
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let st = self.state.lock().unwrap();
-        let r = &st.reader;
+        // Copied out under the lock, without the GIL; the dict is built after.
+        let (caps, slots, pid, status, epoch) = py.detach(|| {
+            let st = lock(&self.state);
+            let r = &st.reader;
+            (
+                r.current_caps().map(|c| c.map(|(_, c)| c)),
+                r.geometry().slot_count,
+                r.writer_pid(),
+                r.writer_status(),
+                r.epoch(),
+            )
+        });
+        let caps = caps.map_err(to_py)?;
         let d = PyDict::new(py);
-        let caps = r.current_caps().map_err(to_py)?.map(|(_, c)| c);
         let field = |name: &str| -> Option<String> {
             let caps = caps.as_deref()?;
             let at = caps.find(&format!("{name}="))? + name.len() + 1;
@@ -751,13 +774,10 @@ impl Reader {
         d.set_item("format", field("format"))?;
         d.set_item("fps", fps)?;
         d.set_item("caps", caps)?;
-        d.set_item("slots", r.geometry().slot_count)?;
-        d.set_item("writer_pid", r.writer_pid())?;
-        d.set_item(
-            "writer_state",
-            format!("{:?}", r.writer_status()).to_lowercase(),
-        )?;
-        d.set_item("epoch", format!("{:016x}", r.epoch()))?;
+        d.set_item("slots", slots)?;
+        d.set_item("writer_pid", pid)?;
+        d.set_item("writer_state", format!("{status:?}").to_lowercase())?;
+        d.set_item("epoch", format!("{epoch:016x}"))?;
         Ok(d)
     }
 
@@ -816,7 +836,7 @@ impl Writer {
     }
 
     fn with_writer<T>(&self, f: impl FnOnce(&mut RingWriter) -> Result<T, Error>) -> PyResult<T> {
-        let mut guard = self.writer.lock().unwrap();
+        let mut guard = lock(&self.writer);
         let w = guard
             .as_mut()
             .ok_or_else(|| ShmringError::new_err(format!("writer of {} is closed", self.name)))?;
@@ -833,13 +853,19 @@ fn framerate(fps: f64) -> PyResult<(u64, u64)> {
         )));
     }
     let near = |x: f64| (x - x.round()).abs() < 1e-3;
-    Ok(if near(fps) {
+    let (n, d) = if near(fps) {
         (fps.round() as u64, 1)
     } else if near(fps * 1.001) {
         ((fps * 1.001).round() as u64 * 1000, 1001)
     } else {
         ((fps * 1000.0).round() as u64, 1000)
-    })
+    };
+    if n == 0 {
+        return Err(PyValueError::new_err(format!(
+            "fps {fps}: too low, at least 0.001"
+        )));
+    }
+    Ok((n, d))
 }
 
 #[pymethods]
@@ -879,7 +905,8 @@ impl Writer {
             .find(|f| f.1 == number)
             .map(|f| f.0)
             .unwrap_or(format);
-        let (layout, size) = default_layout(number, kind, width as usize, height as usize);
+        let (layout, size) = default_layout(number, kind, width as usize, height as usize)
+            .ok_or_else(|| PyValueError::new_err(format!("{width}x{height} {name}: too large")))?;
         let slots = if slots == 0 {
             // Half a second, as shmringsink keeps: 4 to 64 slots within 1 GiB.
             let by_time = (n * 500).div_ceil(d * 1000).clamp(4, 64);
@@ -965,9 +992,11 @@ impl Writer {
         };
         WriteFrame {
             writer: slf,
-            slot: Mutex::new(Some(slot)),
+            slot: Mutex::new(slot),
+            state: Mutex::new(Filling::Open),
             stamps: Mutex::new((pts, captured_at)),
             handle: Mutex::new(None),
+            views: Mutex::new(vec![]),
         }
     }
 
@@ -981,7 +1010,7 @@ impl Writer {
 
     /// Closes the ring: readers wait for a next writer (or end, after `eos`).
     fn close(&self) {
-        self.writer.lock().unwrap().take();
+        lock(&self.writer).take();
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -1008,62 +1037,103 @@ enum Slot {
     Own(Vec<u8>),
 }
 
-/// `Writer.frame()`: a frame being filled.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Filling {
+    Open,
+    Committed,
+    Dropped,
+}
+
+/// `Writer.frame()`: a frame being filled. Its slot (a ring slot lent to this process,
+/// or a buffer of its own) stays with it until it is freed, so its arrays never point
+/// at memory given back; once committed or dropped, they are made read-only, and a
+/// committed ring slot is not reused while this object lives.
 #[pyclass(frozen, module = "shmring._shmring")]
 struct WriteFrame {
     writer: Py<Writer>,
-    slot: Mutex<Option<Slot>>,
+    slot: Mutex<Slot>,
+    state: Mutex<Filling>,
     stamps: Mutex<(Option<u64>, Option<u64>)>,
     handle: Mutex<Option<String>>,
+    /// The arrays handed out, to be made read-only at the commit.
+    views: Mutex<Vec<Py<PyWeakrefReference>>>,
+}
+
+impl WriteFrame {
+    /// Ends the filling: no array of this frame can be written any more.
+    fn finish(&self, py: Python<'_>, how: Filling) -> PyResult<()> {
+        *lock(&self.state) = how;
+        let views = std::mem::take(&mut *lock(&self.views));
+        for v in views {
+            if let Some(array) = v.bind(py).upgrade() {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("write", false)?;
+                array.call_method("setflags", (), Some(&kwargs))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[pymethods]
 impl WriteFrame {
-    /// The frame as a writable numpy array of uint8, shaped by its format.
+    /// The frame as a writable numpy array of uint8, shaped by its format (read-only
+    /// once the frame is committed or dropped).
     #[getter]
     fn array<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
-        let (ptr, len) = match slf.get().slot.lock().unwrap().as_mut() {
-            Some(Slot::Loan(l)) => (l.as_ptr(), l.len()),
-            Some(Slot::Own(v)) => (v.as_ptr(), v.len()),
-            None => return Err(ShmringError::new_err("the frame was committed or dropped")),
+        let open = *lock(&slf.get().state) == Filling::Open;
+        let (ptr, len) = match &*lock(&slf.get().slot) {
+            Slot::Loan(l) => (l.as_ptr(), l.len()),
+            Slot::Own(v) => (v.as_ptr(), v.len()),
         };
         let shape = &slf.get().writer.get().shape;
         let len = len.min(shape.size);
         let (dims, strides, offset) = array_layout(&shape.layout, len);
-        // SAFETY: the slot or buffer stays where it is while this object lives (a loan
-        // is only given back when it is dropped with the object's slot), and the array
-        // keeps the object alive through its base. Writes through it go to a slot lent
-        // to this process alone until the commit.
-        Ok(unsafe { view(slf.into_any(), ptr, &dims, &strides, offset) })
+        let this = slf.clone();
+        // SAFETY: the slot or buffer is only let go when this object is freed, and the
+        // array keeps this object alive through its base. Writes through it, while the
+        // frame is open, go to a slot lent to this process alone.
+        let array = unsafe { view(slf.into_any(), ptr, &dims, &strides, offset) };
+        if open {
+            let weak = PyWeakrefReference::new(array.as_any())?;
+            lock(&this.get().views).push(weak.unbind());
+        } else {
+            read_only(&array)?;
+        }
+        Ok(array)
     }
 
     /// The frame's handle once committed.
     #[getter]
     fn handle(&self) -> Option<String> {
-        self.handle.lock().unwrap().clone()
+        lock(&self.handle).clone()
     }
 
-    /// Commits the frame; returns its handle.
-    fn commit(&self) -> PyResult<String> {
-        let slot =
-            self.slot.lock().unwrap().take().ok_or_else(|| {
-                ShmringError::new_err("the frame was committed or dropped already")
-            })?;
+    /// Commits the frame; returns its handle. Its arrays become read-only.
+    fn commit(&self, py: Python<'_>) -> PyResult<String> {
+        let state = *lock(&self.state);
+        if state != Filling::Open {
+            return Err(ShmringError::new_err(format!(
+                "the frame was {} already",
+                if state == Filling::Committed {
+                    "committed"
+                } else {
+                    "dropped"
+                }
+            )));
+        }
         let w = self.writer.get();
-        let (pts, captured_at) = *self.stamps.lock().unwrap();
+        let (pts, captured_at) = *lock(&self.stamps);
         let meta = w.meta(pts, captured_at);
         let size = w.shape.size;
         let name = w.name.clone();
+        let slot = lock(&self.slot);
         let handle = w.with_writer(|rw| {
-            let seq = match &slot {
-                Slot::Loan(l) => {
-                    // SAFETY: commit_in_place uses only the slice's address and length.
-                    let bytes = unsafe { &l.as_slice()[..size] };
-                    match rw.commit_in_place(bytes, &meta)? {
-                        Some(seq) => seq,
-                        None => rw.write(&meta, &l.to_vec()[..size])?, // of a replaced ring
-                    }
-                }
+            let seq = match &*slot {
+                Slot::Loan(l) => match rw.commit_loan(l, size, &meta)? {
+                    Some(seq) => seq,
+                    None => rw.write(&meta, &l.to_vec()[..size])?, // of a replaced ring
+                },
                 Slot::Own(v) => rw.write(&meta, v)?,
             };
             Ok(Handle {
@@ -1073,7 +1143,9 @@ impl WriteFrame {
             }
             .to_string())
         })?;
-        *self.handle.lock().unwrap() = Some(handle.clone());
+        drop(slot);
+        *lock(&self.handle) = Some(handle.clone());
+        self.finish(py, Filling::Committed)?;
         Ok(handle)
     }
 
@@ -1083,14 +1155,15 @@ impl WriteFrame {
 
     fn __exit__(
         &self,
+        py: Python<'_>,
         exc_type: Option<Bound<'_, PyAny>>,
         _exc: Option<Bound<'_, PyAny>>,
         _tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         if exc_type.is_none() {
-            self.commit()?;
-        } else {
-            self.slot.lock().unwrap().take(); // dropped, never committed
+            self.commit(py)?;
+        } else if *lock(&self.state) == Filling::Open {
+            self.finish(py, Filling::Dropped)?; // never committed
         }
         Ok(false)
     }

@@ -282,14 +282,27 @@ def test_a_python_writer_read_by_shmringsrc(ring_dir, tmp_path):
     assert seqs == list(range(seqs[0], seqs[0] + 20)), "in order, none lost"
 
 
-def test_frames_filled_in_place(ring_dir):
-    w = shmring.Writer("inplace", W, H, "GRAY8", 30, dir=ring_dir)
+@pytest.mark.parametrize("pool_slots", [2, 0])
+def test_frames_filled_in_place(ring_dir, pool_slots):
+    w = shmring.Writer("inplace", W, H, "GRAY8", 30, dir=ring_dir, pool_slots=pool_slots)
     r = shmring.Reader("inplace", dir=ring_dir)
     with w.frame() as f:
-        assert f.array.shape == (H, W)
-        f.array[...] = pattern(1, w.frame_size).reshape(H, W)
+        kept = f.array
+        assert kept.shape == (H, W)
+        kept[...] = pattern(1, w.frame_size).reshape(H, W)
     assert f.handle.endswith(":1")
     check(r.latest(timeout=1).array, 1)
+    # A view kept past the commit is read-only: the committed frame cannot change.
+    with pytest.raises(ValueError, match="read-only"):
+        kept[0, 0] = 1
+    check(kept, 1)
+    for n in range(2, 30):  # laps of the ring, and more frames than pool slots
+        with w.frame() as f:
+            f.array[...] = pattern(n, w.frame_size).reshape(H, W)
+    check(kept, 1)
+    latest = r.latest(timeout=1)
+    assert latest.seq == 29
+    check(latest.array, 29)
     with pytest.raises(ZeroDivisionError):
         with w.frame() as f:
             f.array[...] = 7
