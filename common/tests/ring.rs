@@ -560,3 +560,41 @@ fn attach_waits_for_a_writer_to_appear() {
     intr.interrupt();
     assert!(waiter.join().unwrap());
 }
+
+#[test]
+fn frames_are_found_by_capture_time_by_each_rule_and_at_the_edges() {
+    let dir = TestDir::new("at");
+    let loc = dir.ring("a");
+    let mut w = RingWriter::create(&loc, &config(4, 64)).unwrap();
+    let sut = RingReader::open(&loc).unwrap();
+    for rule in [AtRule::Nearest, AtRule::AtOrBefore, AtRule::AtOrAfter] {
+        assert_eq!(sut.seq_at(1000, rule).unwrap(), At::NotYet, "empty ring");
+    }
+    // Frames 1..=6 captured at 100, 200, ... 600: 3..=6 are held by 4 slots.
+    for n in 1..=6u64 {
+        let meta = FrameMeta {
+            captured_at_ns: Some(n * 100),
+            ..Default::default()
+        };
+        w.write(&meta, &[n as u8; 8]).unwrap();
+    }
+    let at = |t, rule| sut.seq_at(t, rule).unwrap();
+    assert_eq!(at(420, AtRule::Nearest), At::Frame(4));
+    assert_eq!(at(460, AtRule::Nearest), At::Frame(5));
+    assert_eq!(at(460, AtRule::AtOrBefore), At::Frame(4));
+    assert_eq!(at(420, AtRule::AtOrAfter), At::Frame(5));
+    assert_eq!(at(500, AtRule::AtOrBefore), At::Frame(5), "exactly at");
+    assert_eq!(at(500, AtRule::AtOrAfter), At::Frame(5), "exactly at");
+    // Older than the oldest frame held (300).
+    assert_eq!(at(150, AtRule::AtOrBefore), At::Gone);
+    assert_eq!(at(150, AtRule::AtOrAfter), At::Frame(3));
+    assert_eq!(at(150, AtRule::Nearest), At::Frame(3));
+    // Newer than the newest (600).
+    assert_eq!(at(900, AtRule::AtOrAfter), At::NotYet);
+    assert_eq!(at(900, AtRule::AtOrBefore), At::Frame(6));
+    assert_eq!(at(900, AtRule::Nearest), At::Frame(6));
+    // Look-back: the oldest frame held captured at or after a moment.
+    assert_eq!(sut.oldest_since(0).unwrap(), Some(3));
+    assert_eq!(sut.oldest_since(450).unwrap(), Some(5));
+    assert_eq!(sut.oldest_since(601).unwrap(), None);
+}
