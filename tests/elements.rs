@@ -1008,6 +1008,239 @@ fn a_caps_change_that_fails_leaves_the_ring_live_with_its_caps() {
     assert!(text.contains("width=(int)8"), "{text}");
 }
 
+/// `frame(size, n, 0)` captured at `captured_ns` (wall clock, ns since the Unix epoch).
+fn frame_captured(size: usize, n: u64, captured_ns: u64) -> gst::Buffer {
+    let mut b = frame(size, n, n * 33);
+    let unix = gst::Caps::new_empty_simple("timestamp/x-unix");
+    gst::ReferenceTimestampMeta::add(
+        b.get_mut().unwrap(),
+        &unix,
+        gst::ClockTime::from_nseconds(captured_ns),
+        None,
+    );
+    b
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn history_sizes_the_ring_by_time_within_the_memory_budget() {
+    init();
+    let dir = TestDir::new("history");
+    let mut w = sink(&dir, "h", "history=2000000000");
+    w.set_src_caps(caps("GRAY8", 64, 48));
+    w.push(frame(64 * 48, 1, 0)).unwrap();
+    assert_eq!(
+        stat::<u32>(&mut w, "shmringsink", "slots"),
+        60,
+        "2 s at 30 fps"
+    );
+    assert!(stat::<u64>(&mut w, "shmringsink", "ring-bytes") >= 60 * 4096);
+    let mut big = sink(&dir, "b", "history=60000000000");
+    big.set_src_caps(caps("I420", 3840, 2160));
+    let size = gst_video::VideoInfo::from_caps(&caps("I420", 3840, 2160))
+        .unwrap()
+        .size();
+    big.push(frame(size, 1, 0)).unwrap();
+    let slots: u32 = stat(&mut big, "shmringsink", "slots");
+    assert!(
+        slots < 100 && u64::from(slots) * size as u64 <= 1 << 30,
+        "a minute of 4K is held to 1 GiB: {slots} slots"
+    );
+}
+
+#[test]
+fn a_recorder_started_late_gets_the_half_second_before_it() {
+    init();
+    let dir = TestDir::new("look-back");
+    let mut w = sink(&dir, "r", "history=3000000000");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    // A second of frames at 30 fps, each captured when it is written.
+    for n in 1..=30u64 {
+        w.push(frame_captured(256, n, wall_ns())).unwrap();
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    let since = wall_ns() - 500_000_000;
+    let mut r = src(&dir, "r", "mode=sequential start=500000000");
+    let first = pull(&mut r);
+    let first_seq = first.offset();
+    assert!(
+        reference_ts(&first, "timestamp/x-unix").unwrap() + 50_000_000 >= since,
+        "the first frame was captured within the half second"
+    );
+    assert!(
+        (10..=20).contains(&(31 - first_seq)),
+        "about 15 frames of the half second, got {} from frame {first_seq}",
+        31 - first_seq
+    );
+    assert_eq!(bytes(&first), bytes(&frame(256, first_seq, 0)));
+    for n in first_seq + 1..=30 {
+        let b = pull(&mut r);
+        assert_eq!(b.offset(), n, "in order");
+        assert_eq!(
+            bytes(&b),
+            bytes(&frame(256, n, 0)),
+            "frame {n} byte for byte"
+        );
+    }
+    // Then it goes on with new frames.
+    w.push(frame_captured(256, 31, wall_ns())).unwrap();
+    assert_eq!(pull(&mut r).offset(), 31);
+}
+
+/// Asks a mode=handle source for the frame captured at `at` by `rule`: the status and,
+/// when delivered, the frame's sequence.
+fn request_at(r: &mut Harness, bus: &gst::Bus, at: u64, rule: &str) -> (String, Option<u64>) {
+    let element = r.find_element("shmringsrc").unwrap();
+    let queued = element.emit_by_name::<bool>("request-frame-at", &[&at, &rule]);
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(5),
+            &[gst::MessageType::Element],
+        )
+        .expect("an answer");
+    let s = msg.structure().unwrap();
+    assert_eq!(s.name(), "shmringsrc-handle");
+    assert_eq!(s.get::<u64>("capture-time").unwrap(), at);
+    let status = s.get::<String>("status").unwrap();
+    assert_eq!(queued, status != "invalid");
+    let seq = (status == "delivered").then(|| {
+        let b = pull(r);
+        let handle = s.get::<String>("handle").unwrap();
+        assert!(handle.ends_with(&format!(":{}", b.offset())), "{handle}");
+        b.offset()
+    });
+    (status, seq)
+}
+
+#[test]
+fn frames_are_requested_by_capture_time_by_each_rule_at_the_edges_and_across_a_restart() {
+    init();
+    let dir = TestDir::new("at");
+    let t0 = 1_700_000_000_000_000_000u64;
+    let mut w = sink(&dir, "a", "slots=4");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    // Frames 1..=6 captured at t0 + 100 ms * n: 3..=6 are held by four slots.
+    for n in 1..=6u64 {
+        w.push(frame_captured(256, n, t0 + n * 100_000_000))
+            .unwrap();
+    }
+    let mut r = src(&dir, "a", "mode=handle timeout=50000000");
+    let bus = gst::Bus::new();
+    r.find_element("shmringsrc").unwrap().set_bus(Some(&bus));
+    let ms = |m: u64| t0 + m * 1_000_000;
+    assert_eq!(
+        request_at(&mut r, &bus, ms(420), "nearest"),
+        ("delivered".into(), Some(4))
+    );
+    assert_eq!(
+        request_at(&mut r, &bus, ms(460), "at-or-before"),
+        ("delivered".into(), Some(4))
+    );
+    assert_eq!(
+        request_at(&mut r, &bus, ms(420), "at-or-after"),
+        ("delivered".into(), Some(5))
+    );
+    // Older than the oldest frame held, newer than the newest.
+    assert_eq!(
+        request_at(&mut r, &bus, ms(150), "at-or-before"),
+        ("gone".into(), None)
+    );
+    assert_eq!(
+        request_at(&mut r, &bus, ms(150), "nearest"),
+        ("delivered".into(), Some(3))
+    );
+    assert_eq!(
+        request_at(&mut r, &bus, ms(900), "at-or-after"),
+        ("not-yet".into(), None)
+    );
+    assert_eq!(
+        request_at(&mut r, &bus, ms(900), "at-or-before"),
+        ("delivered".into(), Some(6))
+    );
+    assert_eq!(
+        request_at(&mut r, &bus, ms(900), "sideways"),
+        ("invalid".into(), None)
+    );
+    // A new writer of the ring: its frames are found.
+    drop(w);
+    let mut w = sink(&dir, "a", "slots=4");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame_captured(256, 1, ms(2000))).unwrap();
+    let (status, seq) = request_at(&mut r, &bus, ms(2000), "nearest");
+    assert_eq!(
+        (status.as_str(), seq),
+        ("delivered", Some(1)),
+        "the new writer's frame"
+    );
+}
+
+#[test]
+fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
+    init();
+    let dir = TestDir::new("capture-ts");
+    let mut w = sink(&dir, "c", "");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame_captured(256, 1, wall_ns())).unwrap();
+    let (pipeline, seen) = timed_reader(
+        &dir,
+        "c",
+        "mode=sequential timestamps=capture max-age=200000000",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no first frame");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Running time well past the capture times below (they cannot be before 0).
+    std::thread::sleep(Duration::from_millis(300));
+    // Captured 50 ms before it is written, then 500 ms before (too late for max-age).
+    w.push(frame_captured(256, 2, wall_ns() - 50_000_000))
+        .unwrap();
+    w.push(frame_captured(256, 3, wall_ns() - 500_000_000))
+        .unwrap();
+    w.push(frame_captured(256, 4, wall_ns() - 10_000_000))
+        .unwrap();
+    while seen.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "frames missing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let src = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .iterate_sources()
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    let too_late = src
+        .property::<gst::Structure>("stats")
+        .get::<u64>("too-late")
+        .unwrap();
+    assert_eq!(too_late, 1);
+    let mut q = gst::query::Latency::new();
+    assert!(src.static_pad("src").unwrap().query(&mut q));
+    let (live, min, _) = q.result();
+    assert!(
+        live && min >= gst::ClockTime::from_mseconds(200),
+        "latency {min}"
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "the frame 500 ms old was dropped");
+    let (pts, _, arrived) = seen[1];
+    let age = arrived.saturating_sub(pts);
+    assert!(
+        (40..=120).contains(&age.mseconds()),
+        "frame 2, captured 50 ms before it was written, stamped {age} before it arrived"
+    );
+}
+
 /// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops
 /// within about 200 ms, though the source waits 10 s at a time.
 fn assert_stops_promptly(pipeline: &str) {

@@ -34,8 +34,8 @@ pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
 pub use reader::{
-    attach, At, AtRule, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload, ReaderProgress,
-    RingHold, RingReader, WriterStatus,
+    attach, At, AtRule, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload,
+    ReaderProgress, RingHold, RingReader, WriterStatus,
 };
 pub use sigbus::{
     disable as disable_sigbus_guard, install_notice as sigbus_guard_notice,

@@ -612,7 +612,9 @@ impl RingReader {
         if head == 0 {
             return Ok(At::NotYet);
         }
-        let oldest = head.saturating_sub(u64::from(self.geom.slot_count) - 1).max(1);
+        let oldest = head
+            .saturating_sub(u64::from(self.geom.slot_count) - 1)
+            .max(1);
         let (mut best, mut any) = (None::<(u64, u64)>, false);
         for seq in oldest..=head {
             let Some(info) = self.peek(seq)? else {
@@ -645,7 +647,9 @@ impl RingReader {
     /// when every frame held is older.
     pub fn oldest_since(&self, captured_at_ns: u64) -> Result<Option<u64>> {
         let head = self.head().min(MAX_SEQ);
-        let oldest = head.saturating_sub(u64::from(self.geom.slot_count) - 1).max(1);
+        let oldest = head
+            .saturating_sub(u64::from(self.geom.slot_count) - 1)
+            .max(1);
         for seq in oldest..=head {
             if let Some(info) = self.peek(seq)? {
                 if info.captured_at_ns >= captured_at_ns {

@@ -66,6 +66,7 @@ struct Settings {
     lease_slots: u32,
     pool_slots: u32,
     ignore_latency: bool,
+    history: u64,
 }
 
 impl Default for Settings {
@@ -79,6 +80,7 @@ impl Default for Settings {
             lease_slots: shmring_common::writer::DEFAULT_SPARES,
             pool_slots: DEFAULT_POOL_SLOTS,
             ignore_latency: DEFAULT_IGNORE_LATENCY,
+            history: 0,
         }
     }
 }
@@ -102,6 +104,7 @@ struct Stats {
 
 #[derive(Clone, Debug)]
 struct RingInfo {
+    bytes: u64,
     slots: u32,
     slot_size: u64,
     lease_slots: u32,
@@ -114,6 +117,7 @@ impl RingInfo {
     fn of(w: &RingWriter) -> Self {
         let g = w.geometry();
         RingInfo {
+            bytes: g.total_size,
             slots: g.slot_count,
             slot_size: g.slot_stride,
             lease_slots: w.lease_slots(),
@@ -174,6 +178,12 @@ impl ObjectImpl for ShmRingSink {
                     .default_value(DEFAULT_SLOTS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt64::builder("history")
+                    .nick("History")
+                    .blurb("With slots=0: nanoseconds of video the ring keeps, converted to slots at the caps' frame rate, up to 1024 slots and 1 GiB (0: half a second). For look-back readers (shmringsrc start=) and requests by capture time")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("perms")
                     .nick("Permissions")
                     .blurb("Permission bits of the ring file: 384 (0600) private, 416 (0640) group may read")
@@ -214,7 +224,7 @@ impl ObjectImpl for ShmRingSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, frames-in-place (written by upstream straight into the ring, not copied), frames-dropped (every slot held by readers beyond their lease budget), bytes, caps-changes, rings-created, slots, slot-size, lease-slots, pool-slots, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
+                    .blurb("frames, frames-in-place (written by upstream straight into the ring, not copied), frames-dropped (every slot held by readers beyond their lease budget), bytes, caps-changes, rings-created, ring-bytes (shared memory the ring takes), slots, slot-size, lease-slots, pool-slots, epoch, bypass-cache (frames are copied in with non-temporal stores: rings whose slots take more than half the CPU's last-level cache)")
                     .read_only()
                     .build(),
             ]
@@ -237,6 +247,7 @@ impl ObjectImpl for ShmRingSink {
             }
             "dir" => settings.dir = value.get().expect("type checked upstream"),
             "slots" => settings.slots = value.get().expect("type checked upstream"),
+            "history" => settings.history = value.get().expect("type checked upstream"),
             "perms" => settings.perms = value.get().expect("type checked upstream"),
             "post-handles" => settings.post_handles = value.get().expect("type checked upstream"),
             "lease-slots" => settings.lease_slots = value.get().expect("type checked upstream"),
@@ -260,6 +271,7 @@ impl ObjectImpl for ShmRingSink {
             "ring" => settings.ring.to_value(),
             "dir" => settings.dir.to_value(),
             "slots" => settings.slots.to_value(),
+            "history" => settings.history.to_value(),
             "perms" => settings.perms.to_value(),
             "post-handles" => settings.post_handles.to_value(),
             "lease-slots" => settings.lease_slots.to_value(),
@@ -339,6 +351,7 @@ impl ShmRingSink {
             .field("rings-created", stats.rings_created)
             .build();
         if let Some(r) = &stats.ring {
+            s.set("ring-bytes", r.bytes);
             s.set("slots", r.slots);
             s.set("slot-size", r.slot_size);
             s.set("lease-slots", r.lease_slots);
@@ -441,21 +454,35 @@ impl ShmRingSink {
         Ok(())
     }
 
-    /// Slots for a ring of frames of `frame_size` at the caps' frame rate.
+    /// Slots for a ring of frames of `frame_size` at the caps' frame rate: `slots` when
+    /// set, else `history` (or half a second) of video, within the memory budget.
     fn slot_count(&self, info: &gst_video::VideoInfo) -> u32 {
-        let asked = self.settings.lock().unwrap().slots;
+        let (asked, history) = {
+            let s = self.settings.lock().unwrap();
+            (s.slots, s.history)
+        };
         if asked != 0 {
             return asked.max(shmring_common::layout::MIN_SLOTS);
         }
+        let (keep_ms, most) = if history > 0 {
+            (
+                history.div_ceil(1_000_000),
+                shmring_common::layout::MAX_SLOTS,
+            )
+        } else {
+            (AUTO_SLOTS_BUDGET_MS, AUTO_SLOTS_MAX)
+        };
         let fps = info.fps();
         let by_time = if fps.numer() > 0 && fps.denom() > 0 {
-            (AUTO_SLOTS_BUDGET_MS * fps.numer() as u64).div_ceil(1000 * fps.denom() as u64)
+            keep_ms
+                .saturating_mul(fps.numer() as u64)
+                .div_ceil(1000 * fps.denom() as u64)
         } else {
             u64::from(AUTO_SLOTS_MIN)
         };
         let by_memory = AUTO_MEMORY_BUDGET / (info.size() as u64).max(1);
         by_time
-            .clamp(u64::from(AUTO_SLOTS_MIN), u64::from(AUTO_SLOTS_MAX))
+            .clamp(u64::from(AUTO_SLOTS_MIN), u64::from(most))
             .min(by_memory)
             .max(2) as u32
     }

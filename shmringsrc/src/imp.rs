@@ -12,11 +12,11 @@ use gst_base::subclass::prelude::*;
 
 use shmring_common::reader::LIVENESS_CHECK_INTERVAL;
 use shmring_common::{
-    attach, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, Payload, RingLocation,
-    RingReader, WriterStatus,
+    attach, At, AtRule, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, Payload,
+    RingLocation, RingReader, WriterStatus,
 };
 
-use crate::Mode;
+use crate::{Mode, Timestamps};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -34,6 +34,9 @@ const DEFAULT_ZERO_COPY: bool = true;
 /// The shortest duration a buffer of a burst gets (see `to_buffer`).
 const MIN_BURST_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(1);
 
+/// With `timestamps=capture`, how old a frame may be when it leaves the source.
+const DEFAULT_MAX_AGE: u64 = 200_000_000;
+
 #[derive(Clone, Debug)]
 struct Settings {
     ring: Option<String>,
@@ -41,6 +44,9 @@ struct Settings {
     mode: Mode,
     timeout: u64,
     zero_copy: bool,
+    timestamps: Timestamps,
+    max_age: u64,
+    start: u64,
 }
 
 impl Default for Settings {
@@ -51,8 +57,27 @@ impl Default for Settings {
             mode: DEFAULT_MODE,
             timeout: DEFAULT_TIMEOUT,
             zero_copy: DEFAULT_ZERO_COPY,
+            timestamps: Timestamps::Arrival,
+            max_age: DEFAULT_MAX_AGE,
+            start: 0,
         }
     }
+}
+
+fn rule_name(rule: AtRule) -> &'static str {
+    match rule {
+        AtRule::Nearest => "nearest",
+        AtRule::AtOrBefore => "at-or-before",
+        AtRule::AtOrAfter => "at-or-after",
+    }
+}
+
+/// A frame asked for in `handle` mode.
+#[derive(Clone, Debug)]
+enum Request {
+    Handle(Handle),
+    /// The frame captured closest to this wall-clock time (ns) by the rule.
+    At(u64, AtRule),
 }
 
 #[derive(Default, Debug)]
@@ -69,6 +94,8 @@ struct Stats {
     handles_gone: u64,
     handles_not_yet: u64,
     handles_invalid: u64,
+    /// Frames older than max-age with timestamps=capture, dropped.
+    too_late: u64,
 }
 
 /// What the streaming thread reads from. Only `create` and `stop` touch it.
@@ -103,7 +130,7 @@ pub struct ShmRingSrc {
     /// waits for the lock a blocked `create` holds.
     interrupter: Mutex<Option<Interrupter>>,
     flushing: AtomicBool,
-    requests: Mutex<VecDeque<Handle>>,
+    requests: Mutex<VecDeque<Request>>,
     requests_cond: Condvar,
     stats: Mutex<Stats>,
     /// The pool of a shmringsink downstream, when the allocation query brought one.
@@ -165,9 +192,26 @@ impl ObjectImpl for ShmRingSrc {
                     .default_value(DEFAULT_TIMEOUT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("timestamps", Timestamps::Arrival)
+                    .nick("Timestamps")
+                    .blurb("arrival: each PTS is the running time when the buffer leaves; capture: the frame's capture time (timestamp/x-unix) on the pipeline clock, so that compositor and muxers line rings up by capture (the source then reports max-age as its latency and drops older frames)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-age")
+                    .nick("Maximum age")
+                    .blurb("With timestamps=capture: nanoseconds a frame may have been captured before it leaves; older ones are dropped (too-late in stats). Also the latency the source reports")
+                    .default_value(DEFAULT_MAX_AGE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("start")
+                    .nick("Start")
+                    .blurb("mode=sequential: begin with the oldest frame still held that was captured at most this many nanoseconds before the source started (look-back); 0 begins with the newest")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("received, skipped, lost, torn-retries, zero-copy, into-ring, reattaches, timeouts, handles-*")
+                    .blurb("received, skipped, lost, torn-retries, zero-copy, into-ring, reattaches, timeouts, handles-*, too-late")
                     .read_only()
                     .build(),
             ]
@@ -177,20 +221,40 @@ impl ObjectImpl for ShmRingSrc {
 
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            vec![glib::subclass::Signal::builder("request-frame")
-                .param_types([String::static_type()])
-                .return_type::<bool>()
-                .action()
-                .class_handler(|args| {
-                    let element = args[0].get::<super::ShmRingSrc>().expect("signal arg");
-                    let handle = args[1]
-                        .get::<Option<String>>()
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                    Some(element.imp().request_frame(&handle).to_value())
-                })
-                .build()]
+            vec![
+                glib::subclass::Signal::builder("request-frame")
+                    .param_types([String::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let element = args[0].get::<super::ShmRingSrc>().expect("signal arg");
+                        let handle = args[1]
+                            .get::<Option<String>>()
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        Some(element.imp().request_frame(&handle).to_value())
+                    })
+                    .build(),
+                // request-frame-at(capture_time_ns, rule): the frame captured closest
+                // to a wall-clock time, by rule "nearest", "at-or-before" or
+                // "at-or-after".
+                glib::subclass::Signal::builder("request-frame-at")
+                    .param_types([u64::static_type(), String::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let element = args[0].get::<super::ShmRingSrc>().expect("signal arg");
+                        let at = args[1].get::<u64>().unwrap_or(0);
+                        let rule = args[2]
+                            .get::<Option<String>>()
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        Some(element.imp().request_frame_at(at, &rule).to_value())
+                    })
+                    .build(),
+            ]
         });
         SIGNALS.as_ref()
     }
@@ -218,6 +282,9 @@ impl ObjectImpl for ShmRingSrc {
             "dir" => settings.dir = value.get().expect("type checked upstream"),
             "mode" => settings.mode = value.get().expect("type checked upstream"),
             "timeout" => settings.timeout = value.get().expect("type checked upstream"),
+            "timestamps" => settings.timestamps = value.get().expect("type checked upstream"),
+            "max-age" => settings.max_age = value.get().expect("type checked upstream"),
+            "start" => settings.start = value.get().expect("type checked upstream"),
             "zero-copy" => settings.zero_copy = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
@@ -234,6 +301,9 @@ impl ObjectImpl for ShmRingSrc {
             "dir" => settings.dir.to_value(),
             "mode" => settings.mode.to_value(),
             "timeout" => settings.timeout.to_value(),
+            "timestamps" => settings.timestamps.to_value(),
+            "max-age" => settings.max_age.to_value(),
+            "start" => settings.start.to_value(),
             "zero-copy" => settings.zero_copy.to_value(),
             _ => unimplemented!(),
         }
@@ -366,6 +436,7 @@ impl ShmRingSrc {
             .field("handles-gone", s.handles_gone)
             .field("handles-not-yet", s.handles_not_yet)
             .field("handles-invalid", s.handles_invalid)
+            .field("too-late", s.too_late)
             .build()
     }
 
@@ -389,7 +460,7 @@ impl ShmRingSrc {
     fn request_frame(&self, text: &str) -> bool {
         match text.parse::<Handle>() {
             Ok(h) => {
-                self.requests.lock().unwrap().push_back(h);
+                self.requests.lock().unwrap().push_back(Request::Handle(h));
                 self.requests_cond.notify_all();
                 true
             }
@@ -431,6 +502,44 @@ impl ShmRingSrc {
         }
     }
 
+    /// The `request-frame-at` action signal: queue a request by capture time.
+    fn request_frame_at(&self, at: u64, rule: &str) -> bool {
+        match rule.parse::<AtRule>() {
+            Ok(r) => {
+                self.requests.lock().unwrap().push_back(Request::At(at, r));
+                self.requests_cond.notify_all();
+                true
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "{e}");
+                self.stats.lock().unwrap().handles_invalid += 1;
+                self.post_at_status(at, rule, None, "invalid", Some(&e));
+                false
+            }
+        }
+    }
+
+    /// The answer to a `request-frame-at`: a `shmringsrc-handle` message with the
+    /// capture time and rule asked for, and the handle chosen when there is one.
+    fn post_at_status(
+        &self,
+        at: u64,
+        rule: &str,
+        chosen: Option<&str>,
+        status: &str,
+        reason: Option<&str>,
+    ) {
+        let mut b = gst::Structure::builder("shmringsrc-handle")
+            .field("handle", chosen.unwrap_or(""))
+            .field("capture-time", at)
+            .field("rule", rule)
+            .field("status", status);
+        if let Some(r) = reason {
+            b = b.field("reason", r);
+        }
+        self.post(b.build());
+    }
+
     fn interrupter(&self) -> Result<Interrupter, gst::FlowError> {
         self.interrupter
             .lock()
@@ -456,10 +565,25 @@ impl ShmRingSrc {
             match attach(&stream.loc, timeout, &intr) {
                 Ok(Attach::Reader(mut r)) => {
                     let head = r.head();
+                    let (zero_copy, mode, start) = {
+                        let s = self.settings.lock().unwrap();
+                        (s.zero_copy, s.mode, s.start)
+                    };
                     if stream.attached_once {
                         // A new writer: take its frames from the first one still held.
                         self.stats.lock().unwrap().reattaches += 1;
                         r.seek_after(0);
+                    } else if mode == Mode::Sequential && start > 0 {
+                        // Look-back: from the oldest frame captured at most `start` ago.
+                        let since = shmring_common::realtime_ns().saturating_sub(start);
+                        let first = r.oldest_since(since).ok().flatten();
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "looking back {} ms: from frame {first:?} of {head}",
+                            start / 1_000_000
+                        );
+                        r.seek_after(first.map_or(head, |seq| seq - 1));
                     } else {
                         // Start with the newest frame.
                         r.seek_after(head.saturating_sub(1));
@@ -479,7 +603,7 @@ impl ShmRingSrc {
                     stream.attached_once = true;
                     stream.discont = true;
                     stream.caps_version = 0;
-                    if self.settings.lock().unwrap().zero_copy {
+                    if zero_copy {
                         match r.enable_zero_copy() {
                             Ok(true) => gst::debug!(CAT, imp = self, "zero-copy reads enabled"),
                             Ok(false) => gst::info!(CAT, imp = self, "zero-copy reads not possible here (no write access to the ring, or its reader table is full): copying"),
@@ -671,18 +795,6 @@ impl ShmRingSrc {
             );
             return Err(gst::FlowError::Error);
         }
-        let mut buffer = match frame.data {
-            Payload::Copied(OutBuf(Some(mapped), into_ring)) => {
-                self.stats.lock().unwrap().into_ring += u64::from(into_ring);
-                mapped.into_buffer()
-            }
-            Payload::Copied(OutBuf(None, _)) => return Err(gst::FlowError::Error),
-            Payload::Leased(leased) => {
-                self.stats.lock().unwrap().zero_copy += 1;
-                // Read-only memory over the leased slot; freeing it releases the lease.
-                gst::Buffer::from_slice(LeaseMemory(leased))
-            }
-        };
         // Every buffer is stamped here, do-timestamp or not: its running time at output,
         // or the end of the previous buffer when frames come faster than their duration
         // (a burst from a sequential backlog), so that no two overlap. A buffer stamped
@@ -695,16 +807,64 @@ impl ShmRingSrc {
             .map(gst::ClockTime::from_nseconds)
             .or_else(|| self.negotiated.lock().unwrap().frame_duration);
         let now = self.obj().current_running_time();
-        let pts = match (now, stream.next_pts) {
-            (Some(now), Some(next)) => Some(now.max(next)),
-            (now, next) => now.or(next),
+        let (timestamps, max_age) = {
+            let s = self.settings.lock().unwrap();
+            (s.timestamps, s.max_age)
         };
-        let lead = match (pts, now) {
-            (Some(pts), Some(now)) => pts.saturating_sub(now),
-            _ => gst::ClockTime::ZERO,
+        let (pts, duration) = match timestamps {
+            Timestamps::Arrival => {
+                let pts = match (now, stream.next_pts) {
+                    (Some(now), Some(next)) => Some(now.max(next)),
+                    (now, next) => now.or(next),
+                };
+                let lead = match (pts, now) {
+                    (Some(pts), Some(now)) => pts.saturating_sub(now),
+                    _ => gst::ClockTime::ZERO,
+                };
+                let duration =
+                    nominal.map(|d| d.saturating_sub(lead).max(MIN_BURST_DURATION.min(d)));
+                stream.next_pts = pts.map(|p| p + duration.unwrap_or(gst::ClockTime::ZERO));
+                (pts, duration)
+            }
+            // The frame's capture on the pipeline clock: now, less how long ago it was
+            // captured by the wall clock. A frame older than max-age is dropped: the
+            // latency the source reports would not let it reach a sink in time.
+            Timestamps::Capture => {
+                let age = shmring_common::realtime_ns().saturating_sub(frame.info.captured_at_ns);
+                if age > max_age {
+                    stream.discont = true;
+                    self.stats.lock().unwrap().too_late += 1;
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "frame {} captured {} ms ago, more than max-age: dropped",
+                        frame.info.seq,
+                        age / 1_000_000
+                    );
+                    return Ok(None);
+                }
+                let captured = now.map(|n| n.saturating_sub(gst::ClockTime::from_nseconds(age)));
+                // Never before the buffer before it (capture times that went backwards).
+                let pts = match (captured, stream.next_pts) {
+                    (Some(c), Some(last)) => Some(c.max(last)),
+                    (c, _) => c,
+                };
+                stream.next_pts = pts;
+                (pts, nominal)
+            }
         };
-        let duration = nominal.map(|d| d.saturating_sub(lead).max(MIN_BURST_DURATION.min(d)));
-        stream.next_pts = pts.map(|p| p + duration.unwrap_or(gst::ClockTime::ZERO));
+        let mut buffer = match frame.data {
+            Payload::Copied(OutBuf(Some(mapped), into_ring)) => {
+                self.stats.lock().unwrap().into_ring += u64::from(into_ring);
+                mapped.into_buffer()
+            }
+            Payload::Copied(OutBuf(None, _)) => return Err(gst::FlowError::Error),
+            Payload::Leased(leased) => {
+                self.stats.lock().unwrap().zero_copy += 1;
+                // Read-only memory over the leased slot; freeing it releases the lease.
+                gst::Buffer::from_slice(LeaseMemory(leased))
+            }
+        };
         {
             let b = buffer.get_mut().expect("new buffer is writable");
             b.set_pts(pts);
@@ -815,7 +975,7 @@ impl ShmRingSrc {
     /// it looks at the ring's writer every `LIVENESS_CHECK_INTERVAL`: EOS ends the
     /// stream, and a writer gone (dead, closed, or its ring replaced) drops the reader,
     /// so that the next request attaches to whichever ring then has the name.
-    fn next_request(&self, stream: &mut Stream) -> Result<Handle, gst::FlowError> {
+    fn next_request(&self, stream: &mut Stream) -> Result<Request, gst::FlowError> {
         loop {
             {
                 let mut q = self.requests.lock().unwrap();
@@ -874,97 +1034,163 @@ impl ShmRingSrc {
     }
 
     fn create_by_handle(&self, stream: &mut Stream) -> Result<gst::Buffer, gst::FlowError> {
-        let timeout = self.timeout();
         loop {
-            let request = self.next_request(stream)?;
-            let text = request.to_string();
-            if request.ring != stream.loc.display_name() {
-                self.stats.lock().unwrap().handles_gone += 1;
-                self.post_handle_status(
-                    &text,
-                    "other-ring",
-                    Some(&format!(
-                        "this source reads ring {}",
-                        stream.loc.display_name()
-                    )),
-                );
-                continue;
-            }
-            self.ensure_attached(stream)?;
-            // A handle of another epoch may be of a new writer that this reader has not
-            // followed yet.
-            if stream.reader.as_ref().expect("attached").epoch() != request.epoch
-                && self.drop_reader_if_gone(stream)
-            {
-                self.ensure_attached(stream)?;
-            }
-            let mut result = self.read_handle(stream, &request)?;
-            if matches!(result, ByHandle::NotYet) {
-                let reader = stream.reader.as_mut().expect("attached");
-                match reader
-                    .wait_for_seq(request.seq, timeout)
-                    .map_err(|e| self.read_error(stream, e))?
-                {
-                    Some(Next::Interrupted) => return Err(gst::FlowError::Flushing),
-                    Some(Next::Eos) => {
-                        self.stats.lock().unwrap().handles_not_yet += 1;
-                        self.post_handle_status(
-                            &text,
-                            "not-yet",
-                            Some("the writer ended its stream before writing it"),
-                        );
-                        return Err(gst::FlowError::Eos);
-                    }
-                    Some(Next::WriterGone(_)) => {
-                        stream.reader = None;
-                        self.ensure_attached(stream)?;
-                    }
-                    _ => {}
-                }
-                result = self.read_handle(stream, &request)?;
-            }
-            match result {
-                ByHandle::Frame(f) => {
-                    let f = Frame {
-                        data: Payload::Copied(f.data),
-                        info: f.info,
-                        missed: f.missed,
-                        torn_retries: f.torn_retries,
-                    };
-                    match self.to_buffer(stream, f, Mode::Handle)? {
-                        Some(buffer) => {
-                            self.stats.lock().unwrap().handles_delivered += 1;
-                            self.post_handle_status(&text, "delivered", None);
-                            return Ok(buffer);
+            let (handle, at) = match self.next_request(stream)? {
+                Request::Handle(h) => (h, None),
+                Request::At(t, rule) => match self.resolve_at(stream, t, rule)? {
+                    Ok(h) => (h, Some((t, rule))),
+                    Err((status, reason)) => {
+                        let mut stats = self.stats.lock().unwrap();
+                        match status {
+                            "gone" => stats.handles_gone += 1,
+                            _ => stats.handles_not_yet += 1,
                         }
-                        None => {
-                            self.stats.lock().unwrap().handles_gone += 1;
-                            self.post_handle_status(
-                                &text,
-                                "gone",
-                                Some("its caps were overwritten by two later caps changes"),
-                            );
-                        }
+                        drop(stats);
+                        self.post_at_status(t, rule_name(rule), None, status, Some(reason));
+                        continue;
                     }
-                }
-                ByHandle::Gone => {
-                    self.stats.lock().unwrap().handles_gone += 1;
-                    self.post_handle_status(
-                        &text,
-                        "gone",
-                        Some("overwritten, or of another writer epoch"),
-                    );
-                }
-                ByHandle::NotYet => {
-                    self.stats.lock().unwrap().handles_not_yet += 1;
-                    self.post_handle_status(
-                        &text,
-                        "not-yet",
-                        Some("not written within the timeout"),
-                    );
-                }
+                },
+            };
+            if let Some(buffer) = self.deliver_handle(stream, &handle, at)? {
+                return Ok(buffer);
             }
         }
+    }
+
+    /// The handle of the frame a request by capture time names, or why there is none.
+    #[allow(clippy::type_complexity)]
+    fn resolve_at(
+        &self,
+        stream: &mut Stream,
+        at: u64,
+        rule: AtRule,
+    ) -> Result<Result<Handle, (&'static str, &'static str)>, gst::FlowError> {
+        self.ensure_attached(stream)?;
+        if self.drop_reader_if_gone(stream) {
+            self.ensure_attached(stream)?;
+        }
+        for attempt in 0..2 {
+            let reader = stream.reader.as_mut().expect("attached");
+            let found = reader.seq_at(at, rule);
+            match found.map_err(|e| self.read_error(stream, e))? {
+                At::Frame(seq) => {
+                    let reader = stream.reader.as_ref().expect("attached");
+                    return Ok(Ok(Handle {
+                        ring: stream.loc.display_name().to_owned(),
+                        epoch: reader.epoch(),
+                        seq,
+                    }));
+                }
+                At::Gone => return Ok(Err(("gone", "every frame captured then was overwritten"))),
+                At::NotYet if attempt == 0 => {
+                    // Wait for the next frame, once, as a handle not written yet does.
+                    let reader = stream.reader.as_mut().expect("attached");
+                    let next = reader.head() + 1;
+                    let waited = reader.wait_for_seq(next, self.timeout());
+                    if let Some(Next::Interrupted) =
+                        waited.map_err(|e| self.read_error(stream, e))?
+                    {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                }
+                At::NotYet => {}
+            }
+        }
+        Ok(Err((
+            "not-yet",
+            "no frame captured then was written within the timeout",
+        )))
+    }
+
+    /// Reads and outputs the frame `request` names, or posts why not (None).
+    fn deliver_handle(
+        &self,
+        stream: &mut Stream,
+        request: &Handle,
+        at: Option<(u64, AtRule)>,
+    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let timeout = self.timeout();
+        let text = request.to_string();
+        let post = |status: &str, reason: Option<&str>| match at {
+            Some((t, rule)) => self.post_at_status(t, rule_name(rule), Some(&text), status, reason),
+            None => self.post_handle_status(&text, status, reason),
+        };
+        if request.ring != stream.loc.display_name() {
+            self.stats.lock().unwrap().handles_gone += 1;
+            post(
+                "other-ring",
+                Some(&format!(
+                    "this source reads ring {}",
+                    stream.loc.display_name()
+                )),
+            );
+            return Ok(None);
+        }
+        self.ensure_attached(stream)?;
+        // A handle of another epoch may be of a new writer that this reader has not
+        // followed yet.
+        if stream.reader.as_ref().expect("attached").epoch() != request.epoch
+            && self.drop_reader_if_gone(stream)
+        {
+            self.ensure_attached(stream)?;
+        }
+        let mut result = self.read_handle(stream, request)?;
+        if matches!(result, ByHandle::NotYet) {
+            let reader = stream.reader.as_mut().expect("attached");
+            match reader
+                .wait_for_seq(request.seq, timeout)
+                .map_err(|e| self.read_error(stream, e))?
+            {
+                Some(Next::Interrupted) => return Err(gst::FlowError::Flushing),
+                Some(Next::Eos) => {
+                    self.stats.lock().unwrap().handles_not_yet += 1;
+                    post(
+                        "not-yet",
+                        Some("the writer ended its stream before writing it"),
+                    );
+                    return Err(gst::FlowError::Eos);
+                }
+                Some(Next::WriterGone(_)) => {
+                    stream.reader = None;
+                    self.ensure_attached(stream)?;
+                }
+                _ => {}
+            }
+            result = self.read_handle(stream, request)?;
+        }
+        match result {
+            ByHandle::Frame(f) => {
+                let f = Frame {
+                    data: Payload::Copied(f.data),
+                    info: f.info,
+                    missed: f.missed,
+                    torn_retries: f.torn_retries,
+                };
+                match self.to_buffer(stream, f, Mode::Handle)? {
+                    Some(buffer) => {
+                        self.stats.lock().unwrap().handles_delivered += 1;
+                        post("delivered", None);
+                        return Ok(Some(buffer));
+                    }
+                    None => {
+                        self.stats.lock().unwrap().handles_gone += 1;
+                        post(
+                            "gone",
+                            Some("its caps were overwritten by two later caps changes"),
+                        );
+                    }
+                }
+            }
+            ByHandle::Gone => {
+                self.stats.lock().unwrap().handles_gone += 1;
+                post("gone", Some("overwritten, or of another writer epoch"));
+            }
+            ByHandle::NotYet => {
+                self.stats.lock().unwrap().handles_not_yet += 1;
+                post("not-yet", Some("not written within the timeout"));
+            }
+        }
+        Ok(None)
     }
 
     fn read_handle(
@@ -1096,14 +1322,23 @@ impl BaseSrcImpl for ShmRingSrc {
                     n.slots.max(1),
                 )
             };
-            let max = match self.settings.lock().unwrap().mode {
+            let (mode, timestamps, max_age) = {
+                let s = self.settings.lock().unwrap();
+                (s.mode, s.timestamps, s.max_age)
+            };
+            let held = match mode {
                 Mode::Sequential => frame * u64::from(slots),
                 _ => frame,
             };
-            // Frames are timestamped as they are output: the source adds no capture delay
-            // of its own (the capture time travels in the timestamp/x-unix meta). What it
-            // can hold back is one frame, or the whole ring in sequential mode.
-            q.set(true, gst::ClockTime::ZERO, Some(max));
+            // Timestamped at output, frames carry no capture delay of the source's (the
+            // capture time travels in the timestamp/x-unix meta); what it can hold back
+            // is one frame, or the whole ring in sequential mode. Timestamped at capture,
+            // a frame leaves up to max-age after its timestamp: sinks must wait that long.
+            let min = match timestamps {
+                Timestamps::Arrival => gst::ClockTime::ZERO,
+                Timestamps::Capture => gst::ClockTime::from_nseconds(max_age),
+            };
+            q.set(true, min, Some(min + held));
             return true;
         }
         BaseSrcImplExt::parent_query(self, query)

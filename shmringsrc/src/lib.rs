@@ -34,8 +34,30 @@ pub enum Mode {
     Handle = 2,
 }
 
+/// What a buffer's PTS says.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstShmRingSrcTimestamps")]
+pub enum Timestamps {
+    /// When the buffer leaves the source (running time at output).
+    #[default]
+    #[enum_value(
+        name = "Arrival: the running time when the buffer leaves the source",
+        nick = "arrival"
+    )]
+    Arrival = 0,
+    /// When the frame was captured (its timestamp/x-unix time on the pipeline clock),
+    /// so that aggregators line several rings up by capture.
+    #[enum_value(
+        name = "Capture: the frame's capture time on the pipeline clock",
+        nick = "capture"
+    )]
+    Capture = 1,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Timestamps::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "shmringsrc",
