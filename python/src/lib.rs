@@ -19,9 +19,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyWeakrefMethods, PyWeakrefReference};
 
 use shmring_common::{
-    attach, Attach, ByHandle, Error, FrameInfo, FrameMeta, Handle, Interrupter, LeasedPayload,
-    Lender, Loan, Next, Payload, RingHold, RingLocation, RingReader, RingWriter, VideoLayout,
-    WriterConfig, WriterState, WriterStatus,
+    attach, At, AtRule, Attach, ByHandle, Error, FrameInfo, FrameMeta, Handle, Interrupter,
+    LeasedPayload, Lender, Loan, Next, Payload, RingHold, RingLocation, RingReader, RingWriter,
+    VideoLayout, WriterConfig, WriterState, WriterStatus,
 };
 
 pyo3::create_exception!(_shmring, ShmringError, PyException, "Any error of a ring.");
@@ -714,6 +714,34 @@ impl Reader {
             }
         }
         unreachable!("two attempts at most")
+    }
+
+    /// The frame captured closest to `captured_at` (ns since the Unix epoch) by `rule`:
+    /// "nearest", "at-or-before" or "at-or-after" (a copy). Raises HandleGone when every
+    /// frame that would do was overwritten, NotYetWritten when none is written yet.
+    #[pyo3(signature = (captured_at, rule="nearest"))]
+    fn at(&self, py: Python<'_>, captured_at: u64, rule: &str) -> PyResult<Py<Frame>> {
+        let rule: AtRule = rule.parse().map_err(PyValueError::new_err)?;
+        let found = py.detach(|| lock(&self.state).reader.seq_at(captured_at, rule));
+        match found.map_err(to_py)? {
+            At::Frame(seq) => {
+                let epoch = py.detach(|| lock(&self.state).reader.epoch());
+                let handle = Handle {
+                    ring: self.loc.display_name().to_owned(),
+                    epoch,
+                    seq,
+                };
+                self.get(py, &handle.to_string())
+            }
+            At::Gone => Err(HandleGone::new_err(format!(
+                "every frame of {} captured by {captured_at} ({rule:?}) was overwritten",
+                self.loc
+            ))),
+            At::NotYet => Err(NotYetWritten::new_err(format!(
+                "no frame of {} captured by {captured_at} ({rule:?}) is written yet",
+                self.loc
+            ))),
+        }
     }
 
     /// Iterates over frames (`mode` "latest" or "next"), waiting for each as long as it

@@ -356,3 +356,23 @@ def test_the_examples_write_and_read_a_ring(ring_dir):
     assert "640x480 BGRx" in out.stdout, out.stdout
     assert out.stdout.count("frame ") == 5, out.stdout
     assert writer.wait(30) == 0
+
+
+def test_frames_are_found_by_capture_time(ring_dir):
+    w = shmring.Writer("at", 64, 48, "GRAY8", 30, slots=4, dir=ring_dir)
+    r = shmring.Reader("at", dir=ring_dir)
+    t0 = 1_700_000_000_000_000_000
+    for n in range(1, 7):  # 3..6 held by four slots
+        w.write(pattern(n, w.frame_size), captured_at=t0 + n * 100_000_000)
+    ms = lambda m: t0 + m * 1_000_000  # noqa: E731
+    assert r.at(ms(420)).seq == 4
+    assert r.at(ms(460), "at-or-before").seq == 4
+    f = r.at(ms(420), "at-or-after")
+    assert (f.seq, f.captured_at) == (5, ms(500))
+    check(f.array, 5)
+    with pytest.raises(shmring.HandleGone):
+        r.at(ms(150), "at-or-before")
+    with pytest.raises(shmring.NotYetWritten):
+        r.at(ms(900), "at-or-after")
+    with pytest.raises(ValueError, match="rule"):
+        r.at(ms(500), "sideways")
