@@ -1241,6 +1241,124 @@ fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
     );
 }
 
+/// Three rings whose frames reach their ring 0, 66 and 100 ms after capture (as three
+/// cameras with different network and decoding delays), composited side by side by
+/// `compositor` from `shmringsrc timestamps=<mode>`: for each output frame (after the
+/// first second), how many frames apart the second and third tiles are from the first,
+/// by the frame numbers the tiles show.
+fn composited_skew(mode: &str) -> Vec<(i64, i64)> {
+    init();
+    let dir = TestDir::new(&format!("align-{mode}"));
+    let c = caps("I420", 16, 16);
+    let mut rings: Vec<Harness> = (0..3)
+        .map(|i| {
+            let mut h = sink(&dir, &format!("cam{i}"), "");
+            h.set_src_caps(c.clone());
+            h
+        })
+        .collect();
+    // Frame k shows 40 + k in its luma, so that a tile says which frame it is.
+    let shown = |k: u64, captured: u64| {
+        let mut data = vec![128u8; 384];
+        data[..256].fill(40 + k as u8);
+        let mut b = gst::Buffer::from_mut_slice(data);
+        let unix = gst::Caps::new_empty_simple("timestamp/x-unix");
+        gst::ReferenceTimestampMeta::add(
+            b.get_mut().unwrap(),
+            &unix,
+            gst::ClockTime::from_nseconds(captured),
+            None,
+        );
+        b
+    };
+    for (i, h) in rings.iter_mut().enumerate() {
+        h.push(shown(0, wall_ns() - i as u64 * 1000)).unwrap();
+    }
+    let d = dir.path.display();
+    let pipeline = gst::parse::launch(&format!(
+        "compositor name=c sink_1::xpos=16 sink_2::xpos=32 \
+           ! video/x-raw,format=I420,width=48,height=16,framerate=30/1 \
+           ! fakesink name=out sync=false signal-handoffs=true \
+         shmringsrc ring=cam0 dir={d} timestamps={mode} max-age=300000000 ! c.sink_0 \
+         shmringsrc ring=cam1 dir={d} timestamps={mode} max-age=300000000 ! c.sink_1 \
+         shmringsrc ring=cam2 dir={d} timestamps={mode} max-age=300000000 ! c.sink_2"
+    ))
+    .unwrap();
+    let tiles = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = tiles.clone();
+    pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("out")
+        .unwrap()
+        .connect("handoff", false, move |args| {
+            let b = args[1].get::<gst::Buffer>().unwrap();
+            let m = b.map_readable().unwrap();
+            let y = |x: usize| i64::from(m[8 * 48 + x]);
+            t.lock().unwrap().push([y(8), y(24), y(40)]);
+            None
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let start = Instant::now();
+    let mut captured = vec![];
+    for k in 1..=120u64 {
+        let at = start + Duration::from_millis(33 * k);
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        captured.push(wall_ns());
+        // Ring i gets frame k - delay_i now, captured delay_i frames ago.
+        for (i, delay) in [0u64, 2, 3].into_iter().enumerate() {
+            if k > delay {
+                let j = k - delay;
+                rings[i].push(shown(j, captured[j as usize - 1])).unwrap();
+            }
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let tiles = tiles.lock().unwrap();
+    tiles
+        .iter()
+        .skip(30)
+        .filter(|t| t.iter().all(|&v| v > 40)) // every tile has had a frame
+        .map(|t| (t[0] - t[1], t[0] - t[2]))
+        .collect()
+}
+
+#[test]
+fn capture_timestamps_line_three_rings_up_in_compositor_and_arrival_ones_do_not() {
+    let by_capture = composited_skew("capture");
+    let by_arrival = composited_skew("arrival");
+    let within_a_frame = |v: &[(i64, i64)]| {
+        v.iter()
+            .filter(|(a, b)| a.abs() <= 1 && b.abs() <= 1)
+            .count() as f64
+            / v.len().max(1) as f64
+    };
+    let median = |v: &[(i64, i64)]| {
+        let mut d: Vec<i64> = v.iter().map(|(_, b)| *b).collect();
+        d.sort_unstable();
+        d.get(d.len() / 2).copied().unwrap_or(0)
+    };
+    eprintln!(
+        "capture: {} outputs, {:.0} % within a frame, median skew of the third tile {}; \
+         arrival: {} outputs, {:.0} % within a frame, median skew {}",
+        by_capture.len(),
+        100.0 * within_a_frame(&by_capture),
+        median(&by_capture),
+        by_arrival.len(),
+        100.0 * within_a_frame(&by_arrival),
+        median(&by_arrival)
+    );
+    assert!(by_capture.len() > 40 && by_arrival.len() > 40);
+    assert!(
+        within_a_frame(&by_capture) >= 0.9,
+        "by capture, the tiles of an output frame are within one frame of each other"
+    );
+    assert!(
+        median(&by_arrival) >= 2,
+        "by arrival, the third tile (100 ms late) lags about three frames"
+    );
+}
+
 /// Plays `pipeline` for 300 ms (its source blocked waiting), then checks that it stops
 /// within about 200 ms, though the source waits 10 s at a time.
 fn assert_stops_promptly(pipeline: &str) {
