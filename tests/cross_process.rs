@@ -472,6 +472,73 @@ fn repo_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// Ends a gst-launch-1.0 -e process as Ctrl-C would: EOS first, a finished file after.
+fn interrupt(launch: &Launch) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launch.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_recorder_started_by_an_event_writes_the_seconds_before_it() {
+    let dir = TestDir::new("xp-record");
+    let _w = writer(&dir, "ev", "history=4000000000");
+    std::thread::sleep(Duration::from_secs(3)); // three seconds of history
+    let out = dir.path.join("event.mp4");
+    let mut cmd = Command::new(repo_file("examples/pipelines/record-on-event.sh"));
+    cmd.args(["ev", "2", out.to_str().unwrap()]);
+    let recorder = Launch::spawn(&dir, cmd);
+    std::thread::sleep(Duration::from_secs(1)); // and a second after the event
+    interrupt(&recorder);
+    recorder.finish(Duration::from_secs(30));
+    // About two seconds before the event and one after: far more than one second.
+    init();
+    let count = Arc::new(AtomicU64::new(0));
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=out signal-handoffs=true",
+        out.display()
+    ))
+    .unwrap();
+    let c = count.clone();
+    pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("out")
+        .unwrap()
+        .connect("handoff", false, move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+            None
+        });
+    play_to_eos(&pipeline);
+    pipeline.set_state(gst::State::Null).unwrap();
+    let frames = count.load(Ordering::SeqCst);
+    eprintln!("record-on-event: {frames} frames recorded");
+    assert!(
+        frames >= 60,
+        "only {frames} frames: the seconds before the event are missing"
+    );
+}
+
+#[test]
+fn three_cameras_side_by_side_by_capture_time_run_from_the_example() {
+    let dir = TestDir::new("xp-aligned");
+    let _cams: Vec<Launch> = (1..=3)
+        .map(|i| writer(&dir, &format!("cam{i}"), ""))
+        .collect();
+    let mut cmd = Command::new(repo_file("examples/pipelines/aligned-three.sh"));
+    cmd.arg("fakesink");
+    let mut aligned = Launch::spawn(&dir, cmd);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        aligned.0.try_wait().unwrap().is_none(),
+        "aligned-three.sh stopped early"
+    );
+    interrupt(&aligned);
+    aligned.finish(Duration::from_secs(20));
+}
+
 #[test]
 fn the_python_application_gets_frames_by_handle() {
     let dir = TestDir::new("xp-python");
