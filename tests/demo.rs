@@ -70,4 +70,30 @@ fn three_camera_graph_delivers_all_six_streams_and_stops_cleanly() {
         );
     }
     assert!(summary.contains("\"errors\": []"), "{summary}");
+    // The aligned stage: cam1..3 side by side by capture time. The cameras are not
+    // genlocked, so the frames of one instant are up to a frame period apart.
+    let aligned = std::fs::read_to_string(out.join("aligned.json")).expect("aligned.json written");
+    let number = |name: &str| -> f64 {
+        let key = format!("\"{name}\": ");
+        let from = aligned
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {name}: {aligned}"))
+            + key.len();
+        aligned[from..]
+            .split([',', '}'])
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    eprintln!("aligned stage: {aligned}");
+    assert!(number("frames") >= 100.0, "{aligned}");
+    let period_ms = 1000.0 / 30.0;
+    assert!(
+        number("skew_ms_p50") < period_ms,
+        "tiles of one output frame more than a frame period apart: {aligned}"
+    );
+    assert!(number("skew_ms_p99") < 2.0 * period_ms, "{aligned}");
+    assert!(aligned.contains("\"errors\": []"), "{aligned}");
 }

@@ -3,6 +3,7 @@
 #   3 cameras (RTSP -> decodebin -> shmringsink camN)
 #   3 stages  (shmringsrc camN -> scale / colour / edges -> shmringsink procN)
 #   1 mosaic  (all six rings tiled with name, fps, latency; PNG; a window if a display exists)
+#   1 aligned stage (cam1..3 side by side by capture time; the skew between tiles)
 # Without CAM1_URL..CAM3_URL it starts the embedded test RTSP server on loopback.
 #
 # Usage: three-cameras.sh [SECONDS]   (0 or nothing: until Ctrl-C)
@@ -49,14 +50,21 @@ for n in 1 2 3; do
   pids+=($!)
 done
 
+"$python" "$here/aligned.py" --seconds "$seconds" --summary "$out/aligned.json" cam1 cam2 cam3 \
+  > "$out/aligned.log" 2>&1 &
+aligned=$!
+
 window=()
 [ -n "${DISPLAY:-}" ] && window=(--window)
 set +e
 "$python" "$here/mosaic.py" --seconds "$seconds" --png "$out/mosaic.png" --summary "$out/summary.json" "${window[@]}" \
   cam1 cam2 cam3 proc1 proc2 proc3
 mosaic=$?
+kill -INT "$aligned" 2>/dev/null
+wait "$aligned"; aligned_status=$?
 set -e
 trap - INT TERM
 cleanup; stopped=$?
-echo "three-cameras: mosaic in $out/mosaic.png, figures in $out/summary.json"
-[ "$mosaic" -eq 0 ] && [ "$stopped" -eq 0 ]
+echo "three-cameras: mosaic in $out/mosaic.png, figures in $out/summary.json and $out/aligned.json"
+[ -f "$out/aligned.json" ] && echo "aligned by capture time: $(cat "$out/aligned.json" | tr -d '\n ')"
+[ "$mosaic" -eq 0 ] && [ "$aligned_status" -eq 0 ] && [ "$stopped" -eq 0 ]
