@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use shmring_common::{Handle, RingLocation, RingReader, WriterStatus};
 
+mod metrics;
+
 #[derive(Parser)]
 #[command(
     name = "shmring",
@@ -38,8 +40,11 @@ enum Cmd {
         /// Rings to watch (default: all)
         rings: Vec<String>,
         /// Stop after this many refreshes (default: never)
-        #[arg(long, hide = true)]
+        #[arg(long)]
         count: Option<u32>,
+        /// One JSON object a line every second, with what `stat --json` says of each ring
+        #[arg(long)]
+        json: bool,
     },
     /// Save the latest frame (or the one a handle names) as a PNG
     Grab {
@@ -49,11 +54,20 @@ enum Cmd {
         #[arg(short, long, default_value = "frame.png")]
         output: PathBuf,
     },
+    /// Prometheus metrics of every ring and reader over HTTP, at /metrics
+    Metrics {
+        /// Address to listen on (loopback unless given otherwise)
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+    },
     /// Remove rings whose writer is dead
     Gc {
         /// Only say what would be removed
         #[arg(long)]
         dry_run: bool,
+        /// Only rings whose writer has been gone at least this long (30s, 10m, 2h)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
     },
 }
 
@@ -63,13 +77,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Ls => ls(&dir),
         Cmd::Stat { ring, json } => stat(&dir, &ring, json),
-        Cmd::Watch { rings, count } => watch(&dir, &rings, count),
+        Cmd::Watch { rings, count, json } => watch(&dir, &rings, count, json),
         Cmd::Grab {
             ring,
             handle,
             output,
         } => grab(&dir, &ring, handle.as_deref(), &output),
-        Cmd::Gc { dry_run } => gc(&dir, dry_run),
+        Cmd::Gc {
+            dry_run,
+            older_than,
+        } => gc(&dir, dry_run, older_than.unwrap_or_default()),
+        Cmd::Metrics { listen } => metrics::serve(&dir, &listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,22 +98,22 @@ fn main() -> ExitCode {
     }
 }
 
-type Result<T> = std::result::Result<T, String>;
+pub(crate) type Result<T> = std::result::Result<T, String>;
 
 /// Opens a ring to look at it: the tool does not count among its readers.
-fn open(dir: &Path, ring: &str) -> Result<RingReader> {
+pub(crate) fn open(dir: &Path, ring: &str) -> Result<RingReader> {
     let loc = RingLocation::parse(ring, Some(dir)).map_err(|e| e.to_string())?;
     RingReader::open_for_inspection(&loc).map_err(|e| e.to_string())
 }
 
 /// How many readers have the ring open: counted by the kernel's lock table, or, where
 /// that cannot be read, those with an entry in the reader table.
-fn reader_total(r: &RingReader) -> usize {
+pub(crate) fn reader_total(r: &RingReader) -> usize {
     r.reader_count().unwrap_or(0).max(r.readers().len())
 }
 
 /// Names of the rings in `dir`, sorted.
-fn ring_names(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn ring_names(dir: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -110,7 +128,7 @@ fn ring_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn state_name(s: WriterStatus) -> &'static str {
+pub(crate) fn state_name(s: WriterStatus) -> &'static str {
     match s {
         WriterStatus::Live => "live",
         WriterStatus::Eos => "eos",
@@ -122,13 +140,13 @@ fn state_name(s: WriterStatus) -> &'static str {
 
 /// Frame rate over the last second from the commit times of the frames still held, and
 /// the age of the newest frame.
-struct Rates {
-    fps: Option<f64>,
-    last_age: Option<Duration>,
-    capture_latency: Option<Duration>,
+pub(crate) struct Rates {
+    pub(crate) fps: Option<f64>,
+    pub(crate) last_age: Option<Duration>,
+    pub(crate) capture_latency: Option<Duration>,
 }
 
-fn rates(r: &RingReader) -> Rates {
+pub(crate) fn rates(r: &RingReader) -> Rates {
     let head = r.head();
     let now = shmring_common::monotonic_ns();
     let newest = r.peek(head).ok().flatten();
@@ -217,8 +235,41 @@ fn ls(dir: &Path) -> Result<()> {
 }
 
 fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
-    use std::sync::atomic::Ordering::Relaxed;
     let r = open(dir, ring)?;
+    let v = ring_json(&r, ring);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        return Ok(());
+    }
+    for (k, val) in v.as_object().unwrap() {
+        if k == "latest_frames" || k == "readers" {
+            continue;
+        }
+        let text = match val {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{k:<18} {text}");
+    }
+    println!("latest frames:");
+    for f in v["latest_frames"].as_array().unwrap() {
+        println!(
+            "  seq {:<8} {:>9} bytes  slot {:<3} pts {:<14} captured {}  {}",
+            f["seq"],
+            f["len"],
+            f["slot"],
+            f["pts"],
+            f["captured_at_ns"],
+            f["handle"].as_str().unwrap_or("")
+        );
+    }
+    print!("{}", readers_text(&r, ""));
+    Ok(())
+}
+
+/// Everything `stat --json` says of a ring (and `watch --json` every second).
+fn ring_json(r: &RingReader, ring: &str) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
     let sb = r.superblock();
     let g = r.geometry();
     let head = r.head();
@@ -238,9 +289,10 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
             })
         })
         .collect();
-    let rt = rates(&r);
+    let rt = rates(r);
     let v = json!({
         "ring": ring,
+        "capture_age_ms": rt.capture_latency.map(|d| d.as_secs_f64() * 1e3),
         "path": r.location().path(),
         "layout": format!("{}.{}", sb.layout_major.load(Relaxed), sb.layout_minor.load(Relaxed)),
         "epoch": format!("{:016x}", r.epoch()),
@@ -263,40 +315,13 @@ fn stat(dir: &Path, ring: &str, as_json: bool) -> Result<()> {
         "caps_version": r.current_caps().ok().flatten().map(|(v, _)| v),
         "caps": r.current_caps().ok().flatten().map(|(_, c)| c),
         "latest_frames": frames,
-        "reader_count": reader_total(&r),
+        "reader_count": reader_total(r),
         "readers": r.readers().iter().map(|p| json!({
             "pid": p.pid, "last_seq": p.last_seq, "behind": head.saturating_sub(p.last_seq),
             "received": p.received, "missed": p.missed, "torn": p.torn, "leases": p.leases,
         })).collect::<Vec<_>>(),
     });
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap());
-        return Ok(());
-    }
-    for (k, val) in v.as_object().unwrap() {
-        if k == "latest_frames" || k == "readers" {
-            continue;
-        }
-        let text = match val {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        println!("{k:<18} {text}");
-    }
-    println!("latest frames:");
-    for f in &frames {
-        println!(
-            "  seq {:<8} {:>9} bytes  slot {:<3} pts {:<14} captured {}  {}",
-            f["seq"],
-            f["len"],
-            f["slot"],
-            f["pts"],
-            f["captured_at_ns"],
-            f["handle"].as_str().unwrap_or("")
-        );
-    }
-    print!("{}", readers_text(&r, ""));
-    Ok(())
+    v
 }
 
 /// How many readers the ring has, and one line each for those that hold an entry of the
@@ -330,7 +355,7 @@ fn readers_text(r: &RingReader, indent: &str) -> String {
     out
 }
 
-fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
+fn watch(dir: &Path, only: &[String], count: Option<u32>, as_json: bool) -> Result<()> {
     let mut n = 0;
     loop {
         let names = if only.is_empty() {
@@ -338,36 +363,21 @@ fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
         } else {
             only.to_vec()
         };
-        let mut out = String::from("\x1b[H\x1b[2J");
-        out += &format!(
-            "{:<20} {:<8} {:>8} {:>14} {:>10} {:>9} {:>10} {:>8}\n",
-            "RING", "STATE", "FPS", "CAPTURE->NOW", "COMMITTED", "IN PLACE", "ABORTED", "HEAD"
-        );
-        for name in &names {
-            match open(dir, name) {
-                Ok(r) => {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    let rt = rates(&r);
-                    let sb = r.superblock();
-                    out += &format!(
-                        "{:<20} {:<8} {:>8} {:>14} {:>10} {:>9} {:>10} {:>8}\n",
-                        name,
-                        state_name(r.writer_status()),
-                        fmt_opt(rt.fps, |f| format!("{f:.1}")),
-                        fmt_opt(rt.capture_latency, |d| format!(
-                            "{:.1} ms",
-                            d.as_secs_f64() * 1e3
-                        )),
-                        sb.committed.load(Relaxed),
-                        sb.committed_in_place.load(Relaxed),
-                        sb.aborted.load(Relaxed),
-                        r.head()
-                    );
-                    out += &readers_text(&r, "  ");
-                }
-                Err(e) => out += &format!("{name:<20} {e}\n"),
-            }
-        }
+        let out = if as_json {
+            let rings: Vec<_> = names
+                .iter()
+                .map(|name| match open(dir, name) {
+                    Ok(r) => ring_json(&r, name),
+                    Err(e) => json!({ "ring": name, "error": e }),
+                })
+                .collect();
+            format!(
+                "{}\n",
+                json!({ "time_ns": shmring_common::realtime_ns(), "rings": rings })
+            )
+        } else {
+            watch_table(dir, &names)
+        };
         print!("{out}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -377,6 +387,41 @@ fn watch(dir: &Path, only: &[String], count: Option<u32>) -> Result<()> {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// One screen of `watch`: a line per ring and its readers.
+fn watch_table(dir: &Path, names: &[String]) -> String {
+    let mut out = String::from("\x1b[H\x1b[2J");
+    out += &format!(
+        "{:<20} {:<8} {:>8} {:>14} {:>10} {:>9} {:>10} {:>8}\n",
+        "RING", "STATE", "FPS", "CAPTURE->NOW", "COMMITTED", "IN PLACE", "ABORTED", "HEAD"
+    );
+    for name in names {
+        match open(dir, name) {
+            Ok(r) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let rt = rates(&r);
+                let sb = r.superblock();
+                out += &format!(
+                    "{:<20} {:<8} {:>8} {:>14} {:>10} {:>9} {:>10} {:>8}\n",
+                    name,
+                    state_name(r.writer_status()),
+                    fmt_opt(rt.fps, |f| format!("{f:.1}")),
+                    fmt_opt(rt.capture_latency, |d| format!(
+                        "{:.1} ms",
+                        d.as_secs_f64() * 1e3
+                    )),
+                    sb.committed.load(Relaxed),
+                    sb.committed_in_place.load(Relaxed),
+                    sb.aborted.load(Relaxed),
+                    r.head()
+                );
+                out += &readers_text(&r, "  ");
+            }
+            Err(e) => out += &format!("{name:<20} {e}\n"),
+        }
+    }
+    out
 }
 
 fn grab(dir: &Path, ring: &str, handle: Option<&str>, output: &Path) -> Result<()> {
@@ -471,13 +516,27 @@ fn grab(dir: &Path, ring: &str, handle: Option<&str>, output: &Path) -> Result<(
     }
 }
 
-fn gc(dir: &Path, dry_run: bool) -> Result<()> {
+fn gc(dir: &Path, dry_run: bool, older_than: Duration) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut removed = 0;
     for name in ring_names(dir)? {
         let loc = RingLocation::parse(&name, Some(dir)).map_err(|e| e.to_string())?;
         let dead = match RingReader::open_for_inspection(&loc) {
-            Ok(r) => matches!(r.writer_status(), WriterStatus::Dead | WriterStatus::Closed)
-                .then(|| r.writer_pid()),
+            Ok(r) => {
+                // How long ago the writer last showed a sign of life (its heartbeat).
+                let quiet = Duration::from_nanos(
+                    shmring_common::monotonic_ns()
+                        .saturating_sub(r.superblock().heartbeat_mono_ns.load(Relaxed)),
+                );
+                let gone = matches!(r.writer_status(), WriterStatus::Dead | WriterStatus::Closed);
+                if gone && quiet < older_than {
+                    println!(
+                        "{name}: writer gone {:.0} s ago, less than --older-than; left alone",
+                        quiet.as_secs_f64()
+                    );
+                }
+                (gone && quiet >= older_than).then(|| r.writer_pid())
+            }
             Err(e) => {
                 println!("{name}: left alone, not a ring we can read ({e})");
                 None

@@ -310,3 +310,175 @@ fn bad_arguments_and_bad_rings_are_one_line_errors() {
     let o = shmring(&dir.path, &["frobnicate"]);
     assert!(!o.status.success());
 }
+
+/// The value of metric `name` with labels that contain `labels`, in a scrape.
+fn metric(scrape: &str, name: &str, labels: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// GET `path` from `addr`: the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[test]
+fn metrics_move_with_the_frames_and_show_a_dead_writer() {
+    let dir = TestDir::new("cli-metrics");
+    let mut writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
+    let mut readers = [read_live(&dir, ""), read_live(&dir, "zero-copy=false")];
+    let port = 30000 + std::process::id() % 20000;
+    let addr = format!("127.0.0.1:{port}");
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args([
+            "--dir",
+            dir.path.to_str().unwrap(),
+            "metrics",
+            "--listen",
+            &addr,
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let scrape = || loop {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            let (status, body) = http_get(&addr, "/metrics");
+            assert!(status.contains("200"), "{status}");
+            return body;
+        }
+        assert!(Instant::now() < deadline, "the exporter never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Both readers attached and reading.
+    let first = loop {
+        let s = scrape();
+        if metric(&s, "shmring_readers", "ring=\"live\"") == Some(2.0)
+            && metric(&s, "shmring_reader_frames_received_total", "ring=\"live\"").unwrap_or(0.0)
+                > 3.0
+        {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "readers never showed: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every sample line is `name{labels} number`, every family typed.
+    for line in first.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            assert!(
+                rest.starts_with(" HELP ") || rest.starts_with(" TYPE ") || rest == " EOF",
+                "{line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        assert!(series.ends_with('}') || !series.contains('{'), "{line}");
+    }
+    assert!(first.trim_end().ends_with("# EOF"));
+    assert_eq!(
+        metric(&first, "shmring_writer_up", "ring=\"live\""),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&first, "shmring_readers_without_entry", "ring=\"live\""),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&first, "shmring_writer_pid", "ring=\"live\""),
+        Some(f64::from(writer.0.id()))
+    );
+    let committed = |s: &str| metric(s, "shmring_frames_committed_total", "ring=\"live\"").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let second = scrape();
+    assert!(
+        committed(&second) > committed(&first),
+        "the counters move with the frames"
+    );
+    assert!(metric(&second, "shmring_frame_rate", "ring=\"live\"").unwrap() > 20.0);
+    // The writer SIGKILLed: the ring shows it dead.
+    let _ = writer.0.kill();
+    let _ = writer.0.wait();
+    let third = scrape();
+    assert_eq!(
+        metric(&third, "shmring_writer_up", "ring=\"live\""),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&third, "shmring_writer_state", "state=\"dead\""),
+        Some(1.0),
+        "{third}"
+    );
+    assert!(http_get(&addr, "/other").0.contains("404"));
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    for r in &mut readers {
+        let _ = r.kill();
+        let _ = r.wait();
+    }
+}
+
+#[test]
+fn watch_json_lines_say_what_stat_json_says() {
+    let dir = TestDir::new("cli-watch");
+    let _writer = Writer::start(&dir, "live", "video/x-raw,format=GRAY8,width=64,height=48");
+    let out = stdout(&shmring(&dir.path, &["watch", "--json", "--count", "2"]));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let stat: serde_json::Value =
+        serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"]))).unwrap();
+    let watched = &lines[1]["rings"][0];
+    for field in [
+        "ring",
+        "epoch",
+        "writer_pid",
+        "writer_state",
+        "slots",
+        "total_size",
+        "caps",
+    ] {
+        assert_eq!(watched[field], stat[field], "{field}: {watched} vs {stat}");
+    }
+    let committed = |v: &serde_json::Value| v["committed"].as_u64().unwrap();
+    assert!(
+        committed(&lines[0]["rings"][0]) < committed(watched),
+        "a second apart"
+    );
+    assert!(committed(watched) <= committed(&stat));
+    assert!(lines[1]["time_ns"].as_u64().unwrap() > lines[0]["time_ns"].as_u64().unwrap());
+}
+
+#[test]
+fn gc_older_than_leaves_recently_dead_rings_alone() {
+    let dir = TestDir::new("cli-gc");
+    {
+        let mut dead = Writer::start(&dir, "dead", "video/x-raw,format=GRAY8,width=64,height=48");
+        let _ = dead.0.kill();
+        let _ = dead.0.wait();
+    }
+    let out = stdout(&shmring(&dir.path, &["gc", "--older-than", "1h"]));
+    assert!(out.contains("less than --older-than"), "{out}");
+    assert!(dir.path.join("dead.ring").exists());
+    std::thread::sleep(Duration::from_millis(1200));
+    let out = stdout(&shmring(&dir.path, &["gc", "--older-than", "1s"]));
+    assert!(out.contains("removed dead"), "{out}");
+    assert!(!dir.path.join("dead.ring").exists());
+}
