@@ -9,6 +9,7 @@ use serde_json::json;
 use shmring_common::{Handle, RingLocation, RingReader, WriterStatus};
 
 mod metrics;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,33 @@ enum Cmd {
         #[arg(short, long, default_value = "frame.png")]
         output: PathBuf,
     },
+    /// Serve rings over RTSP (rtsp://HOST:PORT/RING), H.264 encoded while clients watch
+    Serve {
+        /// Rings to serve (default: every ring of the directory, those made later too)
+        rings: Vec<String>,
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        /// Address to listen on (loopback unless given otherwise)
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// H.264 encoder: x264enc, openh264enc, vaapih264enc, nvh264enc or v4l2h264enc
+        #[arg(long, default_value = "x264enc")]
+        encoder: String,
+        /// Bit rate in kbit/s
+        #[arg(long, default_value_t = 2000)]
+        bitrate: u32,
+        /// Require this user (basic authentication); the password comes from
+        /// --password-file or $SHMRING_SERVE_PASSWORD
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// TLS certificate and key (PEM): rtsps:// only
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+    },
     /// Prometheus metrics of every ring and reader over HTTP, at /metrics
     Metrics {
         /// Address to listen on (loopback unless given otherwise)
@@ -88,6 +116,27 @@ fn main() -> ExitCode {
             older_than,
         } => gc(&dir, dry_run, older_than.unwrap_or_default()),
         Cmd::Metrics { listen } => metrics::serve(&dir, &listen),
+        Cmd::Serve {
+            rings,
+            port,
+            bind,
+            encoder,
+            bitrate,
+            user,
+            password_file,
+            cert,
+            key,
+        } => serve::serve(serve::Options {
+            dir: dir.clone(),
+            rings,
+            port,
+            bind,
+            encoder,
+            bitrate,
+            user,
+            password_file,
+            tls: cert.zip(key),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -482,3 +482,156 @@ fn gc_older_than_leaves_recently_dead_rings_alone() {
     assert!(out.contains("removed dead"), "{out}");
     assert!(!dir.path.join("dead.ring").exists());
 }
+
+/// A `shmring serve` process on a port of its own.
+struct Server(Child, u16);
+
+impl Server {
+    fn start(dir: &TestDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = 40000 + (std::process::id() % 10000) as u16 + extra.len() as u16;
+        let child = Command::new(env!("CARGO_BIN_EXE_shmring"))
+            .args([
+                "--dir",
+                dir.path.to_str().unwrap(),
+                "serve",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(extra)
+            .envs(env.iter().copied())
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "shmring serve never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server(child, port)
+    }
+
+    fn url(&self, ring: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{ring}", self.1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An RTSP client in this process, decoding and counting frames.
+struct Client {
+    pipeline: gst::Element,
+    frames: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Client {
+    fn start(url: &str, credentials: &str) -> Self {
+        use gst::prelude::*;
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "rtspsrc location={url} latency=100 {credentials} ! rtph264depay ! avdec_h264 \
+             ! fakesink name=out signal-handoffs=true sync=false"
+        ))
+        .unwrap();
+        let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let f = frames.clone();
+        pipeline
+            .downcast_ref::<gst::Bin>()
+            .unwrap()
+            .by_name("out")
+            .unwrap()
+            .connect("handoff", false, move |_| {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                None
+            });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Client { pipeline, frames }
+    }
+
+    fn frames(&self) -> u64 {
+        self.frames.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until more than `n` frames came; the pipeline's error otherwise.
+    fn more_than(&self, n: u64, limit: Duration) -> std::result::Result<(), String> {
+        use gst::prelude::*;
+        let deadline = Instant::now() + limit;
+        let bus = self.pipeline.bus().unwrap();
+        while self.frames() <= n {
+            if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+                if let gst::MessageView::Error(e) = m.view() {
+                    return Err(format!("{} ({:?})", e.error(), e.debug()));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} frames after {limit:?}", self.frames()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        use gst::prelude::*;
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[test]
+fn serve_shares_one_encoder_follows_a_restarted_writer_and_knows_no_other_ring() {
+    let dir = TestDir::new("cli-serve");
+    let mut writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
+    let server = Server::start(&dir, &[], &[]);
+    let (a, b) = (
+        Client::start(&server.url("live"), ""),
+        Client::start(&server.url("live"), ""),
+    );
+    a.more_than(10, Duration::from_secs(20)).unwrap();
+    b.more_than(10, Duration::from_secs(20)).unwrap();
+    let stat: serde_json::Value =
+        serde_json::from_str(&stdout(&shmring(&dir.path, &["stat", "live", "--json"]))).unwrap();
+    assert_eq!(
+        stat["reader_count"], 1,
+        "two clients, one shared media: {stat}"
+    );
+    // The writer SIGKILLed and started again: the clients carry on.
+    let _ = writer.0.kill();
+    let _ = writer.0.wait();
+    std::fs::remove_file(dir.path.join("live.ring")).ok();
+    let _writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
+    let before = a.frames();
+    a.more_than(before + 30, Duration::from_secs(30))
+        .expect("frames of the restarted writer reach the client");
+    // A ring that does not exist is RTSP's 404.
+    let lost = Client::start(&server.url("nothing-here"), "");
+    let err = lost.more_than(0, Duration::from_secs(20)).unwrap_err();
+    assert!(err.contains("Not found") || err.contains("404"), "{err}");
+}
+
+#[test]
+fn serve_with_a_user_refuses_a_client_without_the_password() {
+    let dir = TestDir::new("cli-serve-auth");
+    let _writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
+    let server = Server::start(
+        &dir,
+        &["--user", "op"],
+        &[("SHMRING_SERVE_PASSWORD", "s3cret")],
+    );
+    let refused = Client::start(&server.url("live"), "");
+    let err = refused.more_than(0, Duration::from_secs(20)).unwrap_err();
+    assert!(
+        err.to_lowercase().contains("unauthorized") || err.contains("401"),
+        "{err}"
+    );
+    let wrong = Client::start(&server.url("live"), "user-id=op user-pw=guess");
+    assert!(wrong.more_than(0, Duration::from_secs(20)).is_err());
+    let allowed = Client::start(&server.url("live"), "user-id=op user-pw=s3cret");
+    allowed.more_than(10, Duration::from_secs(20)).unwrap();
+}
