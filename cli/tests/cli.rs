@@ -635,3 +635,77 @@ fn serve_with_a_user_refuses_a_client_without_the_password() {
     let allowed = Client::start(&server.url("live"), "user-id=op user-pw=s3cret");
     allowed.more_than(10, Duration::from_secs(20)).unwrap();
 }
+
+#[test]
+fn a_writer_stopped_as_the_units_stop_it_leaves_no_ring_and_gc_cleans_after_sigterm() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = TestDir::new("cli-stop");
+    let start = |ring: &str| {
+        let w = Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "-e",
+                "videotestsrc",
+                "is-live=true",
+                "!",
+                "shmringsink",
+            ])
+            .arg(format!("ring={ring}"))
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("SHMRING_DIR", &dir.path)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let path = dir.path.join(format!("{ring}.ring"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "no ring {ring}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (w, path)
+    };
+    // KillSignal=SIGINT, as the example units stop writers: EOS, then a clean exit.
+    let (mut w, path) = start("unit");
+    kill(Pid::from_raw(w.id() as i32), Signal::SIGINT).unwrap();
+    assert!(w.wait().unwrap().success());
+    assert!(!path.exists(), "a clean stop removes the ring");
+    // systemd's default SIGTERM: gst-launch-1.0 dies with the ring left behind, which
+    // the units' ExecStopPost (shmring gc) removes.
+    let (mut w, path) = start("term");
+    kill(Pid::from_raw(w.id() as i32), Signal::SIGTERM).unwrap();
+    let _ = w.wait();
+    assert!(path.exists(), "SIGTERM leaves the ring");
+    let out = stdout(&shmring(&dir.path, &["gc"]));
+    assert!(out.contains("removed term"), "{out}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_grafana_dashboard_asks_only_for_metrics_the_exporter_has() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/grafana/shmring.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let exported =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/metrics.rs")).unwrap();
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(name) = word.strip_prefix("shmring_") {
+                    let base = name.trim_end_matches("_total");
+                    assert!(
+                        exported.contains(&format!("\"shmring_{base}\"")),
+                        "the dashboard asks for {word}, which shmring metrics does not export"
+                    );
+                    asked += 1;
+                }
+            }
+        }
+    }
+    assert!(asked >= 8);
+}
