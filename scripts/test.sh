@@ -50,4 +50,5 @@ GST_REGISTRY=$dest/registry.bin GST_PLUGIN_SYSTEM_PATH= GST_PLUGIN_PATH=$(dirnam
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 (cd /tmp && "$repo/target/pyenv/bin/python" "$repo/python/benches/readers.py" --quick)
+(cd /tmp && "$repo/target/pyenv/bin/python" "$repo/scripts/serve-latency.py" --flashes 5)
 bash scripts/bench.sh --quick --out target/bench-quick
