@@ -24,7 +24,8 @@ def by(rows, transport):
 
 def main():
     results = json.load(open(sys.argv[1]))
-    fig, axes = plt.subplots(1, 5, figsize=(26, 4.8))
+    fig, grid = plt.subplots(2, 4, figsize=(26, 9.6))
+    axes = grid.flatten()
     fig.suptitle(f"shmring-bench {results['date']} ({results['machine']}), 1920x1080 I420")
 
     ax = axes[0]
@@ -117,6 +118,33 @@ def main():
     ax.set_ylabel("frames per second delivered")
     ax.set_title("3. writer flat out: median (bar) and each run (dots)")
     legend(ax)
+    scaling = results.get("scaling", [])
+    ax = axes[5]
+    for t in ("shmring", "shm"):
+        rows = sorted((r for r in scaling if r["transport"] == t), key=lambda r: r["cameras"])
+        if rows:
+            ax.plot([r["cameras"] for r in rows], [r["cpu_percent_per_stream"] for r in rows],
+                    "o-", color=COLOURS[t], label=NAMES[t])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("cameras (1280x720 at 30 fps, 3 readers each)")
+    ax.set_ylabel("CPU per stream (% of a core), every process")
+    ax.set_title("6. cost at scale: CPU per stream")
+    legend(ax)
+
+    ax = axes[6]
+    for t in ("shmring", "shm"):
+        rows = sorted((r for r in scaling if r["transport"] == t), key=lambda r: r["cameras"])
+        for kind, (name, style) in enumerate((("latest", "-"), ("sequential", "--"), ("header only", ":"))):
+            pts = [(r["cameras"], r["latency_ms_p99"][kind]) for r in rows if r["latency_ms_p99"][kind] == r["latency_ms_p99"][kind]]
+            if pts:
+                ax.plot(*zip(*pts), style, marker="o", color=COLOURS[t], label=f"{NAMES[t]}, {name}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("cameras")
+    ax.set_ylabel("latency push to receipt p99 (ms)")
+    ax.set_title("6. cost at scale: each reader's p99")
+    legend(ax)
+    axes[7].axis("off")
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)
 

@@ -49,6 +49,13 @@ pub struct Role {
     /// shmring: the ring directory (`dir`), if not the default.
     #[serde(default)]
     pub dir: Option<String>,
+    /// shmring readers: shmringsrc's mode ("latest" unless said).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Readers: look at the frame's header only, as an analytics step that reads a
+    /// few bytes of each frame, instead of checking every byte.
+    #[serde(default)]
+    pub peek: bool,
     /// Writers: the window, seconds from their first frame, that their report covers.
     pub measure_from: f64,
     pub measure_for: f64,
@@ -65,6 +72,13 @@ pub struct WriterReport {
     /// shmring: KiB of the ring's mapping backed by huge pages, while writing.
     #[serde(default)]
     pub huge_pages_kib: f64,
+    /// The process's proportional set size at the end, KiB (shared pages divided among
+    /// the processes that map them).
+    #[serde(default)]
+    pub pss_kib: f64,
+    /// CPU of the whole process while it ran, ms.
+    #[serde(default)]
+    pub cpu_ms_total: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -93,6 +107,14 @@ pub struct ReaderReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seqs: Vec<u64>,
     pub error: Option<String>,
+    /// Frames a writer committed between two this reader received (gaps in the
+    /// sequence), over the run.
+    #[serde(default)]
+    pub gaps: u64,
+    #[serde(default)]
+    pub pss_kib: f64,
+    #[serde(default)]
+    pub cpu_ms_total: f64,
 }
 
 pub fn run(role: &str) -> i32 {
@@ -120,6 +142,18 @@ fn cpu_ms() -> f64 {
             let t =
                 |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
             t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0.0)
+}
+
+/// This process's proportional set size, KiB (/proc/self/smaps_rollup), or 0.
+pub fn pss_kib() -> f64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0.0)
 }
@@ -336,6 +370,8 @@ fn writer(role: &Role) -> WriterReport {
         cpu_ms_per_frame: p.cpu_ms / p.frames.max(1) as f64,
         memory: p.memory.to_owned(),
         huge_pages_kib: huge,
+        pss_kib: pss_kib(),
+        cpu_ms_total: p.cpu_ms,
     }
 }
 
@@ -345,6 +381,15 @@ struct Tally {
     seqs: Vec<u64>,
     torn: u64,
     per_writer: Vec<PerWriter>,
+}
+
+/// As `check`, reading the header alone.
+fn check_header(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
+    if data.len() != expected_size {
+        return None;
+    }
+    let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
+    Some((word(0), word(1), word(2) as u32))
 }
 
 fn check(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
@@ -365,8 +410,9 @@ fn reader(role: &Role) -> ReaderReport {
     let size = frame_size(role);
     let src = match role.transport {
         Transport::Shmring => format!(
-            "shmringsrc ring={} mode=latest{}",
+            "shmringsrc ring={} mode={}{}",
             role.channel,
+            role.mode.as_deref().unwrap_or("latest"),
             dir_property(role)
         ),
         Transport::Shm => format!(
@@ -389,6 +435,7 @@ fn reader(role: &Role) -> ReaderReport {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let t = tally.clone();
     let delay = Duration::from_millis(role.delay_ms);
+    let peek = role.peek;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
@@ -397,7 +444,12 @@ fn reader(role: &Role) -> ReaderReport {
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let mut t = t.lock().unwrap();
-                match check(map.as_slice(), size) {
+                let checked = if peek {
+                    check_header(map.as_slice(), size)
+                } else {
+                    check(map.as_slice(), size)
+                };
+                match checked {
                     Some((pushed, seq, pid)) => {
                         t.latencies_ns.push(now.saturating_sub(pushed));
                         t.seqs.push(seq);
@@ -437,8 +489,14 @@ fn reader(role: &Role) -> ReaderReport {
         }
     }
     let cpu = cpu_ms() - cpu0;
+    let pss = pss_kib();
     let _ = pipeline.set_state(gst::State::Null);
     let t = tally.lock().unwrap();
+    let gaps = t
+        .seqs
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]).saturating_sub(1))
+        .sum();
     // The first frame a reader gets was committed before it attached (shmring's latest
     // mode hands over the newest frame at once): attach warm-up, not steady-state
     // latency. Dropped from the statistics of both transports alike.
@@ -474,5 +532,8 @@ fn reader(role: &Role) -> ReaderReport {
             Vec::new()
         },
         error,
+        gaps,
+        pss_kib: pss,
+        cpu_ms_total: cpu,
     }
 }
