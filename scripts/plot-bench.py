@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Plots shmring-bench results: latency distributions and frame rates, shmring beside
-shmsink/shmsrc. Usage: plot-bench.py RESULTS.json OUT.png"""
+shmsink/shmsrc. Usage: plot-bench.py RESULTS.json OUT.png [--scaling]
+(--scaling: only the two panels of the scaling scenario, for a run of it alone)"""
 import json
 import sys
 
@@ -24,6 +25,13 @@ def by(rows, transport):
 
 def main():
     results = json.load(open(sys.argv[1]))
+    if "--scaling" in sys.argv[3:]:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
+        fig.suptitle(f"shmring-bench scaling {results['date']} ({results['machine']})")
+        plot_scaling(results.get("scaling", []), a, b)
+        fig.tight_layout()
+        fig.savefig(sys.argv[2], dpi=100)
+        return
     fig, grid = plt.subplots(2, 4, figsize=(26, 9.6))
     axes = grid.flatten()
     fig.suptitle(f"shmring-bench {results['date']} ({results['machine']}), 1920x1080 I420")
@@ -118,8 +126,14 @@ def main():
     ax.set_ylabel("frames per second delivered")
     ax.set_title("3. writer flat out: median (bar) and each run (dots)")
     legend(ax)
-    scaling = results.get("scaling", [])
-    ax = axes[5]
+    plot_scaling(results.get("scaling", []), axes[5], axes[6])
+    axes[7].axis("off")
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=100)
+
+
+def plot_scaling(scaling, ax_cpu, ax_p99):
+    ax = ax_cpu
     for t in ("shmring", "shm"):
         rows = sorted((r for r in scaling if r["transport"] == t), key=lambda r: r["cameras"])
         if rows:
@@ -131,10 +145,13 @@ def main():
     ax.set_title("6. cost at scale: CPU per stream")
     legend(ax)
 
-    ax = axes[6]
+    ax = ax_p99
     for t in ("shmring", "shm"):
         rows = sorted((r for r in scaling if r["transport"] == t), key=lambda r: r["cameras"])
-        for kind, (name, style) in enumerate((("latest", "-"), ("sequential", "--"), ("header only", ":"))):
+        kinds = (("latest", "-"), ("sequential", "--"), ("header only", ":"))
+        if t == "shm":  # shmsrc has no modes: three FIFO readers, the third header only
+            kinds = (("FIFO 1", "-"), ("FIFO 2", "--"), ("FIFO, header only", ":"))
+        for kind, (name, style) in enumerate(kinds):
             pts = [(r["cameras"], r["latency_ms_p99"][kind]) for r in rows if r["latency_ms_p99"][kind] == r["latency_ms_p99"][kind]]
             if pts:
                 ax.plot(*zip(*pts), style, marker="o", color=COLOURS[t], label=f"{NAMES[t]}, {name}")
@@ -144,9 +161,6 @@ def main():
     ax.set_ylabel("latency push to receipt p99 (ms)")
     ax.set_title("6. cost at scale: each reader's p99")
     legend(ax)
-    axes[7].axis("off")
-    fig.tight_layout()
-    fig.savefig(sys.argv[2], dpi=100)
 
 
 if __name__ == "__main__":
