@@ -7,7 +7,7 @@ A writer process fills 1080p and 4K I420 frames at 30 fps; each reader takes the
 frame as it comes and reads one byte of it, as an analytics step that looks at part of a
 frame would. Per frame: CPU of the reading process (all its threads, GStreamer's
 included; a blocking read pays for the wake-up of its thread too) and latency from the
-frame's commit to its receipt (p50, p99). A last row gives the CPU of the call alone,
+frame's commit to its receipt (p50, p99). Last rows give the CPU of the call alone,
 `latest()` with the frame already there plus the array and the release: what the package
 itself costs.
 
@@ -68,18 +68,67 @@ def measure(frames, receive):
 
 def call_cost(ring_dir, ring, frames):
     """CPU of latest() + array + release alone, with the frame already there (no wait):
-    what the package adds, apart from the wake-up any blocking read pays."""
+    what the package adds, apart from the wake-up any blocking read pays. Returns the
+    total and its parts (latest(), .array, reading a byte, release()) in us."""
     reader = shmring.Reader(ring, dir=ring_dir)
-    spent, n = 0.0, 0
+    parts, n = np.zeros(4), 0
     while n < frames:
         time.sleep(1 / 30)  # a new frame is there by now
-        t = time.thread_time()
+        t0 = time.thread_time()
         f = reader.latest(timeout=0)
-        if f is not None:
-            with f:
-                _ = int(f.array[0, 0])
-            spent += time.thread_time() - t
-            n += 1
+        if f is None:
+            continue
+        t1 = time.thread_time()
+        a = f.array
+        t2 = time.thread_time()
+        _ = int(a[0, 0])
+        t3 = time.thread_time()
+        f.release()
+        t4 = time.thread_time()
+        parts += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        n += 1
+    parts = parts / frames * 1e6
+    return parts.sum(), parts
+
+
+def hot_call_cost(width, height, frames):
+    """latest() + array + byte + release() in a loop, the writer in the same process
+    writing a frame before each call: the call with warm caches, no sleep between."""
+    ring_dir = tempfile.mkdtemp(prefix="shmring-pybench-hot-", dir="/dev/shm")
+    try:
+        w = shmring.Writer("h", width, height, "I420", 30, dir=ring_dir)
+        data = np.zeros(w.frame_size, dtype=np.uint8)
+        reader = shmring.Reader("h", dir=ring_dir)
+        spent, n = 0.0, 0
+        for i in range(frames * 10 + 100):
+            w.write(data)
+            t = time.thread_time()
+            f = reader.latest(timeout=0)
+            if f is None:
+                continue
+            _ = int(f.array[0, 0])
+            f.release()
+            if i >= 100:  # the first calls warm up
+                spent += time.thread_time() - t
+                n += 1
+        w.close()
+        return spent / n * 1e6
+    finally:
+        shutil.rmtree(ring_dir, ignore_errors=True)
+
+
+def numpy_baseline(frames):
+    """The same timing around plain numpy, after the same sleep: a view of a local
+    array and a byte of it. What any Python step costs once the sleep has left the
+    caches cold on this machine, apart from shmring."""
+    local = np.zeros((1080, 1920), dtype=np.uint8)
+    spent = 0.0
+    for _ in range(frames):
+        time.sleep(1 / 30)
+        t = time.thread_time()
+        v = local[:, :]
+        _ = int(v[0, 0])
+        spent += time.thread_time() - t
     return spent / frames * 1e6
 
 
@@ -156,13 +205,23 @@ def main():
                 results[(label, name)] = cpu
                 print(f"{label:<6} {name:<22} {cpu:>9.1f} us {np.percentile(lat, 50):>9.2f} ms "
                       f"{np.percentile(lat, 99):>6.2f} ms")
-            ready = call_cost(ring_dir, "b", frames)
+            hot = hot_call_cost(w, h, frames)
+            print(f"{label:<6} {'latest() call, hot loop':<22} {hot:>9.1f} us")
+            ready, parts = call_cost(ring_dir, "b", frames)
             results[(label, "call")] = ready
-            print(f"{label:<6} {'latest() call, no wait':<22} {ready:>9.1f} us")
+            print(f"{label:<6} {'latest() call, cold':<22} {ready:>9.1f} us   (latest() "
+                  f"{parts[0]:.1f}, .array {parts[1]:.1f}, a byte {parts[2]:.1f}, "
+                  f"release() {parts[3]:.1f})")
         finally:
             child.kill()
             child.wait()
             shutil.rmtree(ring_dir, ignore_errors=True)
+    base = numpy_baseline(frames)
+    print(f"{'':6} {'numpy view + byte':<22} {base:>9.1f} us   (plain numpy after the same sleep)")
+    for label in ("1080p", "4K"):
+        if (label, "call") in results:
+            print(f"{label}: the latest() call costs {results[(label, 'call')] / base:.1f} times a "
+                  f"plain numpy view and byte after the same sleep")
     for label in ("1080p", "4K"):
         zc = results.get((label, "latest() zero-copy"))
         app = results.get((label, "appsink (PyGObject)"))
