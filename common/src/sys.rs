@@ -2,6 +2,7 @@
 //! locks. The rest of the crate goes through these few functions.
 
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -369,6 +370,28 @@ fn count_shared_locks(table: &str, (dev, ino): (u64, u64), byte: u64) -> usize {
             && last.parse() == Ok(byte)
     };
     table.lines().filter(ours).count()
+}
+
+/// Swaps the names `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`; both must
+/// exist). EINVAL where the file system cannot, ENOSYS before Linux 3.15.
+pub fn exchange_names(a: &Path, b: &Path) -> nix::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE)
+}
+
+/// Renames `from` to `to` unless `to` exists (EEXIST then). Where renameat2 or its
+/// flag is refused (glibc answers EINVAL for a kernel's ENOSYS; a seccomp profile may
+/// answer EPERM; some file systems EINVAL), links `to` instead, which fails on an
+/// existing name just the same; `from` then stays too, and the caller removes it.
+pub fn rename_noreplace(from: &Path, to: &Path) -> nix::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Err(nix::Error::EINVAL | nix::Error::ENOSYS | nix::Error::EPERM) => {
+            std::fs::hard_link(from, to)
+                .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)))
+        }
+        r => r,
+    }
 }
 
 /// The (device, inode) of an open file: the identity of one ring file.

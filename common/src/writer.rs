@@ -136,14 +136,9 @@ impl RingWriter {
             match open_existing(path)? {
                 None => {
                     let (file, map, epoch, tmp) = build(loc, &geom, config)?;
-                    match nix::fcntl::renameat2(
-                        nix::fcntl::AT_FDCWD,
-                        &tmp,
-                        nix::fcntl::AT_FDCWD,
-                        path,
-                        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-                    ) {
+                    match sys::rename_noreplace(&tmp, path) {
                         Ok(()) => {
+                            let _ = std::fs::remove_file(&tmp); // linked where it could not rename
                             let origin = Origin::Created;
                             return Ok(Self::start(loc, file, map, geom, epoch, origin, config));
                         }
@@ -199,10 +194,7 @@ impl RingWriter {
     pub fn replace(&mut self, config: &WriterConfig) -> Result<()> {
         let geom = config.geometry()?;
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
-        std::fs::rename(&tmp, self.loc.path()).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(self.loc.path(), "rename into place", e)
-        })?;
+        put_in_place_of(&self.file, &tmp, self.loc.path())?;
         let new = Self::start(&self.loc, file, map, geom, epoch, Origin::Created, config);
         let mut old = std::mem::replace(self, new);
         old.replaced = true;
@@ -1068,6 +1060,66 @@ fn pid_in(file: &File) -> Option<u32> {
     let sb = map.superblock();
     // Relaxed: a one-off look at a ring that may be dead.
     (sb.magic.load(Ordering::Relaxed) == MAGIC).then(|| sb.writer_pid.load(Ordering::Relaxed))
+}
+
+/// Puts the new ring file `tmp` under `path` in the place of `ours`, only while `path`
+/// still names `ours`: if our ring was removed and another writer has made a ring under
+/// the name since, that ring is left alone and the error says so. `tmp` is gone
+/// afterwards, whatever the outcome.
+///
+/// The swap is atomic (`renameat2(RENAME_EXCHANGE)`): swap, look at what came out, and
+/// swap back if it was not ours. Where the kernel or the file system cannot exchange
+/// (Linux before 3.15, a seccomp filter, a file system without it), the name is checked
+/// and then renamed over, which leaves a window of a few microseconds.
+fn put_in_place_of(ours: &File, tmp: &Path, path: &Path) -> Result<()> {
+    let taken = || Error::Busy {
+        path: path.to_owned(),
+        pid: std::fs::File::open(path)
+            .ok()
+            .and_then(|f| pid_in(&f))
+            .unwrap_or(0),
+    };
+    let io = |e: nix::Error| Error::io(path, "rename into place", e);
+    let remove_tmp = || {
+        let _ = std::fs::remove_file(tmp);
+    };
+    match sys::exchange_names(tmp, path) {
+        Ok(()) if same_file(ours, tmp) => {
+            remove_tmp(); // our old ring's name now
+            Ok(())
+        }
+        Ok(()) => {
+            // Not ours: give the name back to the ring that had it. Should that fail,
+            // `tmp` names the other ring: leave it be rather than remove it.
+            sys::exchange_names(tmp, path).map_err(io)?;
+            remove_tmp();
+            Err(taken())
+        }
+        // Nothing under the name any more (removed by hand): take it, unless a ring
+        // appears there meanwhile.
+        Err(nix::Error::ENOENT) => {
+            let r = sys::rename_noreplace(tmp, path);
+            remove_tmp();
+            match r {
+                Err(nix::Error::EEXIST) => Err(taken()),
+                r => r.map_err(io),
+            }
+        }
+        Err(nix::Error::EINVAL | nix::Error::ENOSYS | nix::Error::EPERM) => {
+            if path.exists() && !same_file(ours, path) {
+                remove_tmp();
+                return Err(taken());
+            }
+            std::fs::rename(tmp, path).map_err(|e| {
+                remove_tmp();
+                Error::io(path, "rename into place", e)
+            })
+        }
+        Err(e) => {
+            remove_tmp();
+            Err(io(e))
+        }
+    }
 }
 
 pub(crate) fn same_file(file: &File, path: &Path) -> bool {
