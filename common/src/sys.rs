@@ -381,14 +381,16 @@ pub fn exchange_names(a: &Path, b: &Path) -> nix::Result<()> {
 
 /// Renames `from` to `to` unless `to` exists (EEXIST then). Where renameat2 or its
 /// flag is refused (glibc answers EINVAL for a kernel's ENOSYS; a seccomp profile may
-/// answer EPERM; some file systems EINVAL), links `to` instead, which fails on an
-/// existing name just the same; `from` then stays too, and the caller removes it.
+/// answer EPERM; some file systems EINVAL), links `to` and then unlinks `from`, which
+/// fails on an existing name just the same. A file system with neither fails (EPERM).
 pub fn rename_noreplace(from: &Path, to: &Path) -> nix::Result<()> {
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
     match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
         Err(nix::Error::EINVAL | nix::Error::ENOSYS | nix::Error::EPERM) => {
-            std::fs::hard_link(from, to)
-                .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)))
+            let errno =
+                |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+            std::fs::hard_link(from, to).map_err(errno)?;
+            std::fs::remove_file(from).map_err(errno)
         }
         r => r,
     }

@@ -138,7 +138,6 @@ impl RingWriter {
                     let (file, map, epoch, tmp) = build(loc, &geom, config)?;
                     match sys::rename_noreplace(&tmp, path) {
                         Ok(()) => {
-                            let _ = std::fs::remove_file(&tmp); // linked where it could not rename
                             let origin = Origin::Created;
                             return Ok(Self::start(loc, file, map, geom, epoch, origin, config));
                         }
@@ -194,7 +193,7 @@ impl RingWriter {
     pub fn replace(&mut self, config: &WriterConfig) -> Result<()> {
         let geom = config.geometry()?;
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
-        put_in_place_of(&self.file, &tmp, self.loc.path())?;
+        put_in_place_of(&self.file, &file, &tmp, self.loc.path())?;
         let new = Self::start(&self.loc, file, map, geom, epoch, Origin::Created, config);
         let mut old = std::mem::replace(self, new);
         old.replaced = true;
@@ -577,7 +576,13 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
             let mut parts = rest.rsplitn(3, '.');
             let (_n, pid) = (parts.next()?, parts.next()?.parse::<i32>().ok()?);
             let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-            (!alive).then(|| e.path())
+            // A locked file is a live writer's ring, whatever its name says (a swap of
+            // `replace` that was cut short leaves one under a dot-name).
+            let locked = open_existing(&e.path())
+                .ok()
+                .flatten()
+                .is_some_and(|f| sys::try_lock_exclusive(&f) == Ok(false));
+            (!alive && !locked).then(|| e.path())
         })
         .collect()
 }
@@ -1062,41 +1067,60 @@ fn pid_in(file: &File) -> Option<u32> {
     (sb.magic.load(Ordering::Relaxed) == MAGIC).then(|| sb.writer_pid.load(Ordering::Relaxed))
 }
 
-/// Puts the new ring file `tmp` under `path` in the place of `ours`, only while `path`
-/// still names `ours`: if our ring was removed and another writer has made a ring under
-/// the name since, that ring is left alone and the error says so. `tmp` is gone
-/// afterwards, whatever the outcome.
+/// Puts the new ring file `new` (named `tmp`) under `path` in the place of `ours`, only
+/// while `path` still names `ours`: if our ring was removed and another writer has made
+/// a ring under the name since, that ring is never touched and the error says so; if
+/// nothing is under the name any more, the new ring takes it. `tmp` is gone afterwards,
+/// unless removing it could remove another writer's ring.
 ///
-/// The swap is atomic (`renameat2(RENAME_EXCHANGE)`): swap, look at what came out, and
-/// swap back if it was not ours. Where the kernel or the file system cannot exchange
-/// (Linux before 3.15, a seccomp filter, a file system without it), the name is checked
-/// and then renamed over, which leaves a window of a few microseconds.
-fn put_in_place_of(ours: &File, tmp: &Path, path: &Path) -> Result<()> {
+/// The name is checked first, then swapped atomically (`renameat2(RENAME_EXCHANGE)`),
+/// and what came out is checked again: another ring put there within those microseconds
+/// is swapped back. Where the kernel or the file system cannot exchange (Linux before
+/// 3.15, a seccomp filter, a file system without it), the check is followed by a plain
+/// `rename`, which leaves that window open.
+fn put_in_place_of(ours: &File, new: &File, tmp: &Path, path: &Path) -> Result<()> {
     let taken = || Error::Busy {
         path: path.to_owned(),
-        pid: std::fs::File::open(path)
+        pid: open_existing(path)
             .ok()
+            .flatten()
             .and_then(|f| pid_in(&f))
             .unwrap_or(0),
     };
     let io = |e: nix::Error| Error::io(path, "rename into place", e);
+    // Only our new ring's name is ours to remove.
     let remove_tmp = || {
-        let _ = std::fs::remove_file(tmp);
-    };
-    match sys::exchange_names(tmp, path) {
-        Ok(()) if same_file(ours, tmp) => {
-            remove_tmp(); // our old ring's name now
-            Ok(())
+        if same_file(new, tmp) {
+            let _ = std::fs::remove_file(tmp);
         }
+    };
+    let name_exists = std::fs::symlink_metadata(path).is_ok();
+    if !name_exists {
+        // Removed (by hand, or a cleanup): take the name, unless a ring appears there.
+        let r = sys::rename_noreplace(tmp, path);
+        remove_tmp();
+        return match r {
+            Err(nix::Error::EEXIST) => Err(taken()),
+            r => r.map_err(io),
+        };
+    }
+    if !same_file(ours, path) {
+        remove_tmp();
+        return Err(taken());
+    }
+    match sys::exchange_names(tmp, path) {
         Ok(()) => {
-            // Not ours: give the name back to the ring that had it. Should that fail,
-            // `tmp` names the other ring: leave it be rather than remove it.
+            if same_file(ours, tmp) {
+                let _ = std::fs::remove_file(tmp); // our old ring, now nameless
+                return Ok(());
+            }
+            // Another ring came between the check and the swap: give the name back.
+            // Should that fail, `tmp` names the other ring and stays.
             sys::exchange_names(tmp, path).map_err(io)?;
             remove_tmp();
             Err(taken())
         }
-        // Nothing under the name any more (removed by hand): take it, unless a ring
-        // appears there meanwhile.
+        // The name went between the check and the swap.
         Err(nix::Error::ENOENT) => {
             let r = sys::rename_noreplace(tmp, path);
             remove_tmp();
@@ -1106,10 +1130,6 @@ fn put_in_place_of(ours: &File, tmp: &Path, path: &Path) -> Result<()> {
             }
         }
         Err(nix::Error::EINVAL | nix::Error::ENOSYS | nix::Error::EPERM) => {
-            if path.exists() && !same_file(ours, path) {
-                remove_tmp();
-                return Err(taken());
-            }
             std::fs::rename(tmp, path).map_err(|e| {
                 remove_tmp();
                 Error::io(path, "rename into place", e)

@@ -55,7 +55,12 @@ fn scenario(tag: &str) {
         theirs.epoch(),
         "the name still leads to their ring"
     );
+    assert!(!reader.is_superseded());
     theirs.write(&FrameMeta::default(), b"theirs").unwrap();
+    drop(ours);
+    let reader = RingReader::open(&loc).unwrap();
+    assert_eq!(reader.epoch(), theirs.epoch(), "our leaving takes nothing");
+    assert_eq!(reader.writer_status(), WriterStatus::Live);
 
     // Our ring removed by hand, nothing under the name: the new ring takes it.
     let dir = TestDir::new(&format!("replace-removed-{tag}"));
@@ -75,10 +80,29 @@ fn scenario(tag: &str) {
     let old = RingReader::open(&loc).unwrap();
     ours.replace(&config(4)).unwrap();
     assert!(old.is_superseded());
+    assert_eq!(old.writer_status(), WriterStatus::Replaced);
     let reader = RingReader::open(&loc).unwrap();
     assert_eq!(reader.epoch(), ours.epoch());
     assert_eq!(reader.geometry().slot_count, 4);
     assert_eq!(names(&dir).len(), 1, "{:?}", names(&dir));
+}
+
+/// A live writer's ring under a creation dot-name of a dead process (what a `replace`
+/// cut short between its two swaps would leave) is not an abandoned temporary file.
+#[test]
+fn a_locked_ring_under_a_dead_processs_dot_name_is_not_abandoned() {
+    let dir = TestDir::new("dot-name");
+    let loc = dir.ring("cam");
+    let _live = RingWriter::create(&loc, &config(2)).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let dot = dir.path.join(format!(".cam.ring.{dead}.0.new"));
+    std::fs::rename(loc.path(), &dot).unwrap();
+    assert!(abandoned_temp_files(&dir.path).is_empty());
+    let abandoned = dir.path.join(format!(".other.ring.{dead}.0.new"));
+    std::fs::write(&abandoned, b"half made").unwrap();
+    assert_eq!(abandoned_temp_files(&dir.path), vec![abandoned]);
 }
 
 #[test]
