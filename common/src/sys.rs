@@ -381,8 +381,9 @@ pub fn exchange_names(a: &Path, b: &Path) -> nix::Result<()> {
 
 /// Renames `from` to `to` unless `to` exists (EEXIST then). Where renameat2 or its
 /// flag is refused (glibc answers EINVAL for a kernel's ENOSYS; a seccomp profile may
-/// answer EPERM; some file systems EINVAL), links `to` and then unlinks `from`, which
-/// fails on an existing name just the same. A file system with neither fails (EPERM).
+/// answer EPERM; some file systems EINVAL), links `to` and then unlinks `from` (best
+/// effort), which fails on an existing name just the same. A file system with neither
+/// fails (EPERM).
 pub fn rename_noreplace(from: &Path, to: &Path) -> nix::Result<()> {
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
     match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
@@ -390,7 +391,9 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> nix::Result<()> {
             let errno =
                 |e: std::io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
             std::fs::hard_link(from, to).map_err(errno)?;
-            std::fs::remove_file(from).map_err(errno)
+            // The file is in place: a second name left over is the caller's to remove.
+            let _ = std::fs::remove_file(from);
+            Ok(())
         }
         r => r,
     }

@@ -575,14 +575,19 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
             let rest = name.strip_prefix('.')?.strip_suffix(".new")?;
             let mut parts = rest.rsplitn(3, '.');
             let (_n, pid) = (parts.next()?, parts.next()?.parse::<i32>().ok()?);
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            // EPERM: alive, someone else's.
+            let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
             // A locked file is a live writer's ring, whatever its name says (a swap of
-            // `replace` that was cut short leaves one under a dot-name).
-            let locked = open_existing(&e.path())
-                .ok()
-                .flatten()
-                .is_some_and(|f| sys::try_lock_exclusive(&f) == Ok(false));
-            (!alive && !locked).then(|| e.path())
+            // `replace` that was cut short leaves one under a dot-name). Asked with
+            // F_OFD_GETLK, which takes no lock a writer could trip over.
+            let locked = || {
+                open_existing(&e.path())
+                    .ok()
+                    .flatten()
+                    .is_some_and(|f| sys::is_write_locked(&f) != Ok(false))
+            };
+            (gone && !locked()).then(|| e.path())
         })
         .collect()
 }
