@@ -6,7 +6,7 @@ benchmark's processes, splits them into the scenario's phases (shmring N=1, shms
 N=1, shmring N=4, shmsink N=4: each phase is told by the samples in its transport's own
 code) and prints, per phase, the share of CPU in each kind of work.
 
-    python3 scripts/profile-scaling.py [--full] [--keep DIR] [--data perf.data]
+    python3 scripts/profile-scaling.py [--full] [--seconds S] [--keep DIR] [--data perf.data]
 
 Needs root or kernel.perf_event_paranoid <= 0 for -a, and `perf` (linux-perf). Figures,
 not pass/fail."""
@@ -16,6 +16,7 @@ import collections
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,19 +57,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", help="directory for perf.data and the benchmark's output")
     ap.add_argument("--data", help="analyse this perf.data of an earlier run instead")
+    ap.add_argument("--seconds", help="how long each measurement runs (the benchmark's own "
+                    "default: 8 s, 1.5 s quick)")
     ap.add_argument("--full", action="store_true",
                     help="the full scenario (1 to 16 cameras, 8 s each) rather than the quick one")
     args = ap.parse_args()
     work = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="shmring-profile-"))
     work.mkdir(parents=True, exist_ok=True)
+    if shutil.which("perf") is None:
+        print("profile-scaling: no `perf` here; apt-get install linux-perf", file=sys.stderr)
+        return 2
     bench = REPO / "target" / "release" / "shmring-bench"
-    if not bench.exists():
+    if not args.data:
         subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "shmring-bench"],
                        cwd=REPO, check=True)
     data = pathlib.Path(args.data) if args.data else work / "perf.data"
     if not args.data:
         subprocess.run(["perf", "record", "-q", "-a", "-F", str(FREQ), "-e", "cpu-clock",
                         "-o", str(data), "--", str(bench)] + ([] if args.full else ["--quick"])
+                       + (["--seconds", args.seconds] if args.seconds else [])
                        + ["--only", "scaling", "--out", str(work)], cwd=REPO, check=True)
     script = subprocess.run(["perf", "script", "-i", str(data), "-F", "comm,pid,time,ip,sym,dso"],
                             capture_output=True, text=True, check=True).stdout

@@ -6,7 +6,9 @@
 //! in a role.
 //!
 //!   shmring-bench [--quick] [--out DIR] [--lease-slots N] [--only SCENARIO,...]
-//!                 [--huge-pages-dir DIR]
+//!                 [--huge-pages-dir DIR] [--seconds S]
+//!
+//! --seconds sets how long each measurement runs (8 s, 1.5 s with --quick).
 //!
 //! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace, slow, max1080,
 //! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy, scaling.
@@ -100,7 +102,15 @@ fn main() {
             .is_none_or(|o| o.split(',').any(|s| s == name))
     };
     LEASE_SLOTS.store(lease_slots, std::sync::atomic::Ordering::Relaxed);
-    let seconds = if quick { 1.5 } else { 8.0 };
+    let seconds: f64 = match value("--seconds").map(|v| v.parse::<f64>()) {
+        Some(Ok(s)) if s.is_finite() && s >= 0.5 => s,
+        Some(_) => {
+            eprintln!("shmring-bench: --seconds takes a number of seconds, at least 0.5");
+            std::process::exit(2);
+        }
+        None if quick => 1.5,
+        None => 8.0,
+    };
     println!(
         "shmring-bench: {} run, {seconds} s per measurement, 1920x1080 I420 unless said",
         if quick { "quick" } else { "full" }
