@@ -542,7 +542,9 @@ garbage
             let word = if which == 0 { &words.0 } else { &words.1 };
             word.store(1, Ordering::Release);
             futex_wake(word, which == 0);
-            let waited = t.join().unwrap() - Duration::from_millis(50);
+            // The waiter times itself from its own start, which a loaded machine may
+            // delay past our sleep: saturate rather than underflow.
+            let waited = t.join().unwrap().saturating_sub(Duration::from_millis(50));
             // Generous bounds: a loaded machine or qemu-user delays any thread.
             let bound = if which == 0 {
                 FALLBACK_SLICE
