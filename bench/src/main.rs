@@ -855,6 +855,11 @@ fn scenario_restart(transport: Transport, seconds: f64) -> RestartRow {
     }
 }
 
+/// One row of the table: shmring's figure, shmsink's and their ratio.
+fn row(label: impl std::fmt::Display, x: f64, y: f64) {
+    println!("{label:<58} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 && a.is_finite() && b.is_finite() {
         format!("{:.2}", a / b)
@@ -891,11 +896,7 @@ fn print_table(r: &Results) {
             ("latency p99 ms", a.latency_ms_p99, b.latency_ms_p99),
             ("latency max ms", a.latency_ms_max, b.latency_ms_max),
         ] {
-            println!(
-                "{:<58} {x:>18.2} {y:>18.2} {:>8}",
-                format!("{name}{all}: {label}"),
-                ratio(x, y)
-            );
+            row(format!("{name}{all}: {label}"), x, y);
         }
         if !a.by_rank_ms_p99.is_empty() && !b.by_rank_ms_p99.is_empty() {
             let joined = |v: &[f64]| {
@@ -956,7 +957,7 @@ fn print_table(r: &Results) {
                 b.slow.latency_ms_p50,
             ),
         ] {
-            println!("{label:<58} {x:>18.2} {y:>18.2} {:>8}", ratio(x, y));
+            row(label, x, y);
         }
     }
     for rows in [
@@ -993,11 +994,7 @@ fn print_table(r: &Results) {
                     ("torn frames", _) | (_, 1) => label.to_owned(),
                     _ => format!("{label}, median of {n}"),
                 };
-                println!(
-                    "{:<58} {x:>18.2} {y:>18.2} {:>8}",
-                    format!("3. {} {label}", a.frame),
-                    ratio(x, y)
-                );
+                row(format!("3. {} {label}", a.frame), x, y);
             }
             if n > 1 {
                 // Run i of each transport ran back to back: their ratio cancels most of
@@ -1121,11 +1118,7 @@ fn print_table(r: &Results) {
             ("memory (PSS of all) MiB", a.pss_mib, b.pss_mib),
             ("shared memory MiB", a.shared_mib, b.shared_mib),
         ] {
-            println!(
-                "{:<58} {x:>18.2} {y:>18.2} {:>8}",
-                format!("{name}: {label}"),
-                ratio(x, y)
-            );
+            row(format!("{name}: {label}"), x, y);
         }
         println!(
             "{:<58} {:>18} {:>18}",
