@@ -337,8 +337,7 @@ fn metrics_move_with_the_frames_and_show_a_dead_writer() {
     let dir = TestDir::new("cli-metrics");
     let mut writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
     let mut readers = [read_live(&dir, ""), read_live(&dir, "zero-copy=false")];
-    let port = 30000 + std::process::id() % 20000;
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut exporter = Command::new(env!("CARGO_BIN_EXE_shmring"))
         .args([
             "--dir",
@@ -483,12 +482,20 @@ fn gc_older_than_leaves_recently_dead_rings_alone() {
     assert!(!dir.path.join("dead.ring").exists());
 }
 
+/// A loopback port no one listens on now, as the kernel picks them: tests running at
+/// once each get their own (a port derived from the pid was shared by the metrics and
+/// serve tests for half of all pids, and a client then reached the wrong server).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// A `shmring serve` process on a port of its own.
 struct Server(Child, u16);
 
 impl Server {
     fn start(dir: &TestDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = 40000 + (std::process::id() % 10000) as u16 + extra.len() as u16;
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_shmring"))
             .args([
                 "--dir",
