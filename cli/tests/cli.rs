@@ -665,9 +665,23 @@ fn a_writer_stopped_as_the_units_stop_it_leaves_no_ring_and_gc_cleans_after_sigt
             .spawn()
             .unwrap();
         let path = dir.path.join(format!("{ring}.ring"));
+        // Frames written, not only the ring made: gst-launch-1.0 1.22 deadlocks on a
+        // SIGINT while a live pipeline is still prerolling (basesrc's EOS waits for the
+        // stream lock the sink holds in its preroll wait, and the state change to
+        // PLAYING that would free it waits for the state lock that EOS holds).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !path.exists() {
-            assert!(Instant::now() < deadline, "no ring {ring}");
+        let written = || {
+            let out = Command::new(env!("CARGO_BIN_EXE_shmring"))
+                .args(["--dir", dir.path.to_str().unwrap(), "stat", ring, "--json"])
+                .output()
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["head"].as_u64())
+                .unwrap_or(0)
+        };
+        while written() < 3 {
+            assert!(Instant::now() < deadline, "no frames in ring {ring}");
             std::thread::sleep(Duration::from_millis(20));
         }
         (w, path)
