@@ -133,21 +133,30 @@ def main():
 
 
 def plot_scaling(scaling, ax_cpu, ax_p99):
+    def of(t, slots=0, huge=False):
+        return sorted((r for r in scaling if r["transport"] == t and r.get("slots", 0) == slots
+                       and r.get("huge_pages", False) == huge),
+                      key=lambda r: r["cameras"])
+
     ax = ax_cpu
-    for t in ("shmring", "shm"):
-        rows = sorted((r for r in scaling if r["transport"] == t), key=lambda r: r["cameras"])
+    for t, slots, huge, style, label in (
+            ("shmring", 0, False, "o-", NAMES["shmring"]), ("shm", 0, False, "o-", NAMES["shm"]),
+            ("shmring", 4, False, "o--", f"{NAMES['shmring']}, 4-slot rings"),
+            ("shmring", 0, True, "o:", f"{NAMES['shmring']}, rings on huge pages")):
+        rows = of(t, slots, huge)
         if rows:
             ax.plot([r["cameras"] for r in rows], [r["cpu_percent_per_stream"] for r in rows],
-                    "o-", color=COLOURS[t], label=NAMES[t])
+                    style, color=COLOURS[t], label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("cameras (1280x720 at 30 fps, 3 readers each)")
     ax.set_ylabel("CPU per stream (% of a core), every process")
+    ax.set_ylim(bottom=0)
     ax.set_title("6. cost at scale: CPU per stream")
     legend(ax)
 
     ax = ax_p99
     for t in ("shmring", "shm"):
-        rows = sorted((r for r in scaling if r["transport"] == t), key=lambda r: r["cameras"])
+        rows = of(t)
         kinds = (("latest", "-"), ("sequential", "--"), ("header only", ":"))
         if t == "shm":  # shmsrc has no modes: three FIFO readers, the third header only
             kinds = (("FIFO 1", "-"), ("FIFO 2", "--"), ("FIFO, header only", ":"))

@@ -11,13 +11,20 @@
 //! --seconds sets how long each measurement runs (8 s, 1.5 s with --quick).
 //!
 //! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace, slow, max1080,
-//! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy, scaling.
+//! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy, scaling,
+//! scaling-4slots, scaling-huge.
 //!
 //! scaling: N cameras (1, 2, 4, 8, 16; 1 and 4 in a quick run), each a 1280x720 writer
 //! at 30 fps filling frames in place, each with three readers (shmring: one latest, one
 //! sequential, one that looks at a frame's header only; shmsrc: three FIFO readers,
 //! the third looking at the header only): CPU of every process per stream and per
 //! frame, each reader kind's latency, frames the sequential readers missed, memory.
+//! Each N is run three times (once in a quick run), the transports taking turns, and
+//! the run with the median CPU per stream is reported. scaling-4slots adds a third
+//! transport to the turns: shmring with 4-slot rings instead of the default half second,
+//! the control that says what the default ring's size costs; scaling-huge one more:
+//! default rings in the --huge-pages-dir (left out without it), the control that says
+//! how much of that is the TLB.
 //!
 //! max1080-huge puts shmring's rings in DIR, a directory on a tmpfs mounted with huge
 //! pages (`huge=advise` or `huge=within_size`; scripts/bench.sh mounts one when it runs
@@ -44,7 +51,7 @@ use roles::{ReaderReport, Role, RoleKind, Transport, WriterReport, ROLE_ENV};
 const SLOW_READER_MS: u64 = 300;
 
 /// The names `--only` takes.
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 15] = [
     "latency1",
     "latency3",
     "latency1-inplace",
@@ -58,6 +65,8 @@ const SCENARIOS: [&str; 13] = [
     "restart",
     "copy",
     "scaling",
+    "scaling-4slots",
+    "scaling-huge",
 ];
 
 fn main() {
@@ -202,14 +211,32 @@ fn main() {
             read_ratio: c.read_ratio(),
         });
     }
-    if run("scaling") {
+    if run("scaling") || run("scaling-4slots") || run("scaling-huge") {
         let cameras: &[u32] = if quick { &[1, 4] } else { &[1, 2, 4, 8, 16] };
-        for &n in cameras {
-            for transport in [Transport::Shmring, Transport::Shm] {
-                results
-                    .scaling
-                    .push(scenario_scaling(transport, n, seconds));
+        // (transport, slots, huge pages): slots 0 is the sink's default, half a second.
+        let mut variants = vec![];
+        if run("scaling") {
+            variants.push((Transport::Shmring, 0, false));
+        }
+        if run("scaling-4slots") {
+            variants.push((Transport::Shmring, 4, false));
+        }
+        if run("scaling-huge") {
+            if HUGE_PAGES_DIR.get().is_some() {
+                variants.push((Transport::Shmring, 0, true));
+            } else {
+                println!("scaling-huge left out: no --huge-pages-dir");
             }
+        }
+        // Every ratio is against shmsink's figures of the same run.
+        variants.push((Transport::Shm, 0, false));
+        for &n in cameras {
+            results.scaling.extend(scenario_scaling_median(
+                &variants,
+                n,
+                seconds,
+                reps(SCALING_REPETITIONS),
+            ));
         }
     }
     print_table(&results);
@@ -242,13 +269,22 @@ struct Results {
     scaling: Vec<ScalingRow>,
 }
 
-/// The scaling scenario for one transport and number of cameras.
-#[derive(Serialize)]
+/// The scaling scenario for one transport and number of cameras: the run with the
+/// median CPU per stream of its repetitions.
+#[derive(Serialize, Clone)]
 struct ScalingRow {
     transport: Transport,
+    /// shmring's ring size in frames; 0: the sink's default (half a second).
+    slots: u32,
+    /// shmring's rings in the --huge-pages-dir, and how much of them (every writer's,
+    /// MiB) the kernel gave huge pages.
+    huge_pages: bool,
+    huge_pages_mib: f64,
     cameras: u32,
     /// CPU of the writer and its three readers, percent of one core, per camera.
     cpu_percent_per_stream: f64,
+    /// The same in every repetition, in the order they ran.
+    cpu_percent_runs: Vec<f64>,
     /// The same per frame written, ms.
     cpu_ms_per_frame: f64,
     /// Latency p50 and p99 of each reader kind (latest, sequential, header only), over
@@ -356,6 +392,10 @@ struct ThroughputRun {
 }
 
 const THROUGHPUT_REPETITIONS: usize = 5;
+/// Runs of each scaling variant for each number of cameras (the median is reported):
+/// one run per N gave ratios from 0.72 to 1.09 against shmsink, which two runs of the
+/// same build did not agree on.
+const SCALING_REPETITIONS: usize = 3;
 
 /// A 1080p ring of 4 slots (12 MB) fits in half of a 32 MiB last-level cache, so its
 /// writer uses ordinary stores and the slot it writes next is still cached.
@@ -715,12 +755,14 @@ fn scenario_throughput(how: Throughput, seconds: f64, reps: usize) -> Vec<Throug
 }
 
 /// Shared memory the transport holds for its writers now: ring files, or shmsink areas.
-fn shared_mib(transport: Transport, channels: &[String]) -> f64 {
+fn shared_mib(transport: Transport, channels: &[String], dir: Option<&str>) -> f64 {
     let bytes: u64 = match transport {
         Transport::Shmring => channels
             .iter()
             .filter_map(|c| {
-                let loc = shmring_common::location::RingLocation::parse(c, None).ok()?;
+                let loc =
+                    shmring_common::location::RingLocation::parse(c, dir.map(std::path::Path::new))
+                        .ok()?;
                 std::fs::metadata(loc.path()).ok().map(|m| m.len())
             })
             .sum(),
@@ -735,7 +777,45 @@ fn shared_mib(transport: Transport, channels: &[String]) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-fn scenario_scaling(transport: Transport, cameras: u32, seconds: f64) -> ScalingRow {
+/// `reps` runs of each variant (transport and slots) with `cameras` cameras, the
+/// variants taking turns (their order rotates with each repetition); for each variant
+/// the run with the median CPU per stream, carrying every run's figure.
+fn scenario_scaling_median(
+    variants: &[(Transport, u32, bool)],
+    cameras: u32,
+    seconds: f64,
+    reps: usize,
+) -> Vec<ScalingRow> {
+    let mut runs: Vec<Vec<ScalingRow>> = vec![vec![]; variants.len()];
+    for rep in 0..reps {
+        for k in 0..variants.len() {
+            let i = (k + rep) % variants.len();
+            let (transport, slots, huge) = variants[i];
+            runs[i].push(scenario_scaling(transport, slots, huge, cameras, seconds));
+        }
+    }
+    runs.into_iter()
+        .map(|mut rows| {
+            let all: Vec<f64> = rows.iter().map(|r| r.cpu_percent_per_stream).collect();
+            rows.sort_by(|a, b| {
+                a.cpu_percent_per_stream
+                    .total_cmp(&b.cpu_percent_per_stream)
+            });
+            let mut row = rows.swap_remove(rows.len() / 2);
+            row.cpu_percent_runs = all;
+            row
+        })
+        .collect()
+}
+
+fn scenario_scaling(
+    transport: Transport,
+    slots: u32,
+    huge_pages: bool,
+    cameras: u32,
+    seconds: f64,
+) -> ScalingRow {
+    let dir = HUGE_PAGES_DIR.get().filter(|_| huge_pages).cloned();
     let channels: Vec<String> = (0..cameras)
         .map(|i| channel(transport, &format!("scale{i}")))
         .collect();
@@ -744,6 +824,8 @@ fn scenario_scaling(transport: Transport, cameras: u32, seconds: f64) -> Scaling
         .map(|ch| {
             let mut w = writer_role(transport, ch, 1280, 720, 30, seconds, 2.0);
             w.in_place = true;
+            w.slots = slots;
+            w.dir = dir.clone();
             let p = Proc::start(&w);
             (w, p)
         })
@@ -763,7 +845,7 @@ fn scenario_scaling(transport: Transport, cameras: u32, seconds: f64) -> Scaling
     }
     // Memory while everything runs: the areas the transport keeps.
     std::thread::sleep(Duration::from_secs_f64(seconds / 2.0));
-    let shared = shared_mib(transport, &channels);
+    let shared = shared_mib(transport, &channels, dir.as_deref());
     let reports: Vec<(usize, ReaderReport)> = readers
         .into_iter()
         .map(|(kind, p)| (kind, p.report::<ReaderReport>().unwrap_or_default()))
@@ -773,7 +855,7 @@ fn scenario_scaling(transport: Transport, cameras: u32, seconds: f64) -> Scaling
         .filter_map(|(_, p)| p.report::<WriterReport>())
         .collect();
     for ch in &channels {
-        remove_channel(transport, ch, None);
+        remove_channel(transport, ch, dir.as_deref());
     }
     // CPU per second of each process: a writer's per frame times its rate, a reader's
     // over its whole time.
@@ -793,10 +875,18 @@ fn scenario_scaling(transport: Transport, cameras: u32, seconds: f64) -> Scaling
         (quantile(&all, 0.5), quantile(&all, 0.99))
     };
     let kinds = [by_kind(0), by_kind(1), by_kind(2)];
+    let cpu_percent_per_stream = (writer_ms_per_s + reader_ms_per_s) / f64::from(cameras) / 10.0;
     ScalingRow {
         transport,
+        slots,
+        huge_pages,
+        huge_pages_mib: writer_reports
+            .iter()
+            .map(|w| w.huge_pages_kib / 1024.0)
+            .sum(),
         cameras,
-        cpu_percent_per_stream: (writer_ms_per_s + reader_ms_per_s) / f64::from(cameras) / 10.0,
+        cpu_percent_per_stream,
+        cpu_percent_runs: vec![cpu_percent_per_stream],
         cpu_ms_per_frame: (writer_ms_per_s + reader_ms_per_s) / frames_per_s.max(1e-9),
         latency_ms_p50: kinds.map(|k| k.0),
         latency_ms_p99: kinds.map(|k| k.1),
@@ -1080,12 +1170,40 @@ fn print_table(r: &Results) {
         c
     };
     for n in cameras {
-        let get = |t: Transport| {
-            r.scaling
-                .iter()
-                .find(|x| x.cameras == n && x.transport == t)
+        let get = |t: Transport, slots: u32, huge: bool| {
+            r.scaling.iter().find(|x| {
+                x.cameras == n && x.transport == t && x.slots == slots && x.huge_pages == huge
+            })
         };
-        let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) else {
+        let Some(b) = get(Transport::Shm, 0, false) else {
+            continue;
+        };
+        for (variant, slots, huge) in [("4-slot rings", 4, false), ("rings on huge pages", 0, true)]
+        {
+            let Some(v) = get(Transport::Shmring, slots, huge) else {
+                continue;
+            };
+            let name = format!("6. {n} x 720p30, {variant}");
+            row(
+                format!("{name}: CPU % of a core per stream"),
+                v.cpu_percent_per_stream,
+                b.cpu_percent_per_stream,
+            );
+            println!(
+                "{:<58} {:>18} {:>18}",
+                format!("{name}: sequential frames missed / written"),
+                format!("{} / {}", v.sequential_missed, v.frames_written),
+                format!("{} / {}", b.sequential_missed, b.frames_written)
+            );
+            if huge {
+                println!(
+                    "{:<58} {:>18.1}",
+                    format!("{name}: MiB of the rings in huge pages"),
+                    v.huge_pages_mib
+                );
+            }
+        }
+        let Some(a) = get(Transport::Shmring, 0, false) else {
             continue;
         };
         let name = format!("6. {n} x 720p30, 3 readers each");
@@ -1130,7 +1248,7 @@ fn print_table(r: &Results) {
     let per_stream = |t: Transport, n: u32| {
         r.scaling
             .iter()
-            .find(|x| x.cameras == n && x.transport == t)
+            .find(|x| x.cameras == n && x.transport == t && x.slots == 0 && !x.huge_pages)
             .map(|x| x.cpu_percent_per_stream)
     };
     if let (Some(first), Some(last)) = (r.scaling.first(), r.scaling.last()) {
