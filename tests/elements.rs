@@ -1241,6 +1241,68 @@ fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
     );
 }
 
+/// A step of the wall clock, forced through the capture times the writer stamps: a frame
+/// captured before the clock was set back an hour looks captured in the future, and one
+/// captured before it was set forward an hour looks an hour old. The first goes out
+/// stamped as captured now, the second is dropped as older than max-age, and no PTS ever
+/// goes backwards.
+#[test]
+fn a_wall_clock_step_either_way_never_sends_a_pts_backwards() {
+    init();
+    let dir = TestDir::new("clock-step");
+    let mut w = sink(&dir, "c", "");
+    w.set_src_caps(caps("GRAY8", 16, 16));
+    w.push(frame_captured(256, 1, wall_ns())).unwrap();
+    let (pipeline, seen) = timed_reader(
+        &dir,
+        "c",
+        "mode=sequential timestamps=capture max-age=200000000",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no first frame");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    const HOUR: u64 = 3_600_000_000_000;
+    // Before a step back: an hour ahead of the reader's clock.
+    w.push(frame_captured(256, 2, wall_ns() + HOUR)).unwrap();
+    // After it, captured 100 ms ago: its capture comes before frame 2's stamp.
+    std::thread::sleep(Duration::from_millis(30));
+    w.push(frame_captured(256, 3, wall_ns() - 100_000_000))
+        .unwrap();
+    // Before a step forward: an hour behind.
+    w.push(frame_captured(256, 4, wall_ns() - HOUR)).unwrap();
+    w.push(frame_captured(256, 5, wall_ns() - 10_000_000))
+        .unwrap();
+    while seen.lock().unwrap().len() < 4 {
+        assert!(Instant::now() < deadline, "frames missing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100)); // anything more would show
+    let src = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .iterate_sources()
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    let stats = src.property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(stats.get::<u64>("too-late").unwrap(), 1, "{stats}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 4, "frames 1, 2, 3 and 5: {seen:?}");
+    for pair in seen.windows(2) {
+        assert!(pair[1].0 >= pair[0].0, "a PTS went backwards: {seen:?}");
+    }
+    let (pts, _, arrived) = seen[1];
+    assert!(
+        arrived.saturating_sub(pts) < gst::ClockTime::from_mseconds(50),
+        "the frame from the future is stamped as captured on arrival: {pts} vs {arrived}"
+    );
+}
+
 /// Three rings whose frames reach their ring 0, 66 and 100 ms after capture (as three
 /// cameras with different network and decoding delays), composited side by side by
 /// `compositor` from `shmringsrc timestamps=<mode>`: for each output frame (after the
