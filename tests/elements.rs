@@ -285,17 +285,11 @@ fn pts_capture_time_and_sequence_travel_with_the_frame() {
     );
 }
 
-/// `shmringsrc <extra> ! fakesink`, playing, and what reaches the sink: (pts, duration,
-/// running time when it got there) of each buffer.
-#[allow(clippy::type_complexity)]
-fn timed_reader(
-    dir: &TestDir,
-    ring: &str,
-    extra: &str,
-) -> (
-    gst::Element,
-    std::sync::Arc<std::sync::Mutex<Vec<(gst::ClockTime, gst::ClockTime, gst::ClockTime)>>>,
-) {
+/// Each buffer's PTS, duration and the running time it reached the sink at.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(gst::ClockTime, gst::ClockTime, gst::ClockTime)>>>;
+
+/// `shmringsrc <extra> ! fakesink`, playing, and what reaches the sink.
+fn timed_reader(dir: &TestDir, ring: &str, extra: &str) -> (gst::Element, Seen) {
     let pipeline = gst::parse::launch(&format!(
         "shmringsrc ring={ring} dir={} {extra} ! fakesink name=out sync=false signal-handoffs=true",
         dir.path.display()
@@ -1180,15 +1174,16 @@ fn frames_are_requested_by_capture_time_by_each_rule_at_the_edges_and_across_a_r
     );
 }
 
-#[test]
-fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
-    init();
-    let dir = TestDir::new("capture-ts");
-    let mut w = sink(&dir, "c", "");
+/// A ring `c` with one frame captured now, read by a `timed_reader` with
+/// `timestamps=capture max-age=200000000` that has output it; then 300 ms more, so that
+/// running time is well past the capture times the test writes next (they cannot be
+/// before 0). Returns the deadline the test's waits have.
+fn capture_reader(dir: &TestDir) -> (Harness, gst::Element, Seen, Instant) {
+    let mut w = sink(dir, "c", "");
     w.set_src_caps(caps("GRAY8", 16, 16));
     w.push(frame_captured(256, 1, wall_ns())).unwrap();
     let (pipeline, seen) = timed_reader(
-        &dir,
+        dir,
         "c",
         "mode=sequential timestamps=capture max-age=200000000",
     );
@@ -1197,8 +1192,27 @@ fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
         assert!(Instant::now() < deadline, "no first frame");
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Running time well past the capture times below (they cannot be before 0).
     std::thread::sleep(Duration::from_millis(300));
+    (w, pipeline, seen, deadline)
+}
+
+/// The one source of a pipeline.
+fn source_of(pipeline: &gst::Element) -> gst::Element {
+    pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .iterate_sources()
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
+    init();
+    let dir = TestDir::new("capture-ts");
+    let (mut w, pipeline, seen, deadline) = capture_reader(&dir);
     // Captured 50 ms before it is written, then 500 ms before (too late for max-age).
     w.push(frame_captured(256, 2, wall_ns() - 50_000_000))
         .unwrap();
@@ -1210,14 +1224,7 @@ fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
         assert!(Instant::now() < deadline, "frames missing");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let src = pipeline
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .iterate_sources()
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap();
+    let src = source_of(&pipeline);
     let too_late = src
         .property::<gst::Structure>("stats")
         .get::<u64>("too-late")
@@ -1250,20 +1257,7 @@ fn with_capture_timestamps_each_pts_is_the_capture_on_the_pipeline_clock() {
 fn a_wall_clock_step_either_way_never_sends_a_pts_backwards() {
     init();
     let dir = TestDir::new("clock-step");
-    let mut w = sink(&dir, "c", "");
-    w.set_src_caps(caps("GRAY8", 16, 16));
-    w.push(frame_captured(256, 1, wall_ns())).unwrap();
-    let (pipeline, seen) = timed_reader(
-        &dir,
-        "c",
-        "mode=sequential timestamps=capture max-age=200000000",
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no first frame");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut w, pipeline, seen, deadline) = capture_reader(&dir);
     const HOUR: u64 = 3_600_000_000_000;
     // Before a step back: an hour ahead of the reader's clock.
     w.push(frame_captured(256, 2, wall_ns() + HOUR)).unwrap();
@@ -1280,15 +1274,7 @@ fn a_wall_clock_step_either_way_never_sends_a_pts_backwards() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(100)); // anything more would show
-    let src = pipeline
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .iterate_sources()
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap();
-    let stats = src.property::<gst::Structure>("stats");
+    let stats = source_of(&pipeline).property::<gst::Structure>("stats");
     pipeline.set_state(gst::State::Null).unwrap();
     assert_eq!(stats.get::<u64>("too-late").unwrap(), 1, "{stats}");
     let seen = seen.lock().unwrap();
