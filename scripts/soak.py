@@ -1,23 +1,33 @@
 #!/usr/bin/python3
 """Soak run: three writers at 30 fps and six readers (two per ring, one latest, one
-sequential) for a set time, outside the normal CI.
+sequential) for a set time, outside the normal CI; beside them what else a deployment
+keeps running for months: a Python reader (the shmring package, zero-copy `latest()`),
+`shmring metrics` scraped every 10 s, and `shmring serve` with an RTSP client.
 
 Every 10 s it samples each process's resident memory and open file descriptors. At
-the end it checks that memory and descriptors stayed flat, and that each reader's
-counters add up: the frames written while it was attached (from the ring sequence
-numbers it saw) equal the frames it received plus those it skipped or lost.
+the end it checks that memory and descriptors stayed flat, that each reader's
+counters add up (the frames written while it was attached, from the ring sequence
+numbers it saw, equal the frames it received plus those it skipped or lost), that
+every scrape answered and that the RTSP client was still playing.
 
-Usage: scripts/soak.py [SECONDS]   (default 600; GST_PLUGIN_PATH must find the plugin)
+Usage: scripts/soak.py [SECONDS]   (default 600; GST_PLUGIN_PATH must find the plugin;
+SHMRING_CLI names the shmring binary, default target/release/shmring; the Python reader
+runs in target/pyenv, left out where that has no shmring package)
 Exit status 0 when every check passes.
 """
 import json
 import os
+import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 RINGS = ["soak1", "soak2", "soak3"]
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PYENV = REPO / "target" / "pyenv" / "bin" / "python"
 
 
 def reader_main(ring, mode):
@@ -50,6 +60,36 @@ def reader_main(ring, mode):
     print(json.dumps(out), flush=True)
 
 
+def python_reader_main(ring):
+    """`Reader.latest()` in a loop, looking at a byte of each frame, until SIGINT."""
+    import shmring
+
+    reader = shmring.Reader(ring)
+    seen = {"first": None, "last": None, "received": 0, "skipped": 0, "lost": 0}
+    try:
+        while True:
+            frame = reader.latest(timeout=1.0)
+            if frame is None:
+                continue
+            with frame:
+                _ = int(frame.array[0, 0])
+                if seen["first"] is None:
+                    seen["first"] = frame.seq
+                else:
+                    seen["skipped"] += frame.missed
+                seen["last"] = frame.seq
+                seen["received"] += 1
+    except KeyboardInterrupt:
+        pass
+    print(json.dumps(seen), flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def sample(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -72,12 +112,34 @@ def main():
         (ring, mode, subprocess.Popen([sys.executable, __file__, "--reader", ring, mode], stdout=subprocess.PIPE, text=True))
         for ring in RINGS for mode in ("latest", "sequential")
     ]
+    if subprocess.run([str(PYENV), "-c", "import shmring"], capture_output=True).returncode == 0:
+        readers.append((RINGS[0], "python", subprocess.Popen(
+            [str(PYENV), __file__, "--python-reader", RINGS[0]], stdout=subprocess.PIPE, text=True)))
+    else:
+        print("soak: no shmring package in target/pyenv; the Python reader is left out")
+    cli = os.environ.get("SHMRING_CLI", str(REPO / "target" / "release" / "shmring"))
+    metrics_port, rtsp_port = free_port(), free_port()
+    metrics = subprocess.Popen([cli, "metrics", "--listen", f"127.0.0.1:{metrics_port}"],
+                               stderr=subprocess.DEVNULL)
+    serve = subprocess.Popen([cli, "serve", "--port", str(rtsp_port)], stderr=subprocess.DEVNULL)
+    time.sleep(2)
+    client = subprocess.Popen(
+        ["gst-launch-1.0", "-q", "rtspsrc", f"location=rtsp://127.0.0.1:{rtsp_port}/{RINGS[1]}",
+         "latency=100", "!", "decodebin", "!", "fakesink"], stdout=subprocess.DEVNULL)
     procs = {f"writer {r}": w.pid for r, w in zip(RINGS, writers)}
     procs.update({f"reader {r} {m}": p.pid for r, m, p in readers})
+    procs.update({"shmring metrics": metrics.pid, "shmring serve": serve.pid,
+                  "rtsp client": client.pid})
+    scrapes = failed_scrapes = 0
     samples = {name: [] for name in procs}
     start = time.monotonic()
     while time.monotonic() - start < seconds:
         time.sleep(min(10, max(0.1, seconds - (time.monotonic() - start))))
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+                scrapes += r.status == 200 and b"shmring_" in r.read()
+        except OSError:
+            failed_scrapes += 1
         for name, pid in procs.items():
             s = sample(pid)
             if s:
@@ -87,6 +149,12 @@ def main():
             for n, v in samples.items() if v), flush=True)
 
     ok = True
+    client_playing = client.poll() is None
+    client.send_signal(signal.SIGINT)
+    for p in (client, metrics, serve):
+        if p.poll() is None:
+            p.terminate()
+        p.wait(timeout=30)
     for _, _, p in readers:
         p.send_signal(signal.SIGINT)
     results = []
@@ -107,6 +175,10 @@ def main():
         ok &= adds_up
         print(f"{ring} {mode:<12} {written:>10} {r['received']:>9} {r['skipped']:>8} {r['lost']:>5}  {'yes' if adds_up else 'NO'}")
 
+    print(f"\nmetrics scrapes answered: {scrapes}, failed: {failed_scrapes}; "
+          f"RTSP client playing to the end: {'yes' if client_playing else 'NO'}")
+    ok &= failed_scrapes == 0 and scrapes > 0 and client_playing
+
     print("\nprocess                  RSS first->last MB   fds first->last  flat")
     for name, v in samples.items():
         if len(v) < 2:
@@ -124,5 +196,7 @@ def main():
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--reader":
         reader_main(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--python-reader":
+        python_reader_main(sys.argv[2])
     else:
         main()
