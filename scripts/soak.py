@@ -137,9 +137,11 @@ def main():
         time.sleep(min(10, max(0.1, seconds - (time.monotonic() - start))))
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-                scrapes += r.status == 200 and b"shmring_" in r.read()
+                answered = r.status == 200 and b"shmring_" in r.read()
         except OSError:
-            failed_scrapes += 1
+            answered = False
+        scrapes += answered
+        failed_scrapes += not answered
         for name, pid in procs.items():
             s = sample(pid)
             if s:

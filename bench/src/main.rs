@@ -20,9 +20,9 @@
 //! the third looking at the header only): CPU of every process per stream and per
 //! frame, each reader kind's latency, frames the sequential readers missed, memory.
 //! Each N is run three times (once in a quick run), the transports taking turns, and
-//! the run with the median CPU per stream is reported. scaling-4slots adds a third
-//! transport to the turns: shmring with 4-slot rings instead of the default half second,
-//! the control that says what the default ring's size costs; scaling-huge one more:
+//! the run with the median CPU per stream is reported. scaling-4slots adds a variant to
+//! the turns: shmring with 4-slot rings instead of the default half second, the
+//! control that says what the default ring's size costs; scaling-huge one more:
 //! default rings in the --huge-pages-dir (left out without it), the control that says
 //! how much of that is the TLB.
 //!
@@ -777,7 +777,7 @@ fn shared_mib(transport: Transport, channels: &[String], dir: Option<&str>) -> f
     bytes as f64 / (1 << 20) as f64
 }
 
-/// `reps` runs of each variant (transport and slots) with `cameras` cameras, the
+/// `reps` runs of each variant (transport, slots, huge pages) with `cameras` cameras, the
 /// variants taking turns (their order rotates with each repetition); for each variant
 /// the run with the median CPU per stream, carrying every run's figure.
 fn scenario_scaling_median(
@@ -1169,12 +1169,14 @@ fn print_table(r: &Results) {
         c.dedup();
         c
     };
+    // The row of one variant (transport, slots, huge pages) with `n` cameras.
+    let scaling_row = |n: u32, t: Transport, slots: u32, huge: bool| {
+        r.scaling.iter().find(|x| {
+            x.cameras == n && x.transport == t && x.slots == slots && x.huge_pages == huge
+        })
+    };
     for n in cameras {
-        let get = |t: Transport, slots: u32, huge: bool| {
-            r.scaling.iter().find(|x| {
-                x.cameras == n && x.transport == t && x.slots == slots && x.huge_pages == huge
-            })
-        };
+        let get = |t: Transport, slots: u32, huge: bool| scaling_row(n, t, slots, huge);
         let Some(b) = get(Transport::Shm, 0, false) else {
             continue;
         };
@@ -1245,12 +1247,8 @@ fn print_table(r: &Results) {
             format!("{} / {}", b.sequential_missed, b.frames_written)
         );
     }
-    let per_stream = |t: Transport, n: u32| {
-        r.scaling
-            .iter()
-            .find(|x| x.cameras == n && x.transport == t && x.slots == 0 && !x.huge_pages)
-            .map(|x| x.cpu_percent_per_stream)
-    };
+    let per_stream =
+        |t: Transport, n: u32| scaling_row(n, t, 0, false).map(|x| x.cpu_percent_per_stream);
     if let (Some(first), Some(last)) = (r.scaling.first(), r.scaling.last()) {
         if let (Some(a), Some(b)) = (
             per_stream(Transport::Shmring, first.cameras),

@@ -671,10 +671,7 @@ fn a_writer_stopped_as_the_units_stop_it_leaves_no_ring_and_gc_cleans_after_sigt
         // PLAYING that would free it waits for the state lock that EOS holds).
         let deadline = Instant::now() + Duration::from_secs(20);
         let written = || {
-            let out = Command::new(env!("CARGO_BIN_EXE_shmring"))
-                .args(["--dir", dir.path.to_str().unwrap(), "stat", ring, "--json"])
-                .output()
-                .unwrap();
+            let out = shmring(&dir.path, &["stat", ring, "--json"]);
             serde_json::from_slice::<serde_json::Value>(&out.stdout)
                 .ok()
                 .and_then(|v| v["head"].as_u64())
