@@ -133,22 +133,24 @@ def main():
 
 
 def plot_scaling(scaling, ax_cpu, ax_p99):
-    def of(t, slots=0, huge=False):
+    def of(t, slots=0, huge=False, height=720):
         return sorted((r for r in scaling if r["transport"] == t and r.get("slots", 0) == slots
-                       and r.get("huge_pages", False) == huge),
+                       and r.get("huge_pages", False) == huge and r.get("height", 720) == height),
                       key=lambda r: r["cameras"])
 
     ax = ax_cpu
-    for t, slots, huge, style, label in (
-            ("shmring", 0, False, "o-", NAMES["shmring"]), ("shm", 0, False, "o-", NAMES["shm"]),
-            ("shmring", 4, False, "o--", f"{NAMES['shmring']}, 4-slot rings"),
-            ("shmring", 0, True, "o:", f"{NAMES['shmring']}, rings on huge pages")):
-        rows = of(t, slots, huge)
+    for t, slots, huge, height, style, label in (
+            ("shmring", 0, False, 720, "o-", NAMES["shmring"]), ("shm", 0, False, 720, "o-", NAMES["shm"]),
+            ("shmring", 4, False, 720, "o--", f"{NAMES['shmring']}, 4-slot rings"),
+            ("shmring", 0, True, 720, "o:", f"{NAMES['shmring']}, rings on huge pages"),
+            ("shmring", 0, False, 1080, "s-.", f"{NAMES['shmring']}, 1080p"),
+            ("shm", 0, False, 1080, "s-.", f"{NAMES['shm']}, 1080p")):
+        rows = of(t, slots, huge, height)
         if rows:
             ax.plot([r["cameras"] for r in rows], [r["cpu_percent_per_stream"] for r in rows],
                     style, color=COLOURS[t], label=label)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("cameras (1280x720 at 30 fps, 3 readers each)")
+    ax.set_xlabel("cameras (1280x720 unless said, 30 fps, 3 readers each)")
     ax.set_ylabel("CPU per stream (% of a core), every process")
     ax.set_ylim(bottom=0)
     ax.set_title("6. cost at scale: CPU per stream")

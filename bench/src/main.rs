@@ -12,7 +12,7 @@
 //!
 //! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace, slow, max1080,
 //! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy, scaling,
-//! scaling-4slots, scaling-huge.
+//! scaling-4slots, scaling-huge, scaling-1080p.
 //!
 //! scaling: N cameras (1, 2, 4, 8, 16; 1 and 4 in a quick run), each a 1280x720 writer
 //! at 30 fps filling frames in place, each with three readers (shmring: one latest, one
@@ -24,7 +24,9 @@
 //! the turns: shmring with 4-slot rings instead of the default half second, the
 //! control that says what the default ring's size costs; scaling-huge one more:
 //! default rings in the --huge-pages-dir (left out without it), the control that says
-//! how much of that is the TLB.
+//! how much of that is the TLB. scaling-1080p: the same at 1920x1080, both transports,
+//! N = 1, 2, 4 and 8 (1 and 2 in a quick run; 16 such streams with every byte of two
+//! readers' frames checked would need more than two cores).
 //!
 //! max1080-huge puts shmring's rings in DIR, a directory on a tmpfs mounted with huge
 //! pages (`huge=advise` or `huge=within_size`; scripts/bench.sh mounts one when it runs
@@ -51,7 +53,7 @@ use roles::{ReaderReport, Role, RoleKind, Transport, WriterReport, ROLE_ENV};
 const SLOW_READER_MS: u64 = 300;
 
 /// The names `--only` takes.
-const SCENARIOS: [&str; 15] = [
+const SCENARIOS: [&str; 16] = [
     "latency1",
     "latency3",
     "latency1-inplace",
@@ -67,6 +69,7 @@ const SCENARIOS: [&str; 15] = [
     "scaling",
     "scaling-4slots",
     "scaling-huge",
+    "scaling-1080p",
 ];
 
 fn main() {
@@ -233,6 +236,20 @@ fn main() {
         for &n in cameras {
             results.scaling.extend(scenario_scaling_median(
                 &variants,
+                (1280, 720),
+                n,
+                seconds,
+                reps(SCALING_REPETITIONS),
+            ));
+        }
+    }
+    if run("scaling-1080p") {
+        let cameras: &[u32] = if quick { &[1, 2] } else { &[1, 2, 4, 8] };
+        let variants = [(Transport::Shmring, 0, false), (Transport::Shm, 0, false)];
+        for &n in cameras {
+            results.scaling.extend(scenario_scaling_median(
+                &variants,
+                (1920, 1080),
                 n,
                 seconds,
                 reps(SCALING_REPETITIONS),
@@ -280,6 +297,9 @@ struct ScalingRow {
     /// MiB) the kernel gave huge pages.
     huge_pages: bool,
     huge_pages_mib: f64,
+    /// Each camera's frame.
+    width: u32,
+    height: u32,
     cameras: u32,
     /// CPU of the writer and its three readers, percent of one core, per camera.
     cpu_percent_per_stream: f64,
@@ -777,11 +797,13 @@ fn shared_mib(transport: Transport, channels: &[String], dir: Option<&str>) -> f
     bytes as f64 / (1 << 20) as f64
 }
 
-/// `reps` runs of each variant (transport, slots, huge pages) with `cameras` cameras, the
+/// `reps` runs of each variant (transport, slots, huge pages) with `cameras` cameras of
+/// `size` (width, height), the
 /// variants taking turns (their order rotates with each repetition); for each variant
 /// the run with the median CPU per stream, carrying every run's figure.
 fn scenario_scaling_median(
     variants: &[(Transport, u32, bool)],
+    size: (u32, u32),
     cameras: u32,
     seconds: f64,
     reps: usize,
@@ -791,7 +813,9 @@ fn scenario_scaling_median(
         for k in 0..variants.len() {
             let i = (k + rep) % variants.len();
             let (transport, slots, huge) = variants[i];
-            runs[i].push(scenario_scaling(transport, slots, huge, cameras, seconds));
+            runs[i].push(scenario_scaling(
+                transport, slots, huge, size, cameras, seconds,
+            ));
         }
     }
     runs.into_iter()
@@ -812,17 +836,18 @@ fn scenario_scaling(
     transport: Transport,
     slots: u32,
     huge_pages: bool,
+    (width, height): (u32, u32),
     cameras: u32,
     seconds: f64,
 ) -> ScalingRow {
     let dir = HUGE_PAGES_DIR.get().filter(|_| huge_pages).cloned();
     let channels: Vec<String> = (0..cameras)
-        .map(|i| channel(transport, &format!("scale{i}")))
+        .map(|i| channel(transport, &format!("scale{height}-{i}")))
         .collect();
     let writers: Vec<(Role, Proc)> = channels
         .iter()
         .map(|ch| {
-            let mut w = writer_role(transport, ch, 1280, 720, 30, seconds, 2.0);
+            let mut w = writer_role(transport, ch, width, height, 30, seconds, 2.0);
             w.in_place = true;
             w.slots = slots;
             w.dir = dir.clone();
@@ -884,6 +909,8 @@ fn scenario_scaling(
             .iter()
             .map(|w| w.huge_pages_kib / 1024.0)
             .sum(),
+        width,
+        height,
         cameras,
         cpu_percent_per_stream,
         cpu_percent_runs: vec![cpu_percent_per_stream],
@@ -1164,19 +1191,24 @@ fn print_table(r: &Results) {
             format!("{:.2}", c.read_ratio)
         );
     }
-    let cameras: Vec<u32> = {
-        let mut c: Vec<u32> = r.scaling.iter().map(|x| x.cameras).collect();
+    // (frame height, cameras), in the order they ran.
+    let runs: Vec<(u32, u32)> = {
+        let mut c: Vec<(u32, u32)> = r.scaling.iter().map(|x| (x.height, x.cameras)).collect();
         c.dedup();
         c
     };
-    // The row of one variant (transport, slots, huge pages) with `n` cameras.
-    let scaling_row = |n: u32, t: Transport, slots: u32, huge: bool| {
+    // The row of one variant (transport, slots, huge pages) with `n` cameras of `h` lines.
+    let scaling_row = |h: u32, n: u32, t: Transport, slots: u32, huge: bool| {
         r.scaling.iter().find(|x| {
-            x.cameras == n && x.transport == t && x.slots == slots && x.huge_pages == huge
+            x.height == h
+                && x.cameras == n
+                && x.transport == t
+                && x.slots == slots
+                && x.huge_pages == huge
         })
     };
-    for n in cameras {
-        let get = |t: Transport, slots: u32, huge: bool| scaling_row(n, t, slots, huge);
+    for (h, n) in runs {
+        let get = |t: Transport, slots: u32, huge: bool| scaling_row(h, n, t, slots, huge);
         let Some(b) = get(Transport::Shm, 0, false) else {
             continue;
         };
@@ -1185,7 +1217,7 @@ fn print_table(r: &Results) {
             let Some(v) = get(Transport::Shmring, slots, huge) else {
                 continue;
             };
-            let name = format!("6. {n} x 720p30, {variant}");
+            let name = format!("6. {n} x {h}p30, {variant}");
             row(
                 format!("{name}: CPU % of a core per stream"),
                 v.cpu_percent_per_stream,
@@ -1208,7 +1240,7 @@ fn print_table(r: &Results) {
         let Some(a) = get(Transport::Shmring, 0, false) else {
             continue;
         };
-        let name = format!("6. {n} x 720p30, 3 readers each");
+        let name = format!("6. {n} x {h}p30, 3 readers each");
         for (label, x, y) in [
             (
                 "CPU % of a core per stream",
@@ -1247,19 +1279,25 @@ fn print_table(r: &Results) {
             format!("{} / {}", b.sequential_missed, b.frames_written)
         );
     }
-    let per_stream =
-        |t: Transport, n: u32| scaling_row(n, t, 0, false).map(|x| x.cpu_percent_per_stream);
-    if let (Some(first), Some(last)) = (r.scaling.first(), r.scaling.last()) {
-        if let (Some(a), Some(b)) = (
-            per_stream(Transport::Shmring, first.cameras),
-            per_stream(Transport::Shmring, last.cameras),
-        ) {
+    // Flatness, for each frame size: shmring's default ring, most cameras against fewest.
+    let mut heights: Vec<u32> = r.scaling.iter().map(|x| x.height).collect();
+    heights.dedup();
+    for h in heights {
+        let of = |n: u32| {
+            scaling_row(h, n, Transport::Shmring, 0, false).map(|x| x.cpu_percent_per_stream)
+        };
+        let ns = r
+            .scaling
+            .iter()
+            .filter(|x| x.height == h)
+            .map(|x| x.cameras);
+        let (Some(fewest), Some(most)) = (ns.clone().min(), ns.max()) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (of(fewest), of(most)) {
             println!(
                 "{:<58} {:>18}",
-                format!(
-                    "6. shmring CPU per stream, {} cameras / {}",
-                    last.cameras, first.cameras
-                ),
+                format!("6. {h}p: shmring CPU per stream, {most} cameras / {fewest}"),
                 format!("{:.2}", b / a)
             );
         }
