@@ -204,6 +204,12 @@ impl TableMapping {
         self.guard.truncated()
     }
 
+    /// Whether a truncation under this page makes it read as zeros (see `sigbus`)
+    /// rather than raise SIGBUS.
+    pub fn guarded(&self) -> bool {
+        self.guard.active()
+    }
+
     pub fn header(&self) -> &ReaderTableHeader {
         // SAFETY: the mapping is one page, page aligned; the header is its first 64 bytes.
         unsafe { &*(self.base.as_ptr() as *const ReaderTableHeader) }
@@ -309,6 +315,12 @@ impl Mapping {
         self.guard.truncated()
     }
 
+    /// Whether a truncation under the mapping makes it read as zeros (see `sigbus`)
+    /// rather than raise SIGBUS.
+    pub fn guarded(&self) -> bool {
+        self.guard.active()
+    }
+
     pub fn superblock(&self) -> &Superblock {
         // SAFETY: the mapping is page aligned and at least SUPERBLOCK_SIZE long (checked
         // at construction); Superblock is all atomics, valid for any bit pattern.
@@ -375,6 +387,20 @@ impl Mapping {
         }
         // SAFETY: off + len is within the mapping (checked just above).
         Some(unsafe { self.base.as_ptr().add(off as usize) })
+    }
+
+    /// Reads the last of the first `len` bytes of payload slot `index`, so that a file
+    /// shrunk below them faults now, while the caller can still check `truncated`, and
+    /// not in a consumer of the payload. Only for a `guarded` mapping: unguarded, that
+    /// fault is a SIGBUS that kills. Nothing if the bytes lie outside the mapping.
+    pub fn touch_payload_end(&self, geom: &Geometry, index: u32, len: u64) {
+        if let (Some(start), true) = (self.payload_ptr(geom, index, len), len > 0) {
+            // SAFETY: start + len - 1 is inside the mapping (payload_ptr checked the
+            // range). The byte may be written concurrently by another process: it is
+            // read once through a raw pointer, volatile so that the read is not elided,
+            // and its value is not used.
+            unsafe { std::ptr::read_volatile(start.add(len as usize - 1)) };
+        }
     }
 
     /// Copies `dst.len()` bytes of payload slot `index` into `dst`. The bytes may be

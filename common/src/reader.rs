@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::layout::*;
 use crate::location::{Handle, RingLocation};
 use crate::mapping::{Geometry, Mapping, TableMapping};
+use crate::sigbus;
 use crate::sys;
 use crate::writer::{check_private_dir, describe_type, same_file};
 use crate::{FrameInfo, VideoLayout};
@@ -579,6 +580,7 @@ impl RingReader {
         handle: &Handle,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<ByHandle<B>> {
+        self.check_mapped()?; // a truncated ring holds no frame: not "not yet"
         if handle.epoch != self.epoch {
             return Ok(ByHandle::Gone);
         }
@@ -671,6 +673,7 @@ impl RingReader {
         // Acquire: pairs with the writer's Release store of `committed(seq)`.
         let c1 = d.commit.load(Ordering::Acquire);
         if c1 != committed(seq) {
+            self.check_mapped()?; // a truncated mapping reads 0 here
             return Ok(None);
         }
         let info = self.read_descriptor(d, seq, index)?;
@@ -879,6 +882,7 @@ impl RingReader {
         // Acquire: pairs with the writer's Release store of `committed(seq)`.
         let c1 = d.commit.load(Ordering::Acquire);
         if c1 != committed(seq) {
+            self.check_mapped()?; // a truncated mapping reads 0 here
             return Ok(if c1 >> 1 > seq {
                 Copy::Newer
             } else {
@@ -897,7 +901,18 @@ impl RingReader {
             table: table.clone(),
             word,
         };
+        if self.guarded() {
+            // A file shrunk below this frame's last page faults here, rather than in
+            // whoever reads the lease: the guard zeroes the whole mapping, commit word
+            // included, so the check below fails. This replaces an fstat per frame.
+            self.map
+                .touch_payload_end(&self.geom, info.payload_index, info.len);
+            // The fault's handler runs on this thread: keep the load below after it.
+            compiler_fence(Ordering::SeqCst);
+        }
         if d.commit.load(Ordering::Relaxed) != c1 {
+            // A truncation (ours or another thread's) or the writer moving on.
+            self.check_mapped()?;
             return Ok(Copy::Torn); // dropping the lease gives it back
         }
         let ptr = self
@@ -919,11 +934,16 @@ impl RingReader {
     }
 
     /// A writer of the same user could shrink the file under us; reading past its end
-    /// would be a SIGBUS. Checked right before each copy or lease (see docs/security.md);
-    /// a shrink during a copy turns the mapping into zeros (`sigbus`), which fails the
-    /// copy's seqlock check and is reported by the next call here.
+    /// would be a SIGBUS. Checked right before each copy or lease (see docs/security.md).
+    /// Where the guard covers this reader's mappings, a shrink turns them into zeros
+    /// instead (`sigbus`): a copy then fails its seqlock check, a lease is touched
+    /// before it is handed out (`lease_or_copy`), and `check_mapped` reports either with
+    /// no syscall. Unguarded, the size is checked with fstat.
     fn check_size(&self) -> Result<()> {
         self.check_mapped()?;
+        if self.guarded() {
+            return Ok(());
+        }
         let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
         if size < self.geom.total_size {
             return Err(Error::corrupt(
@@ -935,6 +955,14 @@ impl RingReader {
             ));
         }
         Ok(())
+    }
+
+    /// Whether every mapping this reader touches is guarded: a shrink of the file reads
+    /// as zeros there, and is then reported by `check_mapped`, rather than kill us.
+    fn guarded(&self) -> bool {
+        self.map.guarded()
+            && self.leases.as_ref().is_none_or(|t| t.table.guarded())
+            && sigbus::still_ours()
     }
 
     /// Whether a shrink of the file under the mapping zeroed it (no syscall).
@@ -961,6 +989,7 @@ impl RingReader {
         // Acquire: pairs with the writer's Release store of `committed(seq)`.
         let c1 = d.commit.load(Ordering::Acquire);
         if c1 != committed(seq) {
+            self.check_mapped()?; // a truncated mapping reads 0 here
             return Ok(if c1 >> 1 > seq {
                 Copy::Newer
             } else {
@@ -993,6 +1022,9 @@ impl RingReader {
         // byte we copied came from a newer write, the load below sees the new word.
         fence(Ordering::Acquire);
         if d.commit.load(Ordering::Relaxed) != c1 {
+            // A file shrunk under the copy reads as zeros from then on, commit word
+            // included: that is the news, not the writer lapping us.
+            self.check_mapped()?;
             return Ok(Copy::Torn);
         }
         Ok(Copy::Ok(info, data))

@@ -13,8 +13,9 @@
 //! handler, or, if there was none, kills the process as it would have without us.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -83,6 +84,11 @@ impl Guard {
         Guard { entry }
     }
 
+    /// Whether the mapping is registered: a fault in it reads zeros instead of killing.
+    pub(crate) fn active(&self) -> bool {
+        self.entry.is_some()
+    }
+
     /// Whether the file was truncated under the mapping and it now reads as zeros.
     pub(crate) fn truncated(&self) -> bool {
         // Acquire: pairs with the handler's Release store after the remap.
@@ -142,6 +148,40 @@ pub fn install_notice() -> Option<String> {
 }
 
 static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+/// How often `still_ours` asks the kernel.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Whether ours is still this process's SIGBUS handler. A handler installed after ours
+/// that does not chain to it turns the guard off: a truncated mapping then kills (or,
+/// under a handler that returns, faults for ever), so readers must go back to checking
+/// the file size before they touch it. Asked of the kernel at most once per `RECHECK`,
+/// the last answer in between; false until first asked.
+pub(crate) fn still_ours() -> bool {
+    static START: OnceLock<Instant> = OnceLock::new();
+    // Relaxed, both: a deadline and an answer, each complete in itself. A thread that
+    // sees the new deadline before the answer uses the older answer (or false, the
+    // safe one) for one more RECHECK at most.
+    static DUE_NS: AtomicU64 = AtomicU64::new(0);
+    static OURS: AtomicBool = AtomicBool::new(false);
+    if !is_installed() {
+        return false;
+    }
+    let now = START.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+    if now >= DUE_NS.load(Ordering::Relaxed) {
+        DUE_NS.store(now + RECHECK.as_nanos() as u64, Ordering::Relaxed);
+        let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: a null new action makes sigaction only write the current one into
+        // `current`, which is valid for writes and zeroed, so initialised either way.
+        let ours = unsafe {
+            libc::sigaction(libc::SIGBUS, std::ptr::null(), current.as_mut_ptr()) == 0
+                && current.assume_init().sa_sigaction
+                    == on_sigbus as *const () as libc::sighandler_t
+        };
+        OURS.store(ours, Ordering::Relaxed);
+    }
+    OURS.load(Ordering::Relaxed)
+}
 
 fn install() -> bool {
     *INSTALLED.get_or_init(|| {

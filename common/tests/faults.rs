@@ -106,6 +106,32 @@ fn child_role() {
                 }
             }
         }
+        "shrink-unguarded" => {
+            assert!(
+                !disable_sigbus_guard(),
+                "guard off before any ring is mapped"
+            );
+            for said in shrink_below_the_newest_frame(&loc, || {}) {
+                println!("{said}");
+            }
+        }
+        "shrink-guard-replaced" => {
+            let replace = || {
+                // SAFETY: the default disposition runs no code.
+                unsafe {
+                    nix::sys::signal::signal(
+                        nix::sys::signal::Signal::SIGBUS,
+                        nix::sys::signal::SigHandler::SigDfl,
+                    )
+                }
+                .unwrap();
+                // Readers look at the handler once a second.
+                std::thread::sleep(Duration::from_millis(1100));
+            };
+            for said in shrink_below_the_newest_frame(&loc, replace) {
+                println!("{said}");
+            }
+        }
         "other-file" => {
             let _ring = writer(&loc); // installs the guard
             let file = std::fs::OpenOptions::new()
@@ -398,6 +424,84 @@ fn a_leased_frame_of_a_truncated_file_reads_as_zeros_and_both_sides_say_so() {
         .to_string();
     assert!(err.contains("truncated"), "{err}");
     assert!(err.contains("cut"), "the error names the ring: {err}");
+}
+
+/// Shrinks the file of a ring below its newest frame, then asks a leasing and a copying
+/// reader for that frame: what each said, which must be an error. The readers take a
+/// good frame first, then `meanwhile` runs.
+fn shrink_below_the_newest_frame(loc: &RingLocation, meanwhile: impl FnOnce()) -> Vec<String> {
+    let mut w = writer(loc);
+    let mut leasing = RingReader::open(loc).unwrap();
+    assert!(leasing.enable_zero_copy().unwrap());
+    let mut copying = RingReader::open(loc).unwrap();
+    let mut frame = vec![0u8; FRAME];
+    let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
+    fill(&mut frame, 1);
+    w.write(&FrameMeta::default(), &frame).unwrap();
+    for sut in [&mut leasing, &mut copying] {
+        let Ok(Next::Frame(f)) = sut.latest_zero_copy(Duration::ZERO, alloc) else {
+            panic!("frame 1 is there");
+        };
+        check(&f.data.to_vec(), 1).unwrap();
+    }
+    meanwhile();
+    fill(&mut frame, 2);
+    w.write(&FrameMeta::default(), &frame).unwrap();
+
+    // Every payload is cut off; the superblock, descriptors and reader table stay.
+    truncate(loc.path(), layout::payload_offset(4));
+
+    let mut said: Vec<String> = [("leasing", &mut leasing), ("copying", &mut copying)]
+        .into_iter()
+        .map(
+            |(how, sut)| match sut.latest_zero_copy(Duration::ZERO, alloc) {
+                Err(e) => format!("{how}: {e}"),
+                Ok(got) => panic!("{how}: a frame of the shrunk file was handed out: {got:?}"),
+            },
+        )
+        .collect();
+    // Asked again, by handle: still an error (a zeroed ring is not one whose frame is
+    // yet to come).
+    let handle = Handle {
+        ring: "cut".into(),
+        epoch: w.epoch(),
+        seq: 2,
+    };
+    for _ in 0..2 {
+        match copying.by_handle(&handle, alloc) {
+            Err(e) => said.push(format!("by handle: {e}")),
+            Ok(got) => panic!("by handle: {got:?}"),
+        }
+    }
+    said
+}
+
+#[test]
+fn a_file_shrunk_below_the_newest_frame_is_an_error_before_that_frame_is_handed_out() {
+    // Guarded (this process), the frame's pages fault and read as zeros, which is
+    // noticed before the frame goes out.
+    let dir = TestDir::new("trunc-before");
+    let said = shrink_below_the_newest_frame(&dir.ring("cut"), || {});
+    for err in &said {
+        assert!(err.contains("cut.ring was truncated"), "{err}");
+    }
+    // Without the guard, or once a handler that does not chain replaced it, fstat
+    // notices the shrink before any fault.
+    for role in ["shrink-unguarded", "shrink-guard-replaced"] {
+        let mut child = spawn_with(role, &dir.ring(role), Stdio::piped());
+        let (status, said) = finish(&mut child, Duration::from_secs(20));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{role}: not killed: {status:?} {said}"
+        );
+        assert_eq!(
+            said.matches(&format!("{role}.ring is corrupt: file shrank to"))
+                .count(),
+            4,
+            "{role}: {said}"
+        );
+    }
 }
 
 #[test]
