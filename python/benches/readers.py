@@ -67,28 +67,38 @@ def measure(frames, receive):
 
 
 def call_cost(ring_dir, ring, frames):
-    """CPU of latest() + array + release alone, with the frame already there (no wait):
-    what the package adds, apart from the wake-up any blocking read pays. Returns the
-    total and its parts (latest(), .array, reading a byte, release()) in us."""
+    """CPU of latest() + array + byte + release() alone, with the frame already there (no
+    wait): what the package adds, apart from the wake-up any blocking read pays. Timed
+    as numpy_baseline is, two clock reads around it; then again with a clock read
+    between the parts, which adds cold clock reads of its own, for where it goes.
+    Returns the total and the parts (latest(), .array, reading a byte, release()) in
+    us."""
     reader = shmring.Reader(ring, dir=ring_dir)
-    parts, n = np.zeros(4), 0
-    while n < frames:
-        time.sleep(1 / 30)  # a new frame is there by now
-        t0 = time.thread_time()
-        f = reader.latest(timeout=0)
-        if f is None:
-            continue
-        t1 = time.thread_time()
-        a = f.array
-        t2 = time.thread_time()
-        _ = int(a[0, 0])
-        t3 = time.thread_time()
-        f.release()
-        t4 = time.thread_time()
-        parts += (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
-        n += 1
-    parts = parts / frames * 1e6
-    return parts.sum(), parts
+
+    def cold_calls(apart):
+        parts, n = np.zeros(4), 0
+        while n < frames:
+            time.sleep(1 / 30)  # a new frame is there by now
+            t0 = time.thread_time()
+            f = reader.latest(timeout=0)
+            if f is None:
+                continue
+            if apart:
+                t1 = time.thread_time()
+                a = f.array
+                t2 = time.thread_time()
+                _ = int(a[0, 0])
+                t3 = time.thread_time()
+                f.release()
+                parts += (t1 - t0, t2 - t1, t3 - t2, time.thread_time() - t3)
+            else:
+                _ = int(f.array[0, 0])
+                f.release()
+                parts[0] += time.thread_time() - t0
+            n += 1
+        return parts / frames * 1e6
+
+    return cold_calls(apart=False)[0], cold_calls(apart=True)
 
 
 def hot_call_cost(width, height, frames):
@@ -185,7 +195,7 @@ def main():
     for label, (w, h) in {"1080p": (1920, 1080), "4K": (3840, 2160)}.items():
         ring_dir = tempfile.mkdtemp(prefix="shmring-pybench-", dir="/dev/shm")
         os.chmod(ring_dir, 0o700)
-        child = writer(ring_dir, "b", w, h, seconds=3 * frames / 30 + 10)
+        child = writer(ring_dir, "b", w, h, seconds=5 * frames / 30 + 20)
         try:
             # One reader at a time: a pipeline left playing would add its CPU to the
             # next path's.
@@ -211,8 +221,8 @@ def main():
             print(f"{label:<6} {'latest() call, hot loop':<22} {hot:>9.1f} us")
             ready, parts = call_cost(ring_dir, "b", frames)
             results[(label, "call")] = ready
-            print(f"{label:<6} {'latest() call, cold':<22} {ready:>9.1f} us   (latest() "
-                  f"{parts[0]:.1f}, .array {parts[1]:.1f}, a byte {parts[2]:.1f}, "
+            print(f"{label:<6} {'latest() call, cold':<22} {ready:>9.1f} us   (timed apart: "
+                  f"latest() {parts[0]:.1f}, .array {parts[1]:.1f}, a byte {parts[2]:.1f}, "
                   f"release() {parts[3]:.1f})")
         finally:
             child.kill()
