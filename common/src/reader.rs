@@ -384,6 +384,7 @@ impl RingReader {
     /// Caps text of caps version `version`; None when it has been overwritten by a
     /// later version already (the frame is stale) or was never published.
     pub fn caps(&self, version: u32) -> Result<Option<String>> {
+        self.check_mapped()?; // a truncated ring has no caps, not "none yet"
         if version == 0 {
             return Ok(None);
         }
@@ -610,6 +611,7 @@ impl RingReader {
     /// the writer's: they need not rise with the sequence, so every held frame is
     /// looked at (at most the ring's slots, descriptors only).
     pub fn seq_at(&self, captured_at_ns: u64, rule: AtRule) -> Result<At> {
+        self.check_mapped()?; // a truncated ring reads head 0: not "not yet"
         let head = self.head().min(MAX_SEQ);
         if head == 0 {
             return Ok(At::NotYet);
@@ -648,6 +650,7 @@ impl RingReader {
     /// clock), for a reader that starts from a moment in the past (look-back); None
     /// when every frame held is older.
     pub fn oldest_since(&self, captured_at_ns: u64) -> Result<Option<u64>> {
+        self.check_mapped()?; // as in seq_at
         let head = self.head().min(MAX_SEQ);
         let oldest = head
             .saturating_sub(u64::from(self.geom.slot_count) - 1)
@@ -890,7 +893,10 @@ impl RingReader {
             });
         }
         let info = self.read_descriptor(d, seq, index)?;
-        self.check_size()?;
+        // Once: fstat and the touch below must not both be skipped by an answer that
+        // changes in between.
+        let guarded = self.guarded();
+        self.check_size(guarded)?;
         let Some(word) = table.try_lease(info.payload_index) else {
             return Ok(copied(self.copy(seq, alloc)?)); // no lease to be had: copy
         };
@@ -901,7 +907,7 @@ impl RingReader {
             table: table.clone(),
             word,
         };
-        if self.guarded() {
+        if guarded {
             // A file shrunk below this frame's last page faults here, rather than in
             // whoever reads the lease: the guard zeroes the whole mapping, commit word
             // included, so the check below fails. This replaces an fstat per frame.
@@ -938,10 +944,10 @@ impl RingReader {
     /// Where the guard covers this reader's mappings, a shrink turns them into zeros
     /// instead (`sigbus`): a copy then fails its seqlock check, a lease is touched
     /// before it is handed out (`lease_or_copy`), and `check_mapped` reports either with
-    /// no syscall. Unguarded, the size is checked with fstat.
-    fn check_size(&self) -> Result<()> {
+    /// no syscall. Unguarded, the size is checked with fstat. `guarded`: `guarded()`.
+    fn check_size(&self, guarded: bool) -> Result<()> {
         self.check_mapped()?;
-        if self.guarded() {
+        if guarded {
             return Ok(());
         }
         let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
@@ -1008,7 +1014,7 @@ impl RingReader {
                 ),
             });
         }
-        self.check_size()?;
+        self.check_size(self.guarded())?;
         let payload_index = info.payload_index;
         self.map
             .copy_payload(&self.geom, payload_index, &mut dst[..info.len as usize])

@@ -155,7 +155,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// Whether ours is still this process's SIGBUS handler. A handler installed after ours
 /// that does not chain to it turns the guard off: a truncated mapping then kills (or,
 /// under a handler that returns, faults for ever), so readers must go back to checking
-/// the file size before they touch it. Asked of the kernel at most once per `RECHECK`,
+/// the file size before they touch it. One that chains cannot be told apart: it costs
+/// that process the fstat, nothing else. Asked of the kernel at most once per `RECHECK`,
 /// the last answer in between; false until first asked.
 pub(crate) fn still_ours() -> bool {
     static START: OnceLock<Instant> = OnceLock::new();

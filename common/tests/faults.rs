@@ -473,6 +473,12 @@ fn shrink_below_the_newest_frame(loc: &RingLocation, meanwhile: impl FnOnce()) -
             Ok(got) => panic!("by handle: {got:?}"),
         }
     }
+    // Once a fault zeroed the mapping (guarded), by capture time and caps too.
+    if said.last().is_some_and(|e| e.contains("was truncated")) {
+        assert!(copying.seq_at(0, AtRule::Nearest).is_err());
+        assert!(copying.oldest_since(0).is_err());
+        assert!(copying.current_caps().is_err());
+    }
     said
 }
 
