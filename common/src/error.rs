@@ -100,6 +100,11 @@ impl std::fmt::Display for Error {
                 path.display()
             ),
             Error::Insecure { path, what } => write!(f, "refusing {}: {what}", path.display()),
+            Error::Busy { path, pid: 0 } => write!(
+                f,
+                "ring {} is already another writer's (its pid could not be read)",
+                path.display()
+            ),
             Error::Busy { path, pid } => {
                 write!(
                     f,

@@ -1037,8 +1037,28 @@ fn open_existing(path: &Path) -> Result<Option<File>> {
             path: path.to_owned(),
             found: "a directory".into(),
         }),
+        // Another user's ring, shared with our group read-only: say whose, if live.
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(
+            match open_read_only(path).filter(|f| sys::is_write_locked(f) == Ok(true)) {
+                Some(f) => Error::Busy {
+                    path: path.to_owned(),
+                    pid: pid_in(&f).unwrap_or(0),
+                },
+                None => Error::io(path, "open", e),
+            },
+        ),
         Err(e) => Err(Error::io(path, "open", e)),
     }
+}
+
+/// The file at `path` opened read-only, as any process with read access may: enough to
+/// look at a ring of another user shared with our group.
+fn open_read_only(path: &Path) -> Option<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()
 }
 
 pub(crate) fn describe_type(md: &std::fs::Metadata) -> String {
@@ -1086,11 +1106,7 @@ fn pid_in(file: &File) -> Option<u32> {
 fn put_in_place_of(ours: &File, new: &File, tmp: &Path, path: &Path) -> Result<()> {
     let taken = || Error::Busy {
         path: path.to_owned(),
-        pid: open_existing(path)
-            .ok()
-            .flatten()
-            .and_then(|f| pid_in(&f))
-            .unwrap_or(0),
+        pid: open_read_only(path).and_then(|f| pid_in(&f)).unwrap_or(0),
     };
     let io = |e: nix::Error| Error::io(path, "rename into place", e);
     // Only our new ring's name is ours to remove.

@@ -283,24 +283,19 @@ fn readers_are_counted_with_or_without_an_entry() {
     assert_eq!(tool.reader_count(), Some(0));
 }
 
-#[test]
-fn a_group_reader_is_counted_not_listed() {
-    use std::io::BufRead;
+/// A ring shared with the group nogroup as `perms=0640` shares one: the file and its
+/// directory let the group read. None (skipped) when not root.
+fn group_shared_ring(tag: &str) -> Option<(TestDir, RingLocation, RingWriter)> {
     use std::os::unix::fs::{chown, PermissionsExt};
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os(GROUP_CHILD_ENV).is_some() {
-        return;
-    }
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: running a reader as another user needs root");
-        return;
+        eprintln!("skipped: running a process as another user needs root");
+        return None;
     }
-    let dir = TestDir::new("zc-group");
-    // As `perms=0640` shares a ring: the file and its directory let the group read.
+    let dir = TestDir::new(tag);
     std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o750)).unwrap();
     chown(&dir.path, None, Some(NOBODY)).unwrap();
     let loc = dir.ring("g");
-    let mut w = RingWriter::create(
+    let w = RingWriter::create(
         &loc,
         &WriterConfig {
             perms: 0o640,
@@ -309,21 +304,34 @@ fn a_group_reader_is_counted_not_listed() {
     )
     .unwrap();
     chown(loc.path(), None, Some(NOBODY)).unwrap();
-    write(&mut w, 1);
-    let tool = RingReader::open_for_inspection(&loc).unwrap();
-    let mut child = shmring_common::testing::this_test_binary()
-        .args([
-            "--exact",
-            "group_reader_role",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    Some((dir, loc, w))
+}
+
+/// This test binary running `role` as nobody:nogroup on the ring at `loc`.
+fn as_nobody(role: &str, loc: &RingLocation) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    shmring_common::testing::this_test_binary()
+        .args(["--exact", role, "--nocapture", "--test-threads=1"])
         .env(GROUP_CHILD_ENV, loc.path())
         .uid(NOBODY)
         .gid(NOBODY)
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("the test binary starts as nobody");
+        .expect("the test binary starts as nobody")
+}
+
+#[test]
+fn a_group_reader_is_counted_not_listed() {
+    use std::io::BufRead;
+    if std::env::var_os(GROUP_CHILD_ENV).is_some() {
+        return;
+    }
+    let Some((_dir, loc, mut w)) = group_shared_ring("zc-group") else {
+        return;
+    };
+    write(&mut w, 1);
+    let tool = RingReader::open_for_inspection(&loc).unwrap();
+    let mut child = as_nobody("group_reader_role", &loc);
     let said: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(|l| l.ok())
@@ -360,6 +368,39 @@ fn group_reader_role() {
     );
     println!("attached without an entry");
     std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_writer_of_another_user_is_told_the_pid_of_the_live_writer() {
+    if std::env::var_os(GROUP_CHILD_ENV).is_some() {
+        return;
+    }
+    let Some((_dir, loc, _w)) = group_shared_ring("zc-group-writer") else {
+        return;
+    };
+    let child = as_nobody("group_writer_role", &loc);
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    let busy = format!(
+        "g.ring already has a live writer (pid {})",
+        std::process::id()
+    );
+    assert!(said.contains(&busy), "{said}");
+}
+
+/// A writer of another user that may only read the ring, for
+/// `a_writer_of_another_user_is_told_the_pid_of_the_live_writer`.
+#[test]
+fn group_writer_role() {
+    let Ok(path) = std::env::var(GROUP_CHILD_ENV) else {
+        return;
+    };
+    let loc = RingLocation::parse(&path, None).unwrap();
+    match RingWriter::create(&loc, &config(4, 2)) {
+        Err(e) => println!("{e}"),
+        Ok(_) => panic!("a ring the group may only read was taken"),
+    }
 }
 
 #[test]
