@@ -9,7 +9,9 @@ frame would. Per frame: CPU of the reading process (all its threads, GStreamer's
 included; a blocking read pays for the wake-up of its thread too) and latency from the
 frame's commit to its receipt (p50, p99). Last rows give the CPU of the call alone,
 `latest()` with the frame already there plus the array and the release: what the package
-itself costs.
+itself costs, hot, cold after the sleep, and after the thread sat idle in a busy wait for
+1, 10 and 33 ms beside plain numpy after the same (on a VM whose host shares its cores,
+how cold a step runs grows with how long its memory sat untouched, sleep or not).
 
     python3 python/benches/readers.py [--quick]
 
@@ -101,30 +103,55 @@ def call_cost(ring_dir, ring, frames):
     return cold_calls(apart=False)[0], cold_calls(apart=True)
 
 
-def hot_call_cost(width, height, frames):
-    """latest() + array + byte + release() in a loop, the writer in the same process
-    committing a frame in place before each call: the call with warm caches, no sleep
-    between. The frame's bytes are left as they are (a copy of a whole 4K frame before
-    each call would flush the caches and time the memory, not the call)."""
+IDLE_MS = (0, 1, 10, 33)
+
+
+def busy_wait(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def idle_sweep(step, frames, before=lambda: None):
+    """CPU of step() after the thread spent 0, 1, 10 and 33 ms in a busy wait (no
+    sleep, so no context switch), us for each: how much of a cold step is the time
+    its memory sat untouched. `before` runs ahead of each wait."""
+    costs = []
+    for idle in IDLE_MS:
+        spent = 0
+        for i in range(frames + 20):
+            before()
+            busy_wait(idle / 1000)
+            t = time.thread_time_ns()
+            step()
+            if i >= 20:  # the first calls warm up
+                spent += time.thread_time_ns() - t
+        costs.append(spent / frames / 1e3)
+    return costs
+
+
+def call_sweep(width, height, frames):
+    """latest() + array + byte + release() by idle_sweep, the writer in the same
+    process committing a frame in place before each wait. Idle 0 is the call hot. The
+    frame's bytes are left as they are (a copy of a whole 4K frame before each call
+    would flush the caches and time the memory, not the call)."""
     ring_dir = tempfile.mkdtemp(prefix="shmring-pybench-hot-", dir="/dev/shm")
     try:
         w = shmring.Writer("h", width, height, "I420", 30, dir=ring_dir)
         reader = shmring.Reader("h", dir=ring_dir)
-        spent, n = 0.0, 0
-        for i in range(frames * 10 + 100):
+
+        def commit():
             with w.frame():
                 pass
-            t = time.thread_time()
+
+        def call():
             f = reader.latest(timeout=0)
-            if f is None:
-                continue
             _ = int(f.array[0, 0])
             f.release()
-            if i >= 100:  # the first calls warm up
-                spent += time.thread_time() - t
-                n += 1
+
+        costs = idle_sweep(call, frames, before=commit)
         w.close()
-        return spent / n * 1e6
+        return costs
     finally:
         shutil.rmtree(ring_dir, ignore_errors=True)
 
@@ -217,8 +244,10 @@ def main():
                 results[(label, name)] = cpu
                 print(f"{label:<6} {name:<22} {cpu:>9.1f} us {np.percentile(lat, 50):>9.2f} ms "
                       f"{np.percentile(lat, 99):>6.2f} ms")
-            hot = hot_call_cost(w, h, frames)
-            print(f"{label:<6} {'latest() call, hot loop':<22} {hot:>9.1f} us")
+            sweep = call_sweep(w, h, frames)
+            print(f"{label:<6} {'latest() call, hot loop':<22} {sweep[0]:>9.1f} us   (after "
+                  + ", ".join(f"{ms} ms idle {c:.1f}" for ms, c in zip(IDLE_MS[1:], sweep[1:]))
+                  + ")")
             ready, parts = call_cost(ring_dir, "b", frames)
             results[(label, "call")] = ready
             print(f"{label:<6} {'latest() call, cold':<22} {ready:>9.1f} us   (timed apart: "
@@ -230,6 +259,10 @@ def main():
             shutil.rmtree(ring_dir, ignore_errors=True)
     base = numpy_baseline(frames)
     print(f"{'':6} {'numpy view + byte':<22} {base:>9.1f} us   (plain numpy after the same sleep)")
+    local = np.zeros((1080, 1920), dtype=np.uint8)
+    sweep = idle_sweep(lambda: int(local[:, :][0, 0]), frames)
+    print(f"{'':6} {'numpy view + byte':<22} {sweep[0]:>9.1f} us   hot (after "
+          + ", ".join(f"{ms} ms idle {c:.1f}" for ms, c in zip(IDLE_MS[1:], sweep[1:])) + ")")
     for label in ("1080p", "4K"):
         if (label, "call") in results:
             print(f"{label}: the latest() call costs {results[(label, 'call')] / base:.1f} times a "
