@@ -580,14 +580,13 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
                 == Err(nix::errno::Errno::ESRCH);
             // A locked file is a live writer's ring, whatever its name says (a swap of
             // `replace` that was cut short leaves one under a dot-name). Asked with
-            // F_OFD_GETLK, which takes no lock a writer could trip over.
-            let locked = || {
-                open_existing(&e.path())
-                    .ok()
-                    .flatten()
-                    .is_some_and(|f| sys::is_write_locked(&f) != Ok(false))
+            // F_OFD_GETLK, which takes no lock a writer could trip over. What cannot
+            // be opened and asked (another user's, not a file) is left alone.
+            let unlocked = || {
+                matches!(open_existing(&e.path()),
+                    Ok(Some(f)) if sys::is_write_locked(&f) == Ok(false))
             };
-            (gone && !locked()).then(|| e.path())
+            (gone && unlocked()).then(|| e.path())
         })
         .collect()
 }
@@ -1038,27 +1037,29 @@ fn open_existing(path: &Path) -> Result<Option<File>> {
             found: "a directory".into(),
         }),
         // Another user's ring, shared with our group read-only: say whose, if live.
-        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(
-            match open_read_only(path).filter(|f| sys::is_write_locked(f) == Ok(true)) {
-                Some(f) => Error::Busy {
-                    path: path.to_owned(),
-                    pid: pid_in(&f).unwrap_or(0),
-                },
-                None => Error::io(path, "open", e),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(match live_writer_pid(path) {
+            Some(pid) => Error::Busy {
+                path: path.to_owned(),
+                pid,
             },
-        ),
+            None => Error::io(path, "open", e),
+        }),
         Err(e) => Err(Error::io(path, "open", e)),
     }
 }
 
-/// The file at `path` opened read-only, as any process with read access may: enough to
-/// look at a ring of another user shared with our group.
-fn open_read_only(path: &Path) -> Option<File> {
-    std::fs::OpenOptions::new()
+/// The pid of the live writer (the holder of the writer lock) of the ring at `path`,
+/// looked at read-only, as any process with read access may: a ring of another user
+/// shared with our group is found too. Some(0) when its pid cannot be read; None when
+/// no writer holds it or it is no regular file.
+fn live_writer_pid(path: &Path) -> Option<u32> {
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.file_type().is_file()))?;
+    (sys::is_write_locked(&file) == Ok(true)).then(|| pid_in(&file).unwrap_or(0))
 }
 
 pub(crate) fn describe_type(md: &std::fs::Metadata) -> String {
@@ -1106,7 +1107,7 @@ fn pid_in(file: &File) -> Option<u32> {
 fn put_in_place_of(ours: &File, new: &File, tmp: &Path, path: &Path) -> Result<()> {
     let taken = || Error::Busy {
         path: path.to_owned(),
-        pid: open_read_only(path).and_then(|f| pid_in(&f)).unwrap_or(0),
+        pid: live_writer_pid(path).unwrap_or(0),
     };
     let io = |e: nix::Error| Error::io(path, "rename into place", e);
     // Only our new ring's name is ours to remove.

@@ -102,6 +102,9 @@ fn a_locked_ring_under_a_dead_processs_dot_name_is_not_abandoned() {
     assert!(abandoned_temp_files(&dir.path).is_empty());
     let abandoned = dir.path.join(format!(".other.ring.{dead}.0.new"));
     std::fs::write(&abandoned, b"half made").unwrap();
+    // What cannot be opened as a file and asked about its lock is not ours to remove.
+    let link = dir.path.join(format!(".link.ring.{dead}.0.new"));
+    std::os::unix::fs::symlink(&abandoned, &link).unwrap();
     assert_eq!(abandoned_temp_files(&dir.path), vec![abandoned]);
 }
 
