@@ -132,7 +132,7 @@ impl RingWriter {
             ensure_private_dir(loc.dir(), config.perms)?;
         }
         let path = loc.path();
-        for _ in 0..16 {
+        for attempt in 0..16 {
             match open_existing(path)? {
                 None => {
                     let (file, map, epoch, tmp) = build(loc, &geom, config)?;
@@ -154,9 +154,19 @@ impl RingWriter {
                     let locked =
                         sys::try_lock_exclusive(&old).map_err(|e| Error::io(path, "lock", e))?;
                     if !locked {
+                        let pid = pid_in(&old).unwrap_or(0);
+                        // A dead writer's ring whose lock is held for a moment: `shmring
+                        // gc` removing it, or another writer taking it over. Look again
+                        // shortly (160 ms in all): the name is then free, or a live
+                        // writer's. (A live writer in another pid namespace looks dead
+                        // from here: it is refused 160 ms later.)
+                        if attempt < 15 && pid != 0 && process_gone(pid) {
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
                         return Err(Error::Busy {
                             path: path.to_owned(),
-                            pid: pid_in(&old).unwrap_or(0),
+                            pid,
                         });
                     }
                     // We hold the old file's lock; make sure it is still the one under
@@ -562,6 +572,14 @@ pub fn remove_if_dead(loc: &RingLocation) -> Result<Option<u32>> {
     Ok(Some(pid))
 }
 
+/// Whether no process `pid` exists in our pid namespace (EPERM: alive, another user's).
+fn process_gone(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return true;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH)
+}
+
 /// Temporary files of ring creation (`.<name>.ring.<pid>.<n>.new`) whose creator is no
 /// longer running, in `dir`.
 pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
@@ -574,10 +592,8 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
             let name = e.file_name().into_string().ok()?;
             let rest = name.strip_prefix('.')?.strip_suffix(".new")?;
             let mut parts = rest.rsplitn(3, '.');
-            let (_n, pid) = (parts.next()?, parts.next()?.parse::<i32>().ok()?);
-            // EPERM: alive, someone else's.
-            let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                == Err(nix::errno::Errno::ESRCH);
+            let (_n, pid) = (parts.next()?, parts.next()?.parse::<u32>().ok()?);
+            let gone = process_gone(pid);
             // A locked file is a live writer's ring, whatever its name says (a swap of
             // `replace` that was cut short leaves one under a dot-name). Asked with
             // F_OFD_GETLK, which takes no lock a writer could trip over. What cannot
@@ -1288,6 +1304,40 @@ mod tests {
             ..Default::default()
         };
         RingWriter::create(&dir.ring(name), &config).expect("ring created")
+    }
+
+    /// A dead writer's ring whose lock `shmring gc` (or another writer) holds for a
+    /// moment is taken over once it lets go, not refused as a live writer's.
+    #[test]
+    fn a_dead_writers_ring_locked_for_a_moment_is_taken_over() {
+        let dir = TestDir::new("locked-moment");
+        let loc = dir.ring("cam");
+        let config = WriterConfig::default();
+        let (file, map, _epoch, tmp) = build(&loc, &config.geometry().unwrap(), &config).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        // Relaxed: a one-off store before the file has its name.
+        map.superblock().writer_pid.store(dead, Ordering::Relaxed);
+        std::fs::rename(&tmp, loc.path()).unwrap();
+        drop((file, map)); // the writer is gone: its lock with it
+
+        let holder = File::options()
+            .read(true)
+            .write(true)
+            .open(loc.path())
+            .unwrap();
+        assert!(sys::try_lock_exclusive(&holder).unwrap());
+        let (locked, let_go) = std::sync::mpsc::channel();
+        let gc = std::thread::spawn(move || {
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(holder);
+        });
+        let_go.recv().unwrap();
+        let w = RingWriter::create(&loc, &config).expect("taken over once the lock is free");
+        gc.join().unwrap();
+        assert!(same_file(&w.file, loc.path()));
     }
 
     #[test]
