@@ -102,7 +102,7 @@ impl std::fmt::Display for Error {
             Error::Insecure { path, what } => write!(f, "refusing {}: {what}", path.display()),
             Error::Busy { path, pid: 0 } => write!(
                 f,
-                "ring {} is taken by another ring (whose writer's pid could not be read)",
+                "ring {} is held by another writer (whose pid is not known here)",
                 path.display()
             ),
             Error::Busy { path, pid } => {

@@ -157,16 +157,17 @@ impl RingWriter {
                         let pid = pid_in(&old).unwrap_or(0);
                         // A dead writer's ring whose lock is held for a moment: `shmring
                         // gc` removing it, or another writer taking it over. Look again
-                        // shortly (160 ms in all): the name is then free, or a live
+                        // shortly (150 ms in all): the name is then free, or a live
                         // writer's. (A live writer in another pid namespace looks dead
-                        // from here: it is refused 160 ms later.)
-                        if attempt < 15 && pid != 0 && process_gone(pid) {
+                        // from here: it is refused 150 ms later, its pid unnamed.)
+                        let gone = pid != 0 && process_gone(pid);
+                        if attempt < 15 && gone {
                             std::thread::sleep(Duration::from_millis(10));
                             continue;
                         }
                         return Err(Error::Busy {
                             path: path.to_owned(),
-                            pid,
+                            pid: if gone { 0 } else { pid },
                         });
                     }
                     // We hold the old file's lock; make sure it is still the one under
@@ -1075,7 +1076,10 @@ fn live_writer_pid(path: &Path) -> Option<u32> {
         .open(path)
         .ok()
         .filter(|f| f.metadata().is_ok_and(|m| m.file_type().is_file()))?;
-    (sys::is_write_locked(&file) == Ok(true)).then(|| pid_in(&file).unwrap_or(0))
+    // A pid that is gone from here (another pid namespace, a forked child holding
+    // the lock) is not named.
+    (sys::is_write_locked(&file) == Ok(true))
+        .then(|| pid_in(&file).filter(|&pid| !process_gone(pid)).unwrap_or(0))
 }
 
 pub(crate) fn describe_type(md: &std::fs::Metadata) -> String {
@@ -1338,6 +1342,7 @@ mod tests {
         let w = RingWriter::create(&loc, &config).expect("taken over once the lock is free");
         gc.join().unwrap();
         assert!(same_file(&w.file, loc.path()));
+        assert_eq!(w.origin(), &Origin::TookOver { dead_pid: dead });
     }
 
     #[test]

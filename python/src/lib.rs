@@ -910,6 +910,7 @@ impl Writer {
     #[pyo3(signature = (ring, width, height, format, fps, slots=0, dir=None, lease_slots=8, pool_slots=2))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         ring: &str,
         width: u32,
         height: u32,
@@ -960,7 +961,11 @@ impl Writer {
             loans: pool_slots,
             ..Default::default()
         };
-        let writer = RingWriter::create(&loc, &config).map_err(to_py)?;
+        // Without the GIL: making a ring reserves its memory, and a dead writer's ring
+        // locked for a moment is looked at again for up to 150 ms.
+        let writer = py
+            .detach(|| RingWriter::create(&loc, &config))
+            .map_err(to_py)?;
         Ok(Writer {
             name: loc.display_name().to_owned(),
             shape: Shape {
