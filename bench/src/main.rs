@@ -233,28 +233,24 @@ fn main() {
         }
         // Every ratio is against shmsink's figures of the same run.
         variants.push((Transport::Shm, 0, false));
-        for &n in cameras {
-            results.scaling.extend(scenario_scaling_median(
-                &variants,
-                (1280, 720),
-                n,
-                seconds,
-                reps(SCALING_REPETITIONS),
-            ));
-        }
+        results.scaling.extend(scenario_scaling_median(
+            &variants,
+            (1280, 720),
+            cameras,
+            seconds,
+            reps(SCALING_REPETITIONS),
+        ));
     }
     if run("scaling-1080p") {
         let cameras: &[u32] = if quick { &[1, 2] } else { &[1, 2, 4, 8] };
         let variants = [(Transport::Shmring, 0, false), (Transport::Shm, 0, false)];
-        for &n in cameras {
-            results.scaling.extend(scenario_scaling_median(
-                &variants,
-                (1920, 1080),
-                n,
-                seconds,
-                reps(SCALING_REPETITIONS),
-            ));
-        }
+        results.scaling.extend(scenario_scaling_median(
+            &variants,
+            (1920, 1080),
+            cameras,
+            seconds,
+            reps(SCALING_REPETITIONS),
+        ));
     }
     print_table(&results);
     std::fs::create_dir_all(&out).expect("output directory");
@@ -797,11 +793,24 @@ fn shared_mib(transport: Transport, channels: &[String], dir: Option<&str>) -> f
     bytes as f64 / (1 << 20) as f64
 }
 
-/// `reps` runs of each variant (transport, slots, huge pages) with `cameras` cameras of
-/// `size` (width, height), the
-/// variants taking turns (their order rotates with each repetition); for each variant
-/// the run with the median CPU per stream, carrying every run's figure.
+/// For each number of `cameras` of `size` (width, height): `reps` runs of each variant
+/// (transport, slots, huge pages), the variants taking turns (their order rotates with
+/// each repetition); for each variant the run with the median CPU per stream, carrying
+/// every run's figure.
 fn scenario_scaling_median(
+    variants: &[(Transport, u32, bool)],
+    size: (u32, u32),
+    cameras: &[u32],
+    seconds: f64,
+    reps: usize,
+) -> Vec<ScalingRow> {
+    cameras
+        .iter()
+        .flat_map(|&n| scaling_median_at(variants, size, n, seconds, reps))
+        .collect()
+}
+
+fn scaling_median_at(
     variants: &[(Transport, u32, bool)],
     size: (u32, u32),
     cameras: u32,

@@ -258,6 +258,17 @@ pub fn write_then_read_costs(
 /// test that starts itself again as a child must start it the same way.
 pub const RUNNER_ENV: &str = "SHMRING_TEST_RUNNER";
 
+/// The pid of a process that has just ended (and been reaped): a writer pid that is
+/// gone.
+pub fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("true starts");
+    let pid = child.id();
+    child.wait().expect("true ends");
+    pid
+}
+
 /// A command that starts this test binary again, through `$SHMRING_TEST_RUNNER` when
 /// it is set (the binary may be of another CPU, run under qemu-user).
 pub fn this_test_binary() -> std::process::Command {

@@ -1318,9 +1318,7 @@ mod tests {
         let loc = dir.ring("cam");
         let config = WriterConfig::default();
         let (file, map, _epoch, tmp) = build(&loc, &config.geometry().unwrap(), &config).unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        let dead = crate::testing::dead_pid();
         // Relaxed: a one-off store before the file has its name.
         map.superblock().writer_pid.store(dead, Ordering::Relaxed);
         std::fs::rename(&tmp, loc.path()).unwrap();

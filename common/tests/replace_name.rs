@@ -6,7 +6,7 @@
 
 use std::process::Stdio;
 
-use shmring_common::testing::{spawn_child_test, TestDir, RUNNER_ENV};
+use shmring_common::testing::{dead_pid, spawn_child_test, TestDir, RUNNER_ENV};
 use shmring_common::*;
 
 mod support {
@@ -94,9 +94,7 @@ fn a_locked_ring_under_a_dead_processs_dot_name_is_not_abandoned() {
     let dir = TestDir::new("dot-name");
     let loc = dir.ring("cam");
     let _live = RingWriter::create(&loc, &config(2)).unwrap();
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
+    let dead = dead_pid();
     let dot = dir.path.join(format!(".cam.ring.{dead}.0.new"));
     std::fs::rename(loc.path(), &dot).unwrap();
     assert!(abandoned_temp_files(&dir.path).is_empty());
