@@ -16,6 +16,7 @@ use shmring_common::{
     RingLocation, RingReader, WriterStatus,
 };
 
+use crate::timestamps::{self, Dropped, FrameTimes, Stamper};
 use crate::{Mode, Timestamps};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -31,9 +32,6 @@ const DEFAULT_MODE: Mode = Mode::Latest;
 const DEFAULT_TIMEOUT: u64 = 1_000_000_000;
 const MIN_TIMEOUT: u64 = 1_000_000;
 const DEFAULT_ZERO_COPY: bool = true;
-/// The shortest duration a buffer of a burst gets (see `to_buffer`).
-const MIN_BURST_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(1);
-
 /// With `timestamps=capture`, how old a frame may be when it leaves the source.
 const DEFAULT_MAX_AGE: u64 = 200_000_000;
 
@@ -96,6 +94,16 @@ struct Stats {
     handles_invalid: u64,
     /// Frames older than max-age with timestamps=capture, dropped.
     too_late: u64,
+    /// Frames whose values from the ring are out of range, dropped.
+    invalid: u64,
+}
+
+/// Why a frame read from the ring does not leave the source.
+#[derive(Debug)]
+enum Skipped {
+    /// It outlived its caps (two caps changes came after it).
+    CapsGone,
+    Dropped(Dropped),
 }
 
 /// What the streaming thread reads from. Only `create` and `stop` touch it.
@@ -108,9 +116,7 @@ struct Stream {
     caps: Option<gst::Caps>,
     info: Option<gst_video::VideoInfo>,
     discont: bool,
-    /// The end of the last buffer output, [pts, pts + duration): the next one starts
-    /// no earlier, so a burst (a sequential backlog) never overlaps.
-    next_pts: Option<gst::ClockTime>,
+    stamper: Stamper,
 }
 
 /// What queries need while `create` may be blocked holding `stream`: never held across
@@ -199,7 +205,8 @@ impl ObjectImpl for ShmRingSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("max-age")
                     .nick("Maximum age")
-                    .blurb("With timestamps=capture: nanoseconds a frame may have been captured before it leaves; older ones are dropped (too-late in stats). Also the latency the source reports")
+                    .blurb("With timestamps=capture: nanoseconds a frame may have been captured before it leaves; older ones are dropped (too-late in stats). Also the latency the source reports. At most an hour")
+                    .maximum(timestamps::MAX_MAX_AGE_NS)
                     .default_value(DEFAULT_MAX_AGE)
                     .mutable_ready()
                     .build(),
@@ -211,7 +218,7 @@ impl ObjectImpl for ShmRingSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("received, skipped, lost, torn-retries, zero-copy, into-ring, reattaches, timeouts, handles-*, too-late")
+                    .blurb("received, skipped, lost, torn-retries, zero-copy, into-ring, reattaches, timeouts, handles-*, too-late, invalid")
                     .read_only()
                     .build(),
             ]
@@ -437,6 +444,7 @@ impl ShmRingSrc {
             .field("handles-not-yet", s.handles_not_yet)
             .field("handles-invalid", s.handles_invalid)
             .field("too-late", s.too_late)
+            .field("invalid", s.invalid)
             .build()
     }
 
@@ -763,22 +771,25 @@ impl ShmRingSrc {
         Ok(changed)
     }
 
-    /// The output buffer of `frame`; None when the frame was skipped (its caps are
-    /// gone), counted as lost and marked by a DISCONT on the next buffer.
+    /// The output buffer of `frame`, or why it does not leave: its caps are gone
+    /// (counted as lost or skipped), it is older than max-age (`too-late`), or a value
+    /// it brings from the ring is out of range (`invalid`). The next buffer then
+    /// carries a DISCONT.
     fn to_buffer(
         &self,
         stream: &mut Stream,
         frame: Frame<Payload<OutBuf>>,
         mode: Mode,
-    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+    ) -> Result<Result<gst::Buffer, Skipped>, gst::FlowError> {
         if !self.follow_caps(stream, &frame.info)? {
             stream.discont = true;
             let mut stats = self.stats.lock().unwrap();
+            let missed = frame.missed.saturating_add(1);
             match mode {
-                Mode::Latest => stats.skipped += frame.missed + 1,
-                _ => stats.lost += frame.missed + 1,
+                Mode::Latest => stats.skipped = stats.skipped.saturating_add(missed),
+                _ => stats.lost = stats.lost.saturating_add(missed),
             }
-            return Ok(None);
+            return Ok(Err(Skipped::CapsGone));
         }
         let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
         if frame.info.len != expected {
@@ -795,62 +806,32 @@ impl ShmRingSrc {
             );
             return Err(gst::FlowError::Error);
         }
-        // Every buffer is stamped here, do-timestamp or not: its running time at output,
-        // or the end of the previous buffer when frames come faster than their duration
-        // (a burst from a sequential backlog), so that no two overlap. A buffer stamped
-        // ahead of the clock that way is made shorter by its lead, so the stamps come
-        // back to the clock instead of running ahead of it for good (a camera a little
-        // faster than its nominal rate would otherwise push them further every frame).
-        let nominal = frame
-            .info
-            .duration
-            .map(gst::ClockTime::from_nseconds)
-            .or_else(|| self.negotiated.lock().unwrap().frame_duration);
-        let now = self.obj().current_running_time();
-        let (timestamps, max_age) = {
-            let s = self.settings.lock().unwrap();
-            (s.timestamps, s.max_age)
-        };
-        let (pts, duration) = match timestamps {
-            Timestamps::Arrival => {
-                let pts = match (now, stream.next_pts) {
-                    (Some(now), Some(next)) => Some(now.max(next)),
-                    (now, next) => now.or(next),
-                };
-                let lead = match (pts, now) {
-                    (Some(pts), Some(now)) => pts.saturating_sub(now),
-                    _ => gst::ClockTime::ZERO,
-                };
-                let duration =
-                    nominal.map(|d| d.saturating_sub(lead).max(MIN_BURST_DURATION.min(d)));
-                stream.next_pts = pts.map(|p| p + duration.unwrap_or(gst::ClockTime::ZERO));
-                (pts, duration)
-            }
-            // The frame's capture on the pipeline clock: now, less how long ago it was
-            // captured by the wall clock. A frame older than max-age is dropped: the
-            // latency the source reports would not let it reach a sink in time.
-            Timestamps::Capture => {
-                let age = shmring_common::realtime_ns().saturating_sub(frame.info.captured_at_ns);
-                if age > max_age {
-                    stream.discont = true;
-                    self.stats.lock().unwrap().too_late += 1;
-                    gst::debug!(
+        let (pts, duration, times) = match self.stamp(stream, &frame.info) {
+            Ok(stamped) => stamped,
+            Err(dropped) => {
+                stream.discont = true;
+                let mut stats = self.stats.lock().unwrap();
+                match &dropped {
+                    Dropped::TooLate { .. } => stats.too_late += 1,
+                    Dropped::Invalid(_) => stats.invalid += 1,
+                }
+                drop(stats);
+                match &dropped {
+                    Dropped::TooLate { .. } => gst::debug!(
                         CAT,
                         imp = self,
-                        "frame {} captured {} ms ago, more than max-age: dropped",
+                        "frame {}: {}: dropped",
                         frame.info.seq,
-                        age / 1_000_000
-                    );
-                    return Ok(None);
+                        dropped.reason()
+                    ),
+                    Dropped::Invalid(why) => gst::warning!(
+                        CAT,
+                        imp = self,
+                        "ring {}: {why}: dropped (invalid in stats)",
+                        stream.loc
+                    ),
                 }
-                let captured = now.map(|n| n.saturating_sub(gst::ClockTime::from_nseconds(age)));
-                // Never before the buffer before it (capture times that went backwards).
-                let pts = match (captured, stream.next_pts) {
-                    (Some(c), Some(last)) => Some(c.max(last)),
-                    (c, _) => c,
-                };
-                stream.next_pts = pts;
-                (pts, nominal)
+                return Ok(Err(Skipped::Dropped(dropped)));
             }
         };
         let mut buffer = match frame.data {
@@ -870,7 +851,7 @@ impl ShmRingSrc {
             b.set_pts(pts);
             b.set_dts(pts);
             b.set_offset(frame.info.seq);
-            b.set_offset_end(frame.info.seq + 1);
+            b.set_offset_end(frame.info.seq.saturating_add(1));
             b.set_duration(duration);
             if stream.discont || frame.missed > 0 {
                 b.set_flags(gst::BufferFlags::DISCONT);
@@ -880,29 +861,55 @@ impl ShmRingSrc {
                 LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-unix"));
             static WRITER_PTS: LazyLock<gst::Caps> =
                 LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-shmring-pts"));
-            gst::ReferenceTimestampMeta::add(
-                b,
-                &UNIX,
-                gst::ClockTime::from_nseconds(frame.info.captured_at_ns),
-                None,
-            );
-            if let Some(pts) = frame.info.pts {
-                gst::ReferenceTimestampMeta::add(
-                    b,
-                    &WRITER_PTS,
-                    gst::ClockTime::from_nseconds(pts),
-                    None,
-                );
+            gst::ReferenceTimestampMeta::add(b, &UNIX, times.captured_at, None);
+            if let Some(pts) = times.writer_pts {
+                gst::ReferenceTimestampMeta::add(b, &WRITER_PTS, pts, None);
             }
         }
         let mut stats = self.stats.lock().unwrap();
         stats.received += 1;
-        stats.torn_retries += u64::from(frame.torn_retries);
+        stats.torn_retries = stats
+            .torn_retries
+            .saturating_add(u64::from(frame.torn_retries));
         match mode {
-            Mode::Latest => stats.skipped += frame.missed,
-            _ => stats.lost += frame.missed,
+            Mode::Latest => stats.skipped = stats.skipped.saturating_add(frame.missed),
+            _ => stats.lost = stats.lost.saturating_add(frame.missed),
         }
-        Ok(Some(buffer))
+        Ok(Ok(buffer))
+    }
+
+    /// The PTS and duration of the buffer of a frame (see `timestamps`), and the
+    /// frame's own times, checked.
+    #[allow(clippy::type_complexity)]
+    fn stamp(
+        &self,
+        stream: &mut Stream,
+        info: &FrameInfo,
+    ) -> Result<(Option<gst::ClockTime>, Option<gst::ClockTime>, FrameTimes), Dropped> {
+        let times = FrameTimes::of(info)?;
+        let caps_duration = self.negotiated.lock().unwrap().frame_duration;
+        let now = self.obj().current_running_time();
+        let (mode, max_age) = {
+            let s = self.settings.lock().unwrap();
+            (s.timestamps, s.max_age)
+        };
+        match mode {
+            Timestamps::Arrival => {
+                let (pts, duration) = stream.stamper.arrival(now, times.duration, caps_duration);
+                Ok((pts, duration, times))
+            }
+            Timestamps::Capture => {
+                let wall = gst::ClockTime::from_nseconds(
+                    shmring_common::realtime_ns().min(timestamps::MAX_RING_TIME_NS),
+                );
+                let max_age = gst::ClockTime::from_nseconds(max_age);
+                let pts = stream
+                    .stamper
+                    .capture(now, wall, times.captured_at, max_age)?;
+                let duration = Stamper::nominal(times.duration, caps_duration);
+                Ok((pts, duration, times))
+            }
+        }
     }
 
     fn read_error(&self, stream: &Stream, e: shmring_common::Error) -> gst::FlowError {
@@ -940,8 +947,8 @@ impl ShmRingSrc {
             };
             match next.map_err(|e| self.read_error(stream, e))? {
                 Next::Frame(f) => match self.to_buffer(stream, f, mode)? {
-                    Some(buffer) => return Ok(buffer),
-                    None => continue,
+                    Ok(buffer) => return Ok(buffer),
+                    Err(_) => continue,
                 },
                 Next::TimedOut => {
                     self.stats.lock().unwrap().timeouts += 1;
@@ -1167,18 +1174,20 @@ impl ShmRingSrc {
                     torn_retries: f.torn_retries,
                 };
                 match self.to_buffer(stream, f, Mode::Handle)? {
-                    Some(buffer) => {
+                    Ok(buffer) => {
                         self.stats.lock().unwrap().handles_delivered += 1;
                         post("delivered", None);
                         return Ok(Some(buffer));
                     }
-                    None => {
+                    Err(Skipped::CapsGone) => {
                         self.stats.lock().unwrap().handles_gone += 1;
                         post(
                             "gone",
                             Some("its caps were overwritten by two later caps changes"),
                         );
                     }
+                    // Counted as too-late or invalid by to_buffer.
+                    Err(Skipped::Dropped(d)) => post(d.status(), Some(&d.reason())),
                 }
             }
             ByHandle::Gone => {
@@ -1235,7 +1244,7 @@ impl BaseSrcImpl for ShmRingSrc {
             caps: None,
             info: None,
             discont: true,
-            next_pts: None,
+            stamper: Stamper::default(),
         });
         Ok(())
     }
@@ -1327,18 +1336,16 @@ impl BaseSrcImpl for ShmRingSrc {
                 (s.mode, s.timestamps, s.max_age)
             };
             let held = match mode {
-                Mode::Sequential => frame * u64::from(slots),
-                _ => frame,
+                Mode::Sequential => slots,
+                _ => 1,
             };
-            // Timestamped at output, frames carry no capture delay of the source's (the
-            // capture time travels in the timestamp/x-unix meta); what it can hold back
-            // is one frame, or the whole ring in sequential mode. Timestamped at capture,
-            // a frame leaves up to max-age after its timestamp: sinks must wait that long.
-            let min = match timestamps {
-                Timestamps::Arrival => gst::ClockTime::ZERO,
-                Timestamps::Capture => gst::ClockTime::from_nseconds(max_age),
-            };
-            q.set(true, min, Some(min + held));
+            let (min, max) = timestamps::latency(
+                frame,
+                held,
+                timestamps == Timestamps::Capture,
+                gst::ClockTime::from_nseconds(max_age.min(timestamps::MAX_MAX_AGE_NS)),
+            );
+            q.set(true, min, max);
             return true;
         }
         BaseSrcImplExt::parent_query(self, query)

@@ -3,6 +3,7 @@
 //! (`sequential`), or exactly the frames an application names by handle (`handle`).
 
 mod imp;
+mod timestamps;
 
 use gst::glib;
 use gst::prelude::*;
