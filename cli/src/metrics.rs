@@ -1,10 +1,22 @@
 //! `shmring metrics`: every ring and reader of a directory as Prometheus metrics, read
-//! from the rings at each scrape.
+//! from the rings at each scrape, served over HTTP with bounds on what any client can
+//! make the exporter hold or wait for (see "Serving" below).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -12,6 +24,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use shmring_common::WriterStatus;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 use crate::{open, rates, reader_total, ring_names, state_name, Result};
 
@@ -36,6 +50,12 @@ struct RingSample {
 
 struct ReaderSample {
     pid: String,
+    /// Which of its process's readers of this ring it is: 0 for the first in the
+    /// reader table, 1 for the next... Two readers of one ring in one process (two
+    /// shmringsrc in a pipeline) would otherwise be two series with the same labels,
+    /// which Prometheus rejects. Counted within the pid, so a process's readers keep
+    /// their label while readers of other processes come and go.
+    reader: String,
     received: u64,
     missed: u64,
     torn: u64,
@@ -70,6 +90,11 @@ impl RingCollector {
             }
             let head = r.head();
             let listed = r.readers();
+            // Read apart from `listed`: a reader may come or go between the two, so
+            // the total is at least the entries listed and the difference never
+            // wraps.
+            let total = reader_total(&r).max(listed.len());
+            let mut per_pid: HashMap<u32, u32> = HashMap::new();
             out.push(RingSample {
                 committed: sb.committed.load(Relaxed),
                 in_place: sb.committed_in_place.load(Relaxed),
@@ -82,12 +107,17 @@ impl RingCollector {
                 writer_up: i64::from(matches!(status, WriterStatus::Live | WriterStatus::Eos)),
                 state: state_name(status),
                 epoch_changes: entry.1,
-                readers: reader_total(&r) as i64,
-                readers_without_entry: (reader_total(&r) - listed.len()) as i64,
+                readers: total as i64,
+                readers_without_entry: total.saturating_sub(listed.len()) as i64,
                 per_reader: listed
                     .iter()
                     .map(|p| ReaderSample {
                         pid: p.pid.to_string(),
+                        reader: {
+                            let n = per_pid.entry(p.pid).or_insert(0);
+                            *n += 1;
+                            (*n - 1).to_string()
+                        },
                         received: p.received,
                         missed: p.missed,
                         torn: p.torn,
@@ -100,6 +130,16 @@ impl RingCollector {
         }
         out
     }
+}
+
+/// The labels of one reader's series: its ring, its pid, and which of that pid's
+/// readers it is.
+fn reader_labels(s: &RingSample, r: &ReaderSample) -> Vec<(&'static str, String)> {
+    vec![
+        ("ring", s.ring.clone()),
+        ("pid", r.pid.clone()),
+        ("reader", r.reader.clone()),
+    ]
 }
 
 /// Writes one metric family: its descriptor, then a value per label set.
@@ -234,12 +274,9 @@ impl Collector for RingCollector {
             rings
                 .iter()
                 .flat_map(|s| {
-                    s.per_reader.iter().map(move |r| {
-                        (
-                            vec![("ring", s.ring.clone()), ("pid", r.pid.clone())],
-                            ConstCounter::new(f(r)),
-                        )
-                    })
+                    s.per_reader
+                        .iter()
+                        .map(move |r| (reader_labels(s, r), ConstCounter::new(f(r))))
                 })
                 .collect::<Vec<_>>()
         };
@@ -247,12 +284,9 @@ impl Collector for RingCollector {
             rings
                 .iter()
                 .flat_map(|s| {
-                    s.per_reader.iter().map(move |r| {
-                        (
-                            vec![("ring", s.ring.clone()), ("pid", r.pid.clone())],
-                            ConstGauge::new(f(r)),
-                        )
-                    })
+                    s.per_reader
+                        .iter()
+                        .map(move |r| (reader_labels(s, r), ConstGauge::new(f(r))))
                 })
                 .collect::<Vec<_>>()
         };
@@ -295,36 +329,255 @@ impl Collector for RingCollector {
     }
 }
 
+// Serving. Anyone who can reach the port can talk to the exporter, so no client may
+// take it down, hold it up or make it grow:
+//
+// - The request head is read by hyper with a bound on its size (`MAX_HEAD`: an endless
+//   header line or a flood of headers gets a 431 and a closed connection) and on the
+//   time it takes (`HEAD_TIMEOUT`). hyper starts that clock whenever it waits for a
+//   head: on a new connection and again on a keep-alive connection after each answer,
+//   so a connection that says nothing is closed within `HEAD_TIMEOUT` too.
+// - The body is never read (only GET and HEAD are answered), so a body announced and
+//   never sent, or endless, costs nothing: hyper closes such a connection after the
+//   answer instead of reading on. (A Content-Length near 2^64 hyper refuses outright,
+//   with a 431.)
+// - Each connection is a task of its own: one slow or silent client holds up no one.
+//   A connection lives at most `CONNECTION_LIFETIME`, then is closed once its current
+//   answer is written, or after `SHUTDOWN_GRACE` at the latest: a client that sends
+//   requests and never reads the answers (hyper then stops reading its requests, its
+//   buffers stay within `MAX_HEAD` and an answer) is dropped.
+// - At most `MAX_CONNECTIONS` are open. A new connection beyond that closes the oldest
+//   rather than being refused or left waiting: a client holding hundreds of idle
+//   sockets would otherwise keep Prometheus out until its sockets time out, whereas a
+//   scrape is answered within milliseconds of being accepted, long before hundreds of
+//   newer connections push it out. The bound keeps the exporter's file descriptors
+//   (and buffers) well under the usual limit of 1024 open files.
+// - Scrapes are encoded on the one runtime thread, so a flood of scrapes queues up
+//   rather than taking more threads; reading the rings takes well under a millisecond
+//   a ring.
+
+/// Largest request head (request line and headers) read.
+const MAX_HEAD: usize = 16 * 1024;
+/// Time a client has to send a whole request head, from the connection's start or from
+/// the end of the previous answer.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time after which a connection is asked to close (once its current answer is out).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(20);
+/// Time a connection asked to close has to finish before it is dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Connections open at once; a new one beyond this closes the oldest.
+const MAX_CONNECTIONS: usize = 256;
+
+/// The open connections, oldest first, to close the oldest when there are too many.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: BTreeMap<u64, AbortHandle>,
+}
+
+/// Takes a connection off the list when its task ends, however it ends.
+struct Listed {
+    id: u64,
+    connections: Arc<Mutex<Connections>>,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        lock(&self.connections).open.remove(&self.id);
+    }
+}
+
+fn lock(c: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Serves `/metrics` on `listen` until killed.
 pub(crate) fn serve(dir: &Path, listen: &str) -> Result<()> {
-    let server =
-        tiny_http::Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start the metrics server: {e}"))?;
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Arc::new(RingCollector {
+    registry.register_collector(Box::new(RingCollector {
         dir: dir.to_owned(),
         epochs: Mutex::default(),
-    })));
-    eprintln!(
-        "shmring metrics: rings of {} at http://{listen}/metrics",
-        dir.display()
-    );
-    let content_type: tiny_http::Header =
-        "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"
-            .parse()
-            .expect("a valid header");
-    for request in server.incoming_requests() {
-        let response = if request.url() == "/metrics" {
-            let mut body = String::new();
-            match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                Ok(()) => tiny_http::Response::from_string(body).with_header(content_type.clone()),
-                Err(e) => tiny_http::Response::from_string(format!("encoding failed: {e}"))
-                    .with_status_code(500),
+    }));
+    runtime.block_on(async {
+        // tokio's bind keeps a backlog of 1024 where std's keeps 128: connections
+        // arriving in a burst wait to be accepted instead of being dropped and retried
+        // a second later.
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        eprintln!(
+            "shmring metrics: rings of {} at http://{listen}/metrics",
+            dir.display()
+        );
+        accept_loop(listener, Arc::new(registry)).await;
+        Ok(())
+    })
+}
+
+async fn accept_loop(listener: TcpListener, registry: Arc<Registry>) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .max_header_size(MAX_HEAD);
+    let connections = Arc::new(Mutex::new(Connections::default()));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::Interrupted
+                ) =>
+            {
+                continue; // that client gave up: nothing to do
             }
-        } else {
-            tiny_http::Response::from_string("shmring metrics: see /metrics\n")
-                .with_status_code(404)
+            Err(_) => {
+                // Out of file descriptors (or memory): free one, and do not spin on a
+                // connection that cannot be taken yet.
+                if let Some((_, oldest)) = lock(&connections).open.pop_first() {
+                    oldest.abort();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
-        let _ = request.respond(response);
+        let listed = {
+            let mut c = lock(&connections);
+            while c.open.len() >= MAX_CONNECTIONS {
+                if let Some((_, oldest)) = c.open.pop_first() {
+                    oldest.abort(); // dropping its task closes its socket
+                }
+            }
+            c.next += 1;
+            Listed {
+                id: c.next,
+                connections: connections.clone(),
+            }
+        };
+        let id = listed.id;
+        let task = tokio::spawn(connection(stream, http.clone(), registry.clone(), listed));
+        // The runtime has one thread and this task has not yielded since the spawn, so
+        // the connection's task has not run yet and cannot have taken itself off.
+        lock(&connections).open.insert(id, task.abort_handle());
     }
-    Ok(())
+}
+
+/// Serves one connection, for `CONNECTION_LIFETIME` at most.
+async fn connection(
+    stream: TcpStream,
+    http: http1::Builder,
+    registry: Arc<Registry>,
+    _listed: Listed,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let response = respond(&registry, &request);
+        // `request` and its unread body are dropped here.
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let mut conn = pin!(http.serve_connection(TokioIo::new(stream), service));
+    // Errors are the clients' (timeouts, malformed or oversized requests, resets):
+    // nothing for the exporter's log.
+    if tokio::time::timeout(CONNECTION_LIFETIME, conn.as_mut())
+        .await
+        .is_err()
+    {
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+    }
+}
+
+/// The answer to one request: the metrics for GET (or HEAD) /metrics.
+fn respond(registry: &Registry, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    };
+    if request.uri().path() != "/metrics" {
+        return text(StatusCode::NOT_FOUND, "shmring metrics: see /metrics\n");
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "shmring metrics: GET /metrics\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
+        Ok(()) => {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shmring_common::testing::TestDir;
+    use shmring_common::{FrameMeta, RingReader, RingWriter, WriterConfig};
+
+    /// Two readers of one ring in one process (two shmringsrc in one pipeline) are two
+    /// series, not one series twice, which Prometheus would reject.
+    #[test]
+    fn two_readers_of_one_process_are_two_series() {
+        let dir = TestDir::new("metrics-two-readers");
+        let loc = dir.ring("cam");
+        let mut writer = RingWriter::create(&loc, &WriterConfig::default()).unwrap();
+        writer.write(&FrameMeta::default(), &[7; 64]).unwrap();
+        let mut readers = [
+            RingReader::open(&loc).unwrap(),
+            RingReader::open(&loc).unwrap(),
+        ];
+        for r in &mut readers {
+            assert!(r.enable_zero_copy().unwrap(), "no reader-table entry");
+        }
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RingCollector {
+            dir: dir.path.clone(),
+            epochs: Mutex::default(),
+        }));
+        let mut scrape = String::new();
+        prometheus_client::encoding::text::encode(&mut scrape, &registry).unwrap();
+        let series: Vec<&str> = scrape
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series))
+            .collect();
+        let mut unique = series.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), series.len(), "a series twice in:\n{scrape}");
+        let pid = std::process::id();
+        for n in 0..2 {
+            let line = format!(
+                "shmring_reader_frames_received_total{{ring=\"cam\",pid=\"{pid}\",reader=\"{n}\"}}"
+            );
+            assert!(series.contains(&line.as_str()), "no {line} in:\n{scrape}");
+        }
+        assert!(scrape.contains("shmring_readers_without_entry{ring=\"cam\"} 0"));
+    }
 }
