@@ -74,7 +74,8 @@ enum Cmd {
         /// --password-file or $SHMRING_SERVE_PASSWORD
         #[arg(long)]
         user: Option<String>,
-        #[arg(long)]
+        /// The password of --user, on the file's first line
+        #[arg(long, requires = "user")]
         password_file: Option<PathBuf>,
         /// TLS certificate and key (PEM): rtsps:// only
         #[arg(long, requires = "key")]
@@ -201,7 +202,7 @@ pub(crate) fn rates(r: &RingReader) -> Rates {
     let newest = r.peek(head).ok().flatten();
     let mut times = vec![];
     for seq in (head
-        .saturating_sub(u64::from(r.geometry().slot_count) - 1)
+        .saturating_sub(u64::from(r.geometry().slot_count.saturating_sub(1)))
         .max(1)..=head)
         .rev()
     {
@@ -212,8 +213,9 @@ pub(crate) fn rates(r: &RingReader) -> Rates {
             _ => break,
         }
     }
+    // Commit times are the writer's word: a hostile ring may make them go down.
     let fps = (times.len() >= 2).then(|| {
-        let span = (times[0] - times[times.len() - 1]) as f64 / 1e9;
+        let span = times[0].abs_diff(times[times.len() - 1]) as f64 / 1e9;
         (times.len() - 1) as f64 / span.max(1e-9)
     });
     Rates {
@@ -378,7 +380,8 @@ fn ring_json(r: &RingReader, ring: &str) -> serde_json::Value {
 /// with zero-copy reads off have none: they are counted, not listed.
 fn readers_text(r: &RingReader, indent: &str) -> String {
     let readers = r.readers();
-    let unlisted = reader_total(r) - readers.len();
+    // Counted after the table was read: a reader may have left between the two.
+    let unlisted = reader_total(r).saturating_sub(readers.len());
     let mut out = format!(
         "{indent}readers: {}, with an entry: {}\n",
         readers.len() + unlisted,
@@ -565,11 +568,21 @@ fn grab(dir: &Path, ring: &str, handle: Option<&str>, output: &Path) -> Result<(
     }
 }
 
+/// Removes the rings of dead writers and the temporary files of writers that died
+/// making one. A name it cannot handle, or a removal that fails, is reported and the
+/// rest is still done; the exit status then says that something was left.
 fn gc(dir: &Path, dry_run: bool, older_than: Duration) -> Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let mut removed = 0;
+    let mut failed = vec![];
     for name in ring_names(dir)? {
-        let loc = RingLocation::parse(&name, Some(dir)).map_err(|e| e.to_string())?;
+        let loc = match RingLocation::parse(&name, Some(dir)) {
+            Ok(loc) => loc,
+            Err(e) => {
+                println!("{name}: left alone, not a ring name ({e})");
+                continue;
+            }
+        };
         let dead = match RingReader::open_for_inspection(&loc) {
             Ok(r) => {
                 // How long ago the writer last showed a sign of life (its heartbeat).
@@ -603,27 +616,31 @@ fn gc(dir: &Path, dry_run: bool, older_than: Duration) -> Result<()> {
                 removed += 1;
             }
             Ok(None) => println!("{name}: a writer took it over meanwhile; left alone"),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                println!("{name}: cannot remove: {e}");
+                failed.push(name);
+            }
         }
     }
     for tmp in shmring_common::abandoned_temp_files(dir) {
+        let what = "left by a writer that died while creating it";
         if dry_run {
-            println!(
-                "would remove {} (left by a writer that died while creating it)",
-                tmp.display()
-            );
+            println!("would remove {} ({what})", tmp.display());
+        } else if let Err(e) = std::fs::remove_file(&tmp) {
+            println!("{}: cannot remove: {e}", tmp.display());
+            failed.push(tmp.display().to_string());
+            continue;
         } else {
-            std::fs::remove_file(&tmp)
-                .map_err(|e| format!("cannot remove {}: {e}", tmp.display()))?;
-            println!(
-                "removed {} (left by a writer that died while creating it)",
-                tmp.display()
-            );
+            println!("removed {} ({what})", tmp.display());
         }
         removed += 1;
     }
-    if removed == 0 {
+    if removed == 0 && failed.is_empty() {
         println!("nothing to remove in {}", dir.display());
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("could not remove {}", failed.join(", ")))
+    }
 }

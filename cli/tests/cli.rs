@@ -1,110 +1,13 @@
 //! Every subcommand against real rings: one written by a running gst-launch-1.0 writer,
 //! one whose writer was SIGKILLed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shmring_common::testing::TestDir;
-
-fn plugin_dir() -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned();
-    assert!(
-        dir.join("libgstshmring.so").exists(),
-        "no libgstshmring.so in {}: run `cargo build` before `cargo test` (scripts/test.sh does)",
-        dir.display()
-    );
-    dir
-}
-
-struct Writer(Child);
-
-impl Writer {
-    fn start(dir: &TestDir, ring: &str, caps: &str) -> Self {
-        let child = Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(
-                format!(
-                    "videotestsrc is-live=true ! {caps},framerate=30/1 ! shmringsink ring={ring}"
-                )
-                .split_whitespace(),
-            )
-            .env("GST_PLUGIN_PATH", plugin_dir())
-            .env("SHMRING_DIR", &dir.path)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let ring_path = dir.path.join(format!("{ring}.ring"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ring_path.exists() {
-            assert!(Instant::now() < deadline, "writer never made {ring}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(500)); // a few frames
-        Writer(child)
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A gst-launch-1.0 reader of the ring "live", with `props` on its shmringsrc.
-fn read_live(dir: &TestDir, props: &str) -> Child {
-    Command::new("gst-launch-1.0")
-        .args(["-q", "shmringsrc", "ring=live"])
-        .args(props.split_whitespace())
-        .args(["!", "fakesink"])
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("SHMRING_DIR", &dir.path)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn shmring(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_shmring"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-    out
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails_with(o: &Output, text: &str) {
-    assert!(
-        !o.status.success(),
-        "succeeded: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(text), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-}
+use support::*;
 
 #[test]
 fn every_subcommand_on_live_and_dead_rings() {
@@ -311,27 +214,6 @@ fn bad_arguments_and_bad_rings_are_one_line_errors() {
     assert!(!o.status.success());
 }
 
-/// The value of metric `name` with labels that contain `labels`, in a scrape.
-fn metric(scrape: &str, name: &str, labels: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse().ok())
-}
-
-/// GET `path` from `addr`: the status line and the body.
-fn http_get(addr: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    let (head, body) = all.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
 #[test]
 fn metrics_move_with_the_frames_and_show_a_dead_writer() {
     let dir = TestDir::new("cli-metrics");
@@ -480,115 +362,6 @@ fn gc_older_than_leaves_recently_dead_rings_alone() {
     let out = stdout(&shmring(&dir.path, &["gc", "--older-than", "1s"]));
     assert!(out.contains("removed dead"), "{out}");
     assert!(!dir.path.join("dead.ring").exists());
-}
-
-/// A loopback port no one listens on now, as the kernel picks them: tests running at
-/// once each get their own (a port derived from the pid was shared by the metrics and
-/// serve tests for half of all pids, and a client then reached the wrong server).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A `shmring serve` process on a port of its own.
-struct Server(Child, u16);
-
-impl Server {
-    fn start(dir: &TestDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_shmring"))
-            .args([
-                "--dir",
-                dir.path.to_str().unwrap(),
-                "serve",
-                "--port",
-                &port.to_string(),
-            ])
-            .args(extra)
-            .envs(env.iter().copied())
-            .env("GST_PLUGIN_PATH", plugin_dir())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "shmring serve never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server(child, port)
-    }
-
-    fn url(&self, ring: &str) -> String {
-        format!("rtsp://127.0.0.1:{}/{ring}", self.1)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// An RTSP client in this process, decoding and counting frames.
-struct Client {
-    pipeline: gst::Element,
-    frames: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Client {
-    fn start(url: &str, credentials: &str) -> Self {
-        use gst::prelude::*;
-        gst::init().unwrap();
-        let pipeline = gst::parse::launch(&format!(
-            "rtspsrc location={url} latency=100 {credentials} ! rtph264depay ! avdec_h264 \
-             ! fakesink name=out signal-handoffs=true sync=false"
-        ))
-        .unwrap();
-        let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let f = frames.clone();
-        pipeline
-            .downcast_ref::<gst::Bin>()
-            .unwrap()
-            .by_name("out")
-            .unwrap()
-            .connect("handoff", false, move |_| {
-                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                None
-            });
-        pipeline.set_state(gst::State::Playing).unwrap();
-        Client { pipeline, frames }
-    }
-
-    fn frames(&self) -> u64 {
-        self.frames.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Waits until more than `n` frames came; the pipeline's error otherwise.
-    fn more_than(&self, n: u64, limit: Duration) -> std::result::Result<(), String> {
-        use gst::prelude::*;
-        let deadline = Instant::now() + limit;
-        let bus = self.pipeline.bus().unwrap();
-        while self.frames() <= n {
-            if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
-                if let gst::MessageView::Error(e) = m.view() {
-                    return Err(format!("{} ({:?})", e.error(), e.debug()));
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} frames after {limit:?}", self.frames()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        use gst::prelude::*;
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
 }
 
 #[test]
