@@ -27,6 +27,7 @@ def main() -> int:
                 px[:, :, 0] = ((x + 4 * n) % 256).astype(np.uint8)  # blue moves
                 px[:, :, 1] = (np.arange(height) % 256).astype(np.uint8)[:, None]
                 px[:, :, 2] = 128
+                del px  # no view left at the commit: committed in place, no copy
             time.sleep(max(0.0, start + (n + 1) / 30 - time.monotonic()))
         writer.eos()
     return 0

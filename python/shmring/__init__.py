@@ -13,6 +13,12 @@
 
 A frame's array is never torn: while the frame holds its lease (inside its ``with``
 block) the writer does not reuse the slot, and a frame that cannot lease is a copy.
+
+A committed frame never changes either. ``f.array`` and the views made from it are
+writable until the commit; if none is left by then (write through ``f.array[...]``, or
+``del`` the names bound to it) the slot is committed in place, else a copy of it is,
+and whatever those views write afterwards reaches no reader. ``close()`` unmaps the
+ring at once, and every method of a closed writer raises ``ShmringError``.
 """
 
 from ._shmring import (

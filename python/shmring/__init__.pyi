@@ -76,10 +76,20 @@ class Reader:
     def info(self) -> Dict[str, Any]: ...
 
 class WriteFrame:
+    """A frame being filled; a context manager that commits it on exit (drops it if
+    the block raised). A committed frame never changes: with no view of its array left
+    at the commit the slot is committed in place, else a copy of it is."""
+
     @property
-    def array(self) -> npt.NDArray[np.uint8]: ...
+    def array(self) -> npt.NDArray[np.uint8]:
+        """Writable until the commit, read-only after; raises ShmringError once the
+        frame is dropped or its writer closed."""
     @property
     def handle(self) -> Optional[str]: ...
+    @property
+    def zero_copy(self) -> bool:
+        """Open: whether the frame is a slot of the ring. Committed: whether it was
+        committed in place, without a copy."""
     def commit(self) -> str: ...
     def __enter__(self) -> "WriteFrame": ...
     def __exit__(
@@ -104,15 +114,21 @@ class Writer:
     ) -> None: ...
     @property
     def frame_size(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
     def write(
         self,
         array: npt.NDArray[np.uint8],
         pts: Optional[int] = None,
         captured_at: Optional[int] = None,
-    ) -> str: ...
+    ) -> str:
+        """Any shape and memory order (taken in C order); ``pts`` and ``captured_at``
+        in ns, 0 to 2**63 - 1."""
     def frame(self, pts: Optional[int] = None, captured_at: Optional[int] = None) -> WriteFrame: ...
     def eos(self) -> None: ...
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Removes and unmaps the ring at once (a slot whose views are alive stays mapped
+        until they are gone); every method of a closed writer raises ShmringError."""
     def __enter__(self) -> "Writer": ...
     def __exit__(
         self,
