@@ -21,6 +21,7 @@ pub mod layout;
 mod lending;
 pub mod location;
 mod mapping;
+pub mod names;
 pub mod reader;
 mod sigbus;
 mod sys;

@@ -13,6 +13,7 @@ use crate::layout::*;
 use crate::lending::{Lender, Loan, Payloads, Shared};
 use crate::location::{Handle, RingLocation};
 use crate::mapping::{Geometry, Mapping};
+use crate::names::NameLock;
 use crate::FrameMeta;
 use crate::{copy, sys};
 
@@ -136,7 +137,10 @@ impl RingWriter {
             match open_existing(path)? {
                 None => {
                     let (file, map, epoch, tmp) = build(loc, &geom, config)?;
-                    match sys::rename_noreplace(&tmp, path) {
+                    let names = NameLock::take(loc.dir());
+                    let renamed = sys::rename_noreplace(&tmp, path);
+                    drop(names);
+                    match renamed {
                         Ok(()) => {
                             let origin = Origin::Created;
                             return Ok(Self::start(loc, file, map, geom, epoch, origin, config));
@@ -182,7 +186,18 @@ impl RingWriter {
                                 .into(),
                     })?;
                     let (file, map, epoch, tmp) = build(loc, &geom, config)?;
-                    std::fs::rename(&tmp, path).map_err(|e| {
+                    // Building took milliseconds: look at the name again, under the
+                    // directory's name lock, and take it only if it still names the dead
+                    // writer's ring.
+                    let names = NameLock::take(loc.dir());
+                    if !same_file(&old, path) {
+                        drop(names);
+                        let _ = std::fs::remove_file(&tmp);
+                        continue;
+                    }
+                    let renamed = std::fs::rename(&tmp, path);
+                    drop(names);
+                    renamed.map_err(|e| {
                         let _ = std::fs::remove_file(&tmp);
                         Error::io(path, "rename into place", e)
                     })?;
@@ -204,7 +219,10 @@ impl RingWriter {
     pub fn replace(&mut self, config: &WriterConfig) -> Result<()> {
         let geom = config.geometry()?;
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
-        put_in_place_of(&self.file, &file, &tmp, self.loc.path())?;
+        {
+            let _names = NameLock::take(self.loc.dir());
+            put_in_place_of(&self.file, &file, &tmp, self.loc.path())?;
+        }
         let new = Self::start(&self.loc, file, map, geom, epoch, Origin::Created, config);
         let mut old = std::mem::replace(self, new);
         old.replaced = true;
@@ -534,9 +552,13 @@ impl Drop for RingWriter {
             if !ended {
                 self.set_state(WriterState::Closed);
             }
-            // Remove the name only while it is still ours (under our lock).
-            if same_file(&self.file, self.loc.path()) {
-                let _ = std::fs::remove_file(self.loc.path());
+            // Remove the name only while it is still ours (under our lock, and the
+            // directory's name lock around the check and the removal).
+            {
+                let _names = NameLock::take(self.loc.dir());
+                if same_file(&self.file, self.loc.path()) {
+                    let _ = std::fs::remove_file(self.loc.path());
+                }
             }
             if ended {
                 // EOS and a free lock read as closed: let go of the lock now rather than
@@ -566,6 +588,7 @@ pub fn remove_if_dead(loc: &RingLocation) -> Result<Option<u32>> {
             found: "a file that is not a shmring ring".into(),
         });
     };
+    let _names = NameLock::take(loc.dir());
     if !same_file(&file, path) {
         return Ok(None); // replaced meanwhile: not ours to judge
     }
@@ -1123,7 +1146,8 @@ fn pid_in(file: &File) -> Option<u32> {
 /// and what came out is checked again: another ring put there within those microseconds
 /// is swapped back. Where the kernel or the file system cannot exchange (Linux before
 /// 3.15, a seccomp filter, a file system without it), the check is followed by a plain
-/// `rename`, which leaves that window open.
+/// `rename`. The caller holds the directory's name lock (`names`), which closes that
+/// window for every process that changes names through this crate.
 fn put_in_place_of(ours: &File, new: &File, tmp: &Path, path: &Path) -> Result<()> {
     let taken = || Error::Busy {
         path: path.to_owned(),
@@ -1308,6 +1332,74 @@ mod tests {
             ..Default::default()
         };
         RingWriter::create(&dir.ring(name), &config).expect("ring created")
+    }
+
+    /// A dead writer's ring under `loc`: its writer pid is one no process has, its lock
+    /// free.
+    fn dead_ring(loc: &RingLocation) -> u32 {
+        let config = WriterConfig::default();
+        let (file, map, _epoch, tmp) = build(loc, &config.geometry().unwrap(), &config).unwrap();
+        let dead = crate::testing::dead_pid();
+        // Relaxed: a one-off store before the file has its name.
+        map.superblock().writer_pid.store(dead, Ordering::Relaxed);
+        std::fs::rename(&tmp, loc.path()).unwrap();
+        dead
+    }
+
+    /// How long `change` took while another holder kept the directory's name lock for
+    /// 100 ms.
+    fn time_under_held_name_lock(dir: &TestDir, change: impl FnOnce() + Send) -> Duration {
+        let held = NameLock::take(&dir.path);
+        assert!(held.is_held());
+        std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                let t0 = std::time::Instant::now();
+                change();
+                t0.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+            t.join().unwrap()
+        })
+    }
+
+    /// Every change of a name (create, take-over, replace, drop, gc's removal) is made
+    /// under the directory's name lock: while another process holds it, each waits.
+    #[test]
+    fn every_change_of_a_name_waits_for_the_directory_name_lock() {
+        let dir = TestDir::new("name-lock");
+        let loc = dir.ring("cam");
+        let config = WriterConfig::default();
+        let min = Duration::from_millis(90);
+        let mut made = None;
+        let took = time_under_held_name_lock(&dir, || {
+            made = Some(RingWriter::create(&loc, &config).unwrap())
+        });
+        assert!(took >= min, "create: {took:?}");
+        let mut w = made.unwrap();
+        let took = time_under_held_name_lock(&dir, || w.replace(&config).unwrap());
+        assert!(took >= min, "replace: {took:?}");
+        assert!(same_file(&w.file, loc.path()));
+        let took = time_under_held_name_lock(&dir, || drop(w));
+        assert!(took >= min, "drop: {took:?}");
+        assert!(!loc.path().exists());
+
+        let dead = dead_ring(&loc);
+        let mut made = None;
+        let took = time_under_held_name_lock(&dir, || {
+            made = Some(RingWriter::create(&loc, &config).unwrap())
+        });
+        assert!(took >= min, "take-over: {took:?}");
+        let w = made.unwrap();
+        assert_eq!(w.origin(), &Origin::TookOver { dead_pid: dead });
+        drop(w);
+
+        let dead = dead_ring(&loc);
+        let took = time_under_held_name_lock(&dir, || {
+            assert_eq!(remove_if_dead(&loc).unwrap(), Some(dead))
+        });
+        assert!(took >= min, "gc: {took:?}");
+        assert!(!loc.path().exists());
     }
 
     /// A dead writer's ring whose lock `shmring gc` (or another writer) holds for a
