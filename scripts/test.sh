@@ -19,7 +19,7 @@ export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (cargo test alone does not produce libgstshmring.so, which the"
 echo "   gst-launch-1.0 tests load)"
 cargo build --workspace --locked

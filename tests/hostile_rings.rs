@@ -179,7 +179,7 @@ fn run(mode: &str, timestamps: &str, zero_copy: bool, seed: u64) {
     let mut last_pts = gst::ClockTime::ZERO;
     let mut requested = 0;
     for n in 0..300u64 {
-        if rng.next() % 8 == 0 {
+        if rng.next().is_multiple_of(8) {
             caps = (rng.next() % CAPS.len() as u64) as usize;
             w.set_caps(CAPS[caps].0).unwrap();
         }

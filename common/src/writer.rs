@@ -1338,7 +1338,7 @@ mod tests {
     /// free.
     fn dead_ring(loc: &RingLocation) -> u32 {
         let config = WriterConfig::default();
-        let (file, map, _epoch, tmp) = build(loc, &config.geometry().unwrap(), &config).unwrap();
+        let (_file, map, _epoch, tmp) = build(loc, &config.geometry().unwrap(), &config).unwrap();
         let dead = crate::testing::dead_pid();
         // Relaxed: a one-off store before the file has its name.
         map.superblock().writer_pid.store(dead, Ordering::Relaxed);

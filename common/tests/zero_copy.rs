@@ -485,7 +485,7 @@ impl RawTable {
 
     /// The u32 at byte `at` of the table.
     fn word(&self, at: usize) -> &std::sync::atomic::AtomicU32 {
-        assert!(at % 4 == 0 && at + 4 <= self.map.len());
+        assert!(at.is_multiple_of(4) && at + 4 <= self.map.len());
         // SAFETY: in bounds and aligned (checked above; the mapping is page aligned),
         // and the mapping lives as long as the borrow of self.
         unsafe { std::sync::atomic::AtomicU32::from_ptr(self.map.as_ptr().add(at) as *mut u32) }
