@@ -237,6 +237,11 @@ pub fn payload_offset(slot_count: u32) -> u64 {
     reader_table_offset(slot_count) + READER_TABLE_SIZE
 }
 
+/// Where reader entry `i` (0-based, after the header) starts within the reader table.
+pub const fn reader_entry_in_table(i: usize) -> u64 {
+    (i as u64 + 1) * READER_ENTRY_SIZE
+}
+
 pub fn round_up_page(n: u64) -> u64 {
     n.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }

@@ -1,5 +1,7 @@
-//! The shmring ring: decoded video frames shared between processes through a file in
-//! shared memory, with one writer that never waits and any number of readers.
+//! The shmring ring: decoded video frames shared between processes in shared memory.
+//!
+//! Frames go through a file in shared memory, with one writer that never waits and any
+//! number of readers.
 //!
 //! Protocol in ten lines:
 //! 1. The writer builds the ring file under a temporary name, then renames it into
@@ -15,9 +17,13 @@
 //!    new epoch under the same name means it restarted. Everything read from the file is
 //!    bounded before use. The byte layout is `docs/ring-format.md`.
 
+mod caps;
+mod commit;
 mod copy;
 pub mod error;
+pub mod formats;
 pub mod layout;
+mod leases;
 mod lending;
 pub mod location;
 mod mapping;
@@ -27,6 +33,7 @@ mod sigbus;
 mod sys;
 #[doc(hidden)]
 pub mod testing;
+mod waits;
 pub mod writer;
 
 pub use error::{Error, Result};
@@ -34,6 +41,7 @@ pub use layout::WriterState;
 pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
+pub use names::{abandoned_temp_files, remove_if_dead};
 pub use reader::{
     attach, At, AtRule, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload,
     ReaderProgress, RingHold, RingReader, WriterStatus,
@@ -43,9 +51,7 @@ pub use sigbus::{
     is_installed as sigbus_guard_installed, GUARD_ENV as SIGBUS_GUARD_ENV,
 };
 pub use sys::{monotonic_ns, realtime_ns, wait_path, WaitPath};
-pub use writer::{
-    abandoned_temp_files, remove_if_dead, Origin, RingWriter, SlotWriter, WriterConfig,
-};
+pub use writer::{Origin, RingWriter, SlotWriter, WriterConfig};
 
 /// How a frame's planes lie in its payload (GStreamer's video geometry, kept as numbers
 /// so that non-GStreamer programs can read frames too).

@@ -1,5 +1,7 @@
-//! The mapped ring file and its validated geometry. All pointer arithmetic over the
-//! mapping is here, bounded by a `Geometry` that was checked against the file.
+//! The mapped ring file and its validated geometry.
+//!
+//! All pointer arithmetic over the mapping is here, bounded by a `Geometry` that was
+//! checked against the file.
 
 use std::path::Path;
 use std::ptr::NonNull;
@@ -157,6 +159,18 @@ impl Geometry {
     pub fn slot_of(&self, seq: u64) -> u32 {
         (seq % u64::from(self.slot_count)) as u32
     }
+
+    /// The oldest frame a ring of this geometry can still hold when its head is `head`
+    /// (sequences start at 1).
+    pub fn oldest_held(&self, head: u64) -> u64 {
+        head.saturating_sub(u64::from(self.slot_count) - 1).max(1)
+    }
+
+    /// Where reader entry `i` (0-based, after the table's header) starts in the file: the
+    /// byte whose OFD lock makes the entry a reader's.
+    pub fn reader_entry_offset(&self, i: usize) -> u64 {
+        self.reader_table_offset + reader_entry_in_table(i)
+    }
 }
 
 enum Backing {
@@ -219,7 +233,7 @@ impl TableMapping {
         let i = i % READER_ENTRIES;
         // SAFETY: entry i + 1 of 64 lies within the page; 64-byte aligned; all atomics.
         unsafe {
-            &*(self.base.as_ptr().add((i + 1) * READER_ENTRY_SIZE as usize) as *const ReaderEntry)
+            &*(self.base.as_ptr().add(reader_entry_in_table(i) as usize) as *const ReaderEntry)
         }
     }
 }
@@ -354,7 +368,7 @@ impl Mapping {
     /// Reader entry `i` (0-based, after the header).
     pub fn reader_entry(&self, geom: &Geometry, i: usize) -> &ReaderEntry {
         let i = i % READER_ENTRIES;
-        let off = geom.reader_table_offset + (i as u64 + 1) * READER_ENTRY_SIZE;
+        let off = geom.reader_entry_offset(i);
         assert!(
             off + READER_ENTRY_SIZE <= self.len as u64,
             "reader entry outside the mapping"

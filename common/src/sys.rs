@@ -1,5 +1,6 @@
-//! Everything that talks to the kernel directly: futexes, clocks and open-file-description
-//! locks. The rest of the crate goes through these few functions.
+//! What talks to the kernel directly: futexes, clocks and open-file-description locks.
+//!
+//! The rest of the crate goes through these few functions.
 
 use std::os::fd::AsFd;
 use std::path::Path;

@@ -1,5 +1,7 @@
-//! Helpers for tests of programs that use rings: private ring directories and frame
-//! patterns that let a reader check every byte of every frame.
+//! Helpers for tests of programs that use rings.
+//!
+//! Private ring directories, and frame patterns that let a reader check every byte of
+//! every frame.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

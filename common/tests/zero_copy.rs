@@ -498,7 +498,7 @@ impl RawTable {
     /// Takes entry `entry`'s lock, as a live reader holds it (the writer reclaims the
     /// leases of entries whose lock is free).
     fn claim(&self, geom: &Geometry, entry: usize) {
-        let byte = geom.reader_table_offset + (entry as u64 + 1) * layout::READER_ENTRY_SIZE;
+        let byte = geom.reader_entry_offset(entry);
         let lock = libc::flock {
             l_type: libc::F_WRLCK as libc::c_short,
             l_whence: libc::SEEK_SET as libc::c_short,
@@ -511,7 +511,7 @@ impl RawTable {
 
     /// Lease word `i` of entry `entry` (0-based, after the header).
     fn lease(&self, entry: usize, i: usize) -> &std::sync::atomic::AtomicU32 {
-        self.word((entry + 1) * layout::READER_ENTRY_SIZE as usize + 8 + 4 * i)
+        self.word(layout::reader_entry_in_table(entry) as usize + 8 + 4 * i)
     }
 }
 
