@@ -1,3 +1,5 @@
+//! The shmringsrc element: properties, BaseSrc/PushSrc, negotiation, allocation, attaching.
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex};
@@ -10,16 +12,17 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-use shmring_common::reader::LIVENESS_CHECK_INTERVAL;
 use shmring_common::{
-    attach, At, AtRule, Attach, ByHandle, Frame, FrameInfo, Handle, Interrupter, Next, Payload,
-    RingLocation, RingReader, WriterStatus,
+    attach, Attach, FrameInfo, Interrupter, RingLocation, RingReader, WriterStatus,
 };
 
-use crate::timestamps::{self, Dropped, FrameTimes, Stamper};
+use crate::buffers::Allocator;
+use crate::handles::Request;
+use crate::stats::Stats;
+use crate::timestamps::{self, Stamper};
 use crate::{Mode, Timestamps};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "shmringsrc",
         gst::DebugColorFlags::empty(),
@@ -36,15 +39,15 @@ const DEFAULT_ZERO_COPY: bool = true;
 const DEFAULT_MAX_AGE: u64 = 200_000_000;
 
 #[derive(Clone, Debug)]
-struct Settings {
-    ring: Option<String>,
-    dir: Option<String>,
-    mode: Mode,
-    timeout: u64,
-    zero_copy: bool,
-    timestamps: Timestamps,
-    max_age: u64,
-    start: u64,
+pub(crate) struct Settings {
+    pub(crate) ring: Option<String>,
+    pub(crate) dir: Option<String>,
+    pub(crate) mode: Mode,
+    pub(crate) timeout: u64,
+    pub(crate) zero_copy: bool,
+    pub(crate) timestamps: Timestamps,
+    pub(crate) max_age: u64,
+    pub(crate) start: u64,
 }
 
 impl Default for Settings {
@@ -62,85 +65,41 @@ impl Default for Settings {
     }
 }
 
-fn rule_name(rule: AtRule) -> &'static str {
-    match rule {
-        AtRule::Nearest => "nearest",
-        AtRule::AtOrBefore => "at-or-before",
-        AtRule::AtOrAfter => "at-or-after",
-    }
-}
-
-/// A frame asked for in `handle` mode.
-#[derive(Clone, Debug)]
-enum Request {
-    Handle(Handle),
-    /// The frame captured closest to this wall-clock time (ns) by the rule.
-    At(u64, AtRule),
-}
-
-#[derive(Default, Debug)]
-struct Stats {
-    received: u64,
-    skipped: u64,
-    lost: u64,
-    torn_retries: u64,
-    zero_copy: u64,
-    into_ring: u64,
-    reattaches: u64,
-    timeouts: u64,
-    handles_delivered: u64,
-    handles_gone: u64,
-    handles_not_yet: u64,
-    handles_invalid: u64,
-    /// Frames older than max-age with timestamps=capture, dropped.
-    too_late: u64,
-    /// Frames whose values from the ring are out of range, dropped.
-    invalid: u64,
-}
-
-/// Why a frame read from the ring does not leave the source.
-#[derive(Debug)]
-enum Skipped {
-    /// It outlived its caps (two caps changes came after it).
-    CapsGone,
-    Dropped(Dropped),
-}
-
 /// What the streaming thread reads from. Only `create` and `stop` touch it.
-struct Stream {
-    loc: RingLocation,
-    allocator: Allocator,
-    reader: Option<Box<RingReader>>,
-    attached_once: bool,
-    caps_version: u32,
-    caps: Option<gst::Caps>,
-    info: Option<gst_video::VideoInfo>,
-    discont: bool,
-    stamper: Stamper,
+pub(crate) struct Stream {
+    pub(crate) loc: RingLocation,
+    pub(crate) allocator: Allocator,
+    pub(crate) reader: Option<Box<RingReader>>,
+    pub(crate) attached_once: bool,
+    pub(crate) caps_version: u32,
+    pub(crate) caps: Option<gst::Caps>,
+    pub(crate) info: Option<gst_video::VideoInfo>,
+    pub(crate) discont: bool,
+    pub(crate) stamper: Stamper,
 }
 
 /// What queries need while `create` may be blocked holding `stream`: never held across
 /// a wait.
 #[derive(Default)]
-struct Negotiated {
-    caps: Option<gst::Caps>,
-    frame_duration: Option<gst::ClockTime>,
-    slots: u32,
+pub(crate) struct Negotiated {
+    pub(crate) caps: Option<gst::Caps>,
+    pub(crate) frame_duration: Option<gst::ClockTime>,
+    pub(crate) slots: u32,
 }
 
 pub struct ShmRingSrc {
-    settings: Mutex<Settings>,
-    negotiated: Mutex<Negotiated>,
+    pub(crate) settings: Mutex<Settings>,
+    pub(crate) negotiated: Mutex<Negotiated>,
     stream: Mutex<Option<Stream>>,
     /// Wakes the streaming thread's waits; kept outside `stream` so that `unlock` never
     /// waits for the lock a blocked `create` holds.
     interrupter: Mutex<Option<Interrupter>>,
-    flushing: AtomicBool,
-    requests: Mutex<VecDeque<Request>>,
-    requests_cond: Condvar,
-    stats: Mutex<Stats>,
+    pub(crate) flushing: AtomicBool,
+    pub(crate) requests: Mutex<VecDeque<Request>>,
+    pub(crate) requests_cond: Condvar,
+    pub(crate) stats: Mutex<Stats>,
     /// The pool of a shmringsink downstream, when the allocation query brought one.
-    ring_pool: Mutex<Option<gst::BufferPool>>,
+    pub(crate) ring_pool: Mutex<Option<gst::BufferPool>>,
 }
 
 impl Default for ShmRingSrc {
@@ -348,137 +307,11 @@ impl ElementImpl for ShmRingSrc {
     }
 }
 
-/// A writable buffer for one frame, or nothing when allocation failed (the reader then
-/// reports that the buffer is too small); and whether it is a slot of a shmringsink's
-/// pool downstream.
-struct OutBuf(Option<gst::MappedBuffer<gst::buffer::Writable>>, bool);
-
-impl AsMut<[u8]> for OutBuf {
-    fn as_mut(&mut self) -> &mut [u8] {
-        match &mut self.0 {
-            Some(m) => m.as_mut_slice(),
-            None => &mut [],
-        }
-    }
-}
-
-/// A leased frame as the memory of a GStreamer buffer. GStreamer takes the frame's
-/// address and length from it once, when it wraps it, and reads the bytes as C code
-/// from then on; no Rust code here reads through the slice.
-struct LeaseMemory(shmring_common::LeasedPayload);
-
-impl AsRef<[u8]> for LeaseMemory {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: the slice only carries the address and length to GStreamer, which
-        // keeps this LeaseMemory (and so the mapping and the lease) alive with the
-        // memory, read-only.
-        unsafe { self.0.as_slice() }
-    }
-}
-
-/// Output buffers come from a pool of frame-sized buffers, so that the memory of each
-/// frame is reused instead of freshly allocated (and page-faulted) for every frame.
-#[derive(Clone, Default)]
-struct Allocator {
-    pool: Option<(gst::BufferPool, usize)>,
-}
-
-impl Allocator {
-    fn for_caps(caps: &gst::Caps, size: usize) -> Self {
-        let pool = gst::BufferPool::new();
-        let mut config = pool.config();
-        config.set_params(Some(caps), size as u32, 2, 0);
-        let ok = pool.set_config(config).is_ok() && pool.set_active(true).is_ok();
-        Allocator {
-            pool: ok.then_some((pool, size)),
-        }
-    }
-
-    fn alloc(&self, info: &FrameInfo) -> OutBuf {
-        let len = info.len as usize;
-        let buffer = match &self.pool {
-            Some((pool, size)) if *size == len => pool.acquire_buffer(None).ok(),
-            _ => None,
-        }
-        .or_else(|| gst::Buffer::with_size(len).ok());
-        OutBuf(
-            buffer.and_then(|b| b.into_mapped_buffer_writable().ok()),
-            false,
-        )
-    }
-
-    fn stop(&self) {
-        if let Some((pool, _)) = &self.pool {
-            let _ = pool.set_active(false);
-        }
-    }
-
-    /// A buffer of `ring_pool` (a shmringsink's slots) for the frame, or of our own.
-    fn alloc_from(&self, ring_pool: &gst::BufferPool, info: &FrameInfo) -> OutBuf {
-        let slot = ring_pool
-            .acquire_buffer(None)
-            .ok()
-            .filter(|b| b.size() == info.len as usize)
-            .and_then(|b| b.into_mapped_buffer_writable().ok());
-        match slot {
-            Some(mapped) => OutBuf(Some(mapped), true),
-            None => self.alloc(info),
-        }
-    }
-}
-
 impl ShmRingSrc {
-    fn stats_structure(&self) -> gst::Structure {
-        let s = self.stats.lock().unwrap();
-        gst::Structure::builder("application/x-shmringsrc-stats")
-            .field("received", s.received)
-            .field("skipped", s.skipped)
-            .field("lost", s.lost)
-            .field("torn-retries", s.torn_retries)
-            .field("zero-copy", s.zero_copy)
-            .field("into-ring", s.into_ring)
-            .field("reattaches", s.reattaches)
-            .field("timeouts", s.timeouts)
-            .field("handles-delivered", s.handles_delivered)
-            .field("handles-gone", s.handles_gone)
-            .field("handles-not-yet", s.handles_not_yet)
-            .field("handles-invalid", s.handles_invalid)
-            .field("too-late", s.too_late)
-            .field("invalid", s.invalid)
-            .build()
-    }
-
-    fn post(&self, s: gst::Structure) {
+    pub(crate) fn post(&self, s: gst::Structure) {
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-    }
-
-    fn post_handle_status(&self, handle: &str, status: &str, reason: Option<&str>) {
-        let mut b = gst::Structure::builder("shmringsrc-handle")
-            .field("handle", handle)
-            .field("status", status);
-        if let Some(r) = reason {
-            b = b.field("reason", r);
-        }
-        self.post(b.build());
-    }
-
-    /// The `request-frame` action signal: queue a frame for `handle` mode.
-    fn request_frame(&self, text: &str) -> bool {
-        match text.parse::<Handle>() {
-            Ok(h) => {
-                self.requests.lock().unwrap().push_back(Request::Handle(h));
-                self.requests_cond.notify_all();
-                true
-            }
-            Err(e) => {
-                gst::warning!(CAT, imp = self, "{e}");
-                self.stats.lock().unwrap().handles_invalid += 1;
-                self.post_handle_status(text, "invalid", Some(&e.to_string()));
-                false
-            }
-        }
     }
 
     /// Runs `f` on the stream taken out of its mutex, so that no lock is held while it
@@ -510,44 +343,6 @@ impl ShmRingSrc {
         }
     }
 
-    /// The `request-frame-at` action signal: queue a request by capture time.
-    fn request_frame_at(&self, at: u64, rule: &str) -> bool {
-        match rule.parse::<AtRule>() {
-            Ok(r) => {
-                self.requests.lock().unwrap().push_back(Request::At(at, r));
-                self.requests_cond.notify_all();
-                true
-            }
-            Err(e) => {
-                gst::warning!(CAT, imp = self, "{e}");
-                self.stats.lock().unwrap().handles_invalid += 1;
-                self.post_at_status(at, rule, None, "invalid", Some(&e));
-                false
-            }
-        }
-    }
-
-    /// The answer to a `request-frame-at`: a `shmringsrc-handle` message with the
-    /// capture time and rule asked for, and the handle chosen when there is one.
-    fn post_at_status(
-        &self,
-        at: u64,
-        rule: &str,
-        chosen: Option<&str>,
-        status: &str,
-        reason: Option<&str>,
-    ) {
-        let mut b = gst::Structure::builder("shmringsrc-handle")
-            .field("handle", chosen.unwrap_or(""))
-            .field("capture-time", at)
-            .field("rule", rule)
-            .field("status", status);
-        if let Some(r) = reason {
-            b = b.field("reason", r);
-        }
-        self.post(b.build());
-    }
-
     fn interrupter(&self) -> Result<Interrupter, gst::FlowError> {
         self.interrupter
             .lock()
@@ -556,13 +351,13 @@ impl ShmRingSrc {
             .ok_or(gst::FlowError::Flushing)
     }
 
-    fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::from_nanos(self.settings.lock().unwrap().timeout)
     }
 
     /// Attaches to the ring, waiting for a writer as long as it takes (posting a
     /// message every `timeout`). Err(Flushing) when unlocked.
-    fn ensure_attached(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
+    pub(crate) fn ensure_attached(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
         if stream.reader.is_some() {
             return Ok(());
         }
@@ -649,7 +444,11 @@ impl ShmRingSrc {
     /// Makes the frame's caps the pad's caps when they changed. Ok(false) when the
     /// frame outlived its caps (two caps changes came after it, overwriting them): it
     /// cannot be described, and is skipped like a lost frame.
-    fn follow_caps(&self, stream: &mut Stream, info: &FrameInfo) -> Result<bool, gst::FlowError> {
+    pub(crate) fn follow_caps(
+        &self,
+        stream: &mut Stream,
+        info: &FrameInfo,
+    ) -> Result<bool, gst::FlowError> {
         if info.caps_version == stream.caps_version && stream.caps.is_some() {
             return Ok(true);
         }
@@ -771,148 +570,7 @@ impl ShmRingSrc {
         Ok(changed)
     }
 
-    /// The output buffer of `frame`, or why it does not leave: its caps are gone
-    /// (counted as lost or skipped), it is older than max-age (`too-late`), or a value
-    /// it brings from the ring is out of range (`invalid`). The next buffer then
-    /// carries a DISCONT.
-    fn to_buffer(
-        &self,
-        stream: &mut Stream,
-        frame: Frame<Payload<OutBuf>>,
-        mode: Mode,
-    ) -> Result<Result<gst::Buffer, Skipped>, gst::FlowError> {
-        if !self.follow_caps(stream, &frame.info)? {
-            stream.discont = true;
-            let mut stats = self.stats.lock().unwrap();
-            let missed = frame.missed.saturating_add(1);
-            match mode {
-                Mode::Latest => stats.skipped = stats.skipped.saturating_add(missed),
-                _ => stats.lost = stats.lost.saturating_add(missed),
-            }
-            return Ok(Err(Skipped::CapsGone));
-        }
-        let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
-        if frame.info.len != expected {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Format,
-                (
-                    "Frame {} of ring {} has {} bytes, its caps need {}",
-                    frame.info.seq,
-                    stream.loc,
-                    frame.info.len,
-                    expected
-                )
-            );
-            return Err(gst::FlowError::Error);
-        }
-        let (pts, duration, times) = match self.stamp(stream, &frame.info) {
-            Ok(stamped) => stamped,
-            Err(dropped) => {
-                stream.discont = true;
-                let mut stats = self.stats.lock().unwrap();
-                match &dropped {
-                    Dropped::TooLate { .. } => stats.too_late += 1,
-                    Dropped::Invalid(_) => stats.invalid += 1,
-                }
-                drop(stats);
-                match &dropped {
-                    Dropped::TooLate { .. } => gst::debug!(
-                        CAT,
-                        imp = self,
-                        "frame {}: {}: dropped",
-                        frame.info.seq,
-                        dropped.reason()
-                    ),
-                    Dropped::Invalid(why) => gst::warning!(
-                        CAT,
-                        imp = self,
-                        "ring {}: {why}: dropped (invalid in stats)",
-                        stream.loc
-                    ),
-                }
-                return Ok(Err(Skipped::Dropped(dropped)));
-            }
-        };
-        let mut buffer = match frame.data {
-            Payload::Copied(OutBuf(Some(mapped), into_ring)) => {
-                self.stats.lock().unwrap().into_ring += u64::from(into_ring);
-                mapped.into_buffer()
-            }
-            Payload::Copied(OutBuf(None, _)) => return Err(gst::FlowError::Error),
-            Payload::Leased(leased) => {
-                self.stats.lock().unwrap().zero_copy += 1;
-                // Read-only memory over the leased slot; freeing it releases the lease.
-                gst::Buffer::from_slice(LeaseMemory(leased))
-            }
-        };
-        {
-            let b = buffer.get_mut().expect("new buffer is writable");
-            b.set_pts(pts);
-            b.set_dts(pts);
-            b.set_offset(frame.info.seq);
-            b.set_offset_end(frame.info.seq.saturating_add(1));
-            b.set_duration(duration);
-            if stream.discont || frame.missed > 0 {
-                b.set_flags(gst::BufferFlags::DISCONT);
-                stream.discont = false;
-            }
-            static UNIX: LazyLock<gst::Caps> =
-                LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-unix"));
-            static WRITER_PTS: LazyLock<gst::Caps> =
-                LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-shmring-pts"));
-            gst::ReferenceTimestampMeta::add(b, &UNIX, times.captured_at, None);
-            if let Some(pts) = times.writer_pts {
-                gst::ReferenceTimestampMeta::add(b, &WRITER_PTS, pts, None);
-            }
-        }
-        let mut stats = self.stats.lock().unwrap();
-        stats.received += 1;
-        stats.torn_retries = stats
-            .torn_retries
-            .saturating_add(u64::from(frame.torn_retries));
-        match mode {
-            Mode::Latest => stats.skipped = stats.skipped.saturating_add(frame.missed),
-            _ => stats.lost = stats.lost.saturating_add(frame.missed),
-        }
-        Ok(Ok(buffer))
-    }
-
-    /// The PTS and duration of the buffer of a frame (see `timestamps`), and the
-    /// frame's own times, checked.
-    #[allow(clippy::type_complexity)]
-    fn stamp(
-        &self,
-        stream: &mut Stream,
-        info: &FrameInfo,
-    ) -> Result<(Option<gst::ClockTime>, Option<gst::ClockTime>, FrameTimes), Dropped> {
-        let times = FrameTimes::of(info)?;
-        let caps_duration = self.negotiated.lock().unwrap().frame_duration;
-        let now = self.obj().current_running_time();
-        let (mode, max_age) = {
-            let s = self.settings.lock().unwrap();
-            (s.timestamps, s.max_age)
-        };
-        match mode {
-            Timestamps::Arrival => {
-                let (pts, duration) = stream.stamper.arrival(now, times.duration, caps_duration);
-                Ok((pts, duration, times))
-            }
-            Timestamps::Capture => {
-                let wall = gst::ClockTime::from_nseconds(
-                    shmring_common::realtime_ns().min(timestamps::MAX_RING_TIME_NS),
-                );
-                let max_age = gst::ClockTime::from_nseconds(max_age);
-                let pts = stream
-                    .stamper
-                    .capture(now, wall, times.captured_at, max_age)?;
-                let duration = Stamper::nominal(times.duration, caps_duration);
-                Ok((pts, duration, times))
-            }
-        }
-    }
-
-    fn read_error(&self, stream: &Stream, e: shmring_common::Error) -> gst::FlowError {
+    pub(crate) fn read_error(&self, stream: &Stream, e: shmring_common::Error) -> gst::FlowError {
         gst::element_imp_error!(
             self,
             gst::ResourceError::Read,
@@ -921,115 +579,9 @@ impl ShmRingSrc {
         gst::FlowError::Error
     }
 
-    fn create_streaming(
-        &self,
-        stream: &mut Stream,
-        mode: Mode,
-    ) -> Result<gst::Buffer, gst::FlowError> {
-        let timeout = self.timeout();
-        loop {
-            self.ensure_attached(stream)?;
-            let reader = stream.reader.as_mut().expect("attached");
-            let allocator = &stream.allocator;
-            // A shmringsink downstream proposed its pool: a copy into it goes straight
-            // into that ring, and an element between (an overlay, a filter working in
-            // place) writes there instead of copying a read-only leased frame first.
-            let ring_pool = self.ring_pool.lock().unwrap().clone();
-            let next = match (&ring_pool, mode) {
-                (Some(pool), Mode::Sequential) => reader
-                    .next(timeout, |i| allocator.alloc_from(pool, i))
-                    .map(|n| n.map(Payload::Copied)),
-                (Some(pool), _) => reader
-                    .latest(timeout, |i| allocator.alloc_from(pool, i))
-                    .map(|n| n.map(Payload::Copied)),
-                (None, Mode::Sequential) => reader.next_zero_copy(timeout, |i| allocator.alloc(i)),
-                (None, _) => reader.latest_zero_copy(timeout, |i| allocator.alloc(i)),
-            };
-            match next.map_err(|e| self.read_error(stream, e))? {
-                Next::Frame(f) => match self.to_buffer(stream, f, mode)? {
-                    Ok(buffer) => return Ok(buffer),
-                    Err(_) => continue,
-                },
-                Next::TimedOut => {
-                    self.stats.lock().unwrap().timeouts += 1;
-                    self.post(
-                        gst::Structure::builder("shmringsrc-timeout")
-                            .field("ring", stream.loc.display_name())
-                            .field("waiting-for", "frame")
-                            .field("waited", timeout.as_nanos() as u64)
-                            .build(),
-                    );
-                }
-                Next::Interrupted => return Err(gst::FlowError::Flushing),
-                Next::Eos => {
-                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc);
-                    return Err(gst::FlowError::Eos);
-                }
-                Next::WriterGone(why) => {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "writer of {} is gone ({why:?}): re-attaching",
-                        stream.loc
-                    );
-                    stream.reader = None;
-                }
-            }
-        }
-    }
-
-    /// The next request of `request-frame`, waiting as long as it takes. While it waits
-    /// it looks at the ring's writer every `LIVENESS_CHECK_INTERVAL`: EOS ends the
-    /// stream, and a writer gone (dead, closed, or its ring replaced) drops the reader,
-    /// so that the next request attaches to whichever ring then has the name.
-    fn next_request(&self, stream: &mut Stream) -> Result<Request, gst::FlowError> {
-        loop {
-            {
-                let mut q = self.requests.lock().unwrap();
-                if self.flushing.load(Ordering::Acquire) {
-                    return Err(gst::FlowError::Flushing);
-                }
-                if let Some(h) = q.pop_front() {
-                    return Ok(h);
-                }
-                q = self
-                    .requests_cond
-                    .wait_timeout(q, LIVENESS_CHECK_INTERVAL)
-                    .unwrap()
-                    .0;
-                if self.flushing.load(Ordering::Acquire) {
-                    return Err(gst::FlowError::Flushing);
-                }
-                if let Some(h) = q.pop_front() {
-                    return Ok(h);
-                }
-            } // not held while the ring is looked at: one lock at a time
-            if let Some(reader) = &stream.reader {
-                // A writer that ended its stream and then left reads as closed: the end
-                // of the stream is the news.
-                if reader.stream_ended() {
-                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc);
-                    return Err(gst::FlowError::Eos);
-                }
-                match reader.writer_status() {
-                    WriterStatus::Live | WriterStatus::Eos => {}
-                    why => {
-                        gst::info!(
-                            CAT,
-                            imp = self,
-                            "writer of {} is gone ({why:?}): the next request re-attaches",
-                            stream.loc
-                        );
-                        stream.reader = None;
-                    }
-                }
-            }
-        }
-    }
-
     /// Drops the reader when the ring it reads is no longer the one written under its
     /// name (a writer restarted, or replaced the ring): true when it did.
-    fn drop_reader_if_gone(&self, stream: &mut Stream) -> bool {
+    pub(crate) fn drop_reader_if_gone(&self, stream: &mut Stream) -> bool {
         let gone = stream.reader.as_ref().is_some_and(|r| {
             r.is_superseded()
                 || !matches!(r.writer_status(), WriterStatus::Live | WriterStatus::Eos)
@@ -1038,180 +590,6 @@ impl ShmRingSrc {
             stream.reader = None;
         }
         gone
-    }
-
-    fn create_by_handle(&self, stream: &mut Stream) -> Result<gst::Buffer, gst::FlowError> {
-        loop {
-            let (handle, at) = match self.next_request(stream)? {
-                Request::Handle(h) => (h, None),
-                Request::At(t, rule) => match self.resolve_at(stream, t, rule)? {
-                    Ok(h) => (h, Some((t, rule))),
-                    Err((status, reason)) => {
-                        let mut stats = self.stats.lock().unwrap();
-                        match status {
-                            "gone" => stats.handles_gone += 1,
-                            _ => stats.handles_not_yet += 1,
-                        }
-                        drop(stats);
-                        self.post_at_status(t, rule_name(rule), None, status, Some(reason));
-                        continue;
-                    }
-                },
-            };
-            if let Some(buffer) = self.deliver_handle(stream, &handle, at)? {
-                return Ok(buffer);
-            }
-        }
-    }
-
-    /// The handle of the frame a request by capture time names, or why there is none.
-    #[allow(clippy::type_complexity)]
-    fn resolve_at(
-        &self,
-        stream: &mut Stream,
-        at: u64,
-        rule: AtRule,
-    ) -> Result<Result<Handle, (&'static str, &'static str)>, gst::FlowError> {
-        self.ensure_attached(stream)?;
-        if self.drop_reader_if_gone(stream) {
-            self.ensure_attached(stream)?;
-        }
-        for attempt in 0..2 {
-            let reader = stream.reader.as_mut().expect("attached");
-            let found = reader.seq_at(at, rule);
-            match found.map_err(|e| self.read_error(stream, e))? {
-                At::Frame(seq) => {
-                    let reader = stream.reader.as_ref().expect("attached");
-                    return Ok(Ok(Handle {
-                        ring: stream.loc.display_name().to_owned(),
-                        epoch: reader.epoch(),
-                        seq,
-                    }));
-                }
-                At::Gone => return Ok(Err(("gone", "every frame captured then was overwritten"))),
-                At::NotYet if attempt == 0 => {
-                    // Wait for the next frame, once, as a handle not written yet does.
-                    let reader = stream.reader.as_mut().expect("attached");
-                    let next = reader.head() + 1;
-                    let waited = reader.wait_for_seq(next, self.timeout());
-                    if let Some(Next::Interrupted) =
-                        waited.map_err(|e| self.read_error(stream, e))?
-                    {
-                        return Err(gst::FlowError::Flushing);
-                    }
-                }
-                At::NotYet => {}
-            }
-        }
-        Ok(Err((
-            "not-yet",
-            "no frame captured then was written within the timeout",
-        )))
-    }
-
-    /// Reads and outputs the frame `request` names, or posts why not (None).
-    fn deliver_handle(
-        &self,
-        stream: &mut Stream,
-        request: &Handle,
-        at: Option<(u64, AtRule)>,
-    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
-        let timeout = self.timeout();
-        let text = request.to_string();
-        let post = |status: &str, reason: Option<&str>| match at {
-            Some((t, rule)) => self.post_at_status(t, rule_name(rule), Some(&text), status, reason),
-            None => self.post_handle_status(&text, status, reason),
-        };
-        if request.ring != stream.loc.display_name() {
-            self.stats.lock().unwrap().handles_gone += 1;
-            post(
-                "other-ring",
-                Some(&format!(
-                    "this source reads ring {}",
-                    stream.loc.display_name()
-                )),
-            );
-            return Ok(None);
-        }
-        self.ensure_attached(stream)?;
-        // A handle of another epoch may be of a new writer that this reader has not
-        // followed yet.
-        if stream.reader.as_ref().expect("attached").epoch() != request.epoch
-            && self.drop_reader_if_gone(stream)
-        {
-            self.ensure_attached(stream)?;
-        }
-        let mut result = self.read_handle(stream, request)?;
-        if matches!(result, ByHandle::NotYet) {
-            let reader = stream.reader.as_mut().expect("attached");
-            match reader
-                .wait_for_seq(request.seq, timeout)
-                .map_err(|e| self.read_error(stream, e))?
-            {
-                Some(Next::Interrupted) => return Err(gst::FlowError::Flushing),
-                Some(Next::Eos) => {
-                    self.stats.lock().unwrap().handles_not_yet += 1;
-                    post(
-                        "not-yet",
-                        Some("the writer ended its stream before writing it"),
-                    );
-                    return Err(gst::FlowError::Eos);
-                }
-                Some(Next::WriterGone(_)) => {
-                    stream.reader = None;
-                    self.ensure_attached(stream)?;
-                }
-                _ => {}
-            }
-            result = self.read_handle(stream, request)?;
-        }
-        match result {
-            ByHandle::Frame(f) => {
-                let f = Frame {
-                    data: Payload::Copied(f.data),
-                    info: f.info,
-                    missed: f.missed,
-                    torn_retries: f.torn_retries,
-                };
-                match self.to_buffer(stream, f, Mode::Handle)? {
-                    Ok(buffer) => {
-                        self.stats.lock().unwrap().handles_delivered += 1;
-                        post("delivered", None);
-                        return Ok(Some(buffer));
-                    }
-                    Err(Skipped::CapsGone) => {
-                        self.stats.lock().unwrap().handles_gone += 1;
-                        post(
-                            "gone",
-                            Some("its caps were overwritten by two later caps changes"),
-                        );
-                    }
-                    // Counted as too-late or invalid by to_buffer.
-                    Err(Skipped::Dropped(d)) => post(d.status(), Some(&d.reason())),
-                }
-            }
-            ByHandle::Gone => {
-                self.stats.lock().unwrap().handles_gone += 1;
-                post("gone", Some("overwritten, or of another writer epoch"));
-            }
-            ByHandle::NotYet => {
-                self.stats.lock().unwrap().handles_not_yet += 1;
-                post("not-yet", Some("not written within the timeout"));
-            }
-        }
-        Ok(None)
-    }
-
-    fn read_handle(
-        &self,
-        stream: &mut Stream,
-        request: &Handle,
-    ) -> Result<ByHandle<OutBuf>, gst::FlowError> {
-        let reader = stream.reader.as_mut().expect("attached");
-        let allocator = &stream.allocator;
-        reader
-            .by_handle(request, |i| allocator.alloc(i))
-            .map_err(|e| self.read_error(stream, e))
     }
 }
 

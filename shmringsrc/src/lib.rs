@@ -2,7 +2,11 @@
 //! `shmringsink` in another process: the newest frame (`latest`), every frame
 //! (`sequential`), or exactly the frames an application names by handle (`handle`).
 
+mod buffers;
+mod handles;
 mod imp;
+mod stats;
+mod streaming;
 mod timestamps;
 
 use gst::glib;
