@@ -27,7 +27,7 @@ use shmring_common::WriterStatus;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
-use crate::{open, rates, reader_total, ring_names, state_name, Result};
+use crate::rings::{open, rates, reader_total, ring_names, state_name, Result};
 
 /// One reading of a ring.
 struct RingSample {

@@ -19,7 +19,7 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 use gst_rtsp_server::subclass::prelude::*;
 
-use crate::{ring_names, Result};
+use crate::rings::{ring_names, Result};
 
 /// How long a media may take to bring its first frame before its client is refused.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,10 +165,10 @@ impl Media {
     /// Whether the ring has a writer alive now: a media of a ring without one would
     /// wait for it, holding its client.
     fn writer_alive(&self) -> std::result::Result<(), String> {
-        let r = crate::open(&self.dir, &self.ring)?;
+        let r = crate::rings::open(&self.dir, &self.ring)?;
         match r.writer_status() {
             shmring_common::WriterStatus::Live => Ok(()),
-            other => Err(format!("its writer is {}", crate::state_name(other))),
+            other => Err(format!("its writer is {}", crate::rings::state_name(other))),
         }
     }
 }
