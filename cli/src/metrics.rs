@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -76,6 +76,9 @@ impl RingCollector {
         use std::sync::atomic::Ordering::Relaxed;
         let names = ring_names(&self.dir).unwrap_or_default();
         let mut epochs = self.epochs.lock().unwrap_or_else(|e| e.into_inner());
+        // Rings that came and went: forgotten, so that the map never outgrows the
+        // directory.
+        epochs.retain(|name, _| names.contains(name));
         let mut out = vec![];
         for name in names {
             let Ok(r) = open(&self.dir, &name) else {
@@ -367,6 +370,33 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(20);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Connections open at once; a new one beyond this closes the oldest.
 const MAX_CONNECTIONS: usize = 256;
+/// How long a scrape is reused: however many clients ask, the rings (and the kernel's
+/// lock table, which counts their readers) are read at most four times a second.
+const SCRAPE_REUSE: Duration = Duration::from_millis(250);
+
+/// The registry, and its last scrape with the time it was made.
+struct Scrapes {
+    registry: Registry,
+    last: Mutex<Option<(Instant, Bytes)>>,
+}
+
+impl Scrapes {
+    /// The exposition text: the last scrape when it is recent, else a new one. The
+    /// runtime has one thread, so two scrapes are never made at once; the lock is not
+    /// held while the rings are read.
+    fn text(&self) -> std::result::Result<Bytes, std::fmt::Error> {
+        if let Some((at, text)) = lock(&self.last).as_ref() {
+            if at.elapsed() < SCRAPE_REUSE {
+                return Ok(text.clone());
+            }
+        }
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
+        let text = Bytes::from(body);
+        *lock(&self.last) = Some((Instant::now(), text.clone()));
+        Ok(text)
+    }
+}
 
 /// The open connections, oldest first, to close the oldest when there are too many.
 #[derive(Default)]
@@ -387,7 +417,7 @@ impl Drop for Listed {
     }
 }
 
-fn lock(c: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+fn lock<T>(c: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -414,12 +444,16 @@ pub(crate) fn serve(dir: &Path, listen: &str) -> Result<()> {
             "shmring metrics: rings of {} at http://{listen}/metrics",
             dir.display()
         );
-        accept_loop(listener, Arc::new(registry)).await;
+        let scrapes = Scrapes {
+            registry,
+            last: Mutex::default(),
+        };
+        accept_loop(listener, Arc::new(scrapes)).await;
         Ok(())
     })
 }
 
-async fn accept_loop(listener: TcpListener, registry: Arc<Registry>) {
+async fn accept_loop(listener: TcpListener, registry: Arc<Scrapes>) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
@@ -474,7 +508,7 @@ async fn accept_loop(listener: TcpListener, registry: Arc<Registry>) {
 async fn connection(
     stream: TcpStream,
     http: http1::Builder,
-    registry: Arc<Registry>,
+    registry: Arc<Scrapes>,
     _listed: Listed,
 ) {
     let _ = stream.set_nodelay(true);
@@ -496,7 +530,7 @@ async fn connection(
 }
 
 /// The answer to one request: the metrics for GET (or HEAD) /metrics.
-fn respond(registry: &Registry, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(scrapes: &Scrapes, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, body: &'static str| {
         let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *r.status_mut() = status;
@@ -518,10 +552,9 @@ fn respond(registry: &Registry, request: &Request<Incoming>) -> Response<Full<By
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, registry) {
-        Ok(()) => {
-            let mut r = Response::new(Full::new(Bytes::from(body)));
+    match scrapes.text() {
+        Ok(body) => {
+            let mut r = Response::new(Full::new(body));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(

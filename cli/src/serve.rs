@@ -224,24 +224,35 @@ mod imp {
 
         fn media_configure(&self, media: &gst_rtsp_server::RTSPMedia) {
             self.parent_media_configure(media);
-            // A media that has not brought its first frame in time is abandoned, so
-            // that the client waiting for it gets an answer. Watched from a thread of
-            // its own: RTSPMedia::status() waits while a media prepares, and unprepare
-            // takes the media's locks, neither of which the main loop may wait for.
+            // A media that has not brought its first frame in time fails with an
+            // error on its pipeline's bus: every client waiting for it is answered and
+            // gives back its own hold on the media (unprepare would take a hold that is
+            // not ours, and end the stream of a client that came later). Checked on
+            // the main loop, from a flag: RTSPMedia::status() waits while a media
+            // prepares, and the main loop must never wait.
             let prepared = Arc::new(AtomicBool::new(false));
             let flag = prepared.clone();
+            // Release pairs with the Acquire load below.
             media.connect_prepared(move |_| flag.store(true, Ordering::Release));
-            let media = media.clone();
+            let weak = media.downgrade();
             let ring = self.media.get().map(|m| m.ring.clone()).unwrap_or_default();
-            std::thread::spawn(move || {
-                std::thread::sleep(FIRST_FRAME_TIMEOUT);
-                if !prepared.load(Ordering::Acquire) {
-                    eprintln!(
-                        "shmring serve: /{ring}: no frame within {} s: refused",
-                        FIRST_FRAME_TIMEOUT.as_secs()
-                    );
-                    let _ = media.unprepare();
+            glib::timeout_add_once(FIRST_FRAME_TIMEOUT, move || {
+                let Some(media) = weak.upgrade() else { return };
+                if prepared.load(Ordering::Acquire) {
+                    return;
                 }
+                eprintln!(
+                    "shmring serve: /{ring}: no frame within {} s: refused",
+                    FIRST_FRAME_TIMEOUT.as_secs()
+                );
+                media.element().post_error_message(gst::error_msg!(
+                    gst::ResourceError::Read,
+                    (
+                        "Ring {} brought no frame within {} s",
+                        ring,
+                        FIRST_FRAME_TIMEOUT.as_secs()
+                    )
+                ));
             });
         }
     }
@@ -299,7 +310,15 @@ pub(crate) fn serve(opts: Options) -> Result<()> {
         );
         move || {
             let names: HashSet<String> = if only.is_empty() {
-                ring_names(&dir).unwrap_or_default().into_iter().collect()
+                match ring_names(&dir) {
+                    Ok(names) => names.into_iter().collect(),
+                    // Not a sign that the rings are gone (EMFILE under load, say):
+                    // nothing is mounted or taken down this round.
+                    Err(e) => {
+                        eprintln!("shmring serve: {e}");
+                        return;
+                    }
+                }
             } else {
                 only.iter().cloned().collect()
             };

@@ -220,17 +220,20 @@ fn metrics_move_with_the_frames_and_show_a_dead_writer() {
     let mut writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
     let mut readers = [read_live(&dir, ""), read_live(&dir, "zero-copy=false")];
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut exporter = Command::new(env!("CARGO_BIN_EXE_shmring"))
-        .args([
-            "--dir",
-            dir.path.to_str().unwrap(),
-            "metrics",
-            "--listen",
-            &addr,
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _exporter = Killed(
+        Command::new(env!("CARGO_BIN_EXE_shmring"))
+            .args([
+                "--dir",
+                dir.path.to_str().unwrap(),
+                "metrics",
+                "--listen",
+                &addr,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let scrape = || loop {
         if std::net::TcpStream::connect(&addr).is_ok() {
@@ -295,19 +298,24 @@ fn metrics_move_with_the_frames_and_show_a_dead_writer() {
     // The writer SIGKILLed: the ring shows it dead.
     let _ = writer.0.kill();
     let _ = writer.0.wait();
-    let third = scrape();
-    assert_eq!(
-        metric(&third, "shmring_writer_up", "ring=\"live\""),
-        Some(0.0)
-    );
+    // A scrape is reused for a quarter of a second: the death shows in the next.
+    let third = loop {
+        let s = scrape();
+        if metric(&s, "shmring_writer_up", "ring=\"live\"") == Some(0.0) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never showed dead: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(
         metric(&third, "shmring_writer_state", "state=\"dead\""),
         Some(1.0),
         "{third}"
     );
     assert!(http_get(&addr, "/other").0.contains("404"));
-    let _ = exporter.kill();
-    let _ = exporter.wait();
     for r in &mut readers {
         let _ = r.kill();
         let _ = r.wait();

@@ -116,16 +116,6 @@ fn every_subcommand_reads_a_hostile_ring_without_a_panic() {
     );
 }
 
-/// A child process killed when the test ends, whether it passed or not.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn gc_goes_past_a_stray_name_and_removes_every_dead_ring_after_it() {
     let dir = TestDir::new("cli-gc-stray");

@@ -236,3 +236,13 @@ impl Drop for Client {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
+
+/// A child process killed when the test ends, whether it passed or not.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
