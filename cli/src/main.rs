@@ -548,12 +548,19 @@ fn gc(dir: &Path, dry_run: bool, older_than: Duration) -> Result<()> {
         let what = "left by a writer that died while creating it";
         if dry_run {
             println!("would remove {} ({what})", tmp.display());
-        } else if let Err(e) = std::fs::remove_file(&tmp) {
-            println!("{}: cannot remove: {e}", tmp.display());
-            failed.push(tmp.display().to_string());
-            continue;
         } else {
-            println!("removed {} ({what})", tmp.display());
+            match shmring_common::remove_abandoned_temp(&tmp) {
+                Ok(true) => println!("removed {} ({what})", tmp.display()),
+                Ok(false) => {
+                    println!("{}: taken by a writer meanwhile; left alone", tmp.display());
+                    continue;
+                }
+                Err(e) => {
+                    println!("{}: cannot remove: {e}", tmp.display());
+                    failed.push(tmp.display().to_string());
+                    continue;
+                }
+            }
         }
         removed += 1;
     }

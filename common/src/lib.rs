@@ -41,7 +41,7 @@ pub use layout::WriterState;
 pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
-pub use names::{abandoned_temp_files, remove_if_dead};
+pub use names::{abandoned_temp_files, remove_abandoned_temp, remove_if_dead};
 pub use reader::{
     attach, At, AtRule, Attach, ByHandle, Frame, Interrupter, LeasedPayload, Next, Payload,
     ReaderProgress, RingHold, RingReader, WriterStatus,

@@ -7,13 +7,21 @@
 //! writers left. The building itself is the writer's (writer.rs).
 //!
 //! The name lock: every change of a ring's name (create, take-over, replace, drop, gc)
-//! is made under a short `flock` on the directory itself, so that looking at a name and
-//! acting on it are one step for every process that changes names.
+//! is made under a short lock, so that looking at a name and acting on it are one step
+//! for every process that changes names.
 //!
 //! Without it each of those checks a name, then acts on it, and another process could
 //! put a ring under the name in between (the plain-rename fallback of `replace`, the
 //! take-over of a dead writer's ring, which builds its ring for milliseconds between the
 //! check and the rename, and the removal by drop and gc).
+//!
+//! The lock is an open-file-description write lock on `.shmring-names-<uid>.lock`, a
+//! file of the user's own, mode 0600, in the ring directory. Not the directory itself:
+//! anybody who can read a directory can `flock` it, group readers of a 0750 ring
+//! directory and every user of `/dev/shm` among them, and they could then make every
+//! change wait. The file is made once and left in place (removing a lock file races
+//! with its next taker); a file of that name that is not ours, or not a regular file,
+//! is never used.
 //!
 //! Rules, so that the lock can never block anyone for long:
 //! - it is taken last: after the ring's own lock where one is held, never before, and
@@ -22,12 +30,13 @@
 //!   of a name and the rename or unlink that follows;
 //! - waiting for it is bounded ([`MAX_WAIT`]): a holder that is stopped (SIGSTOP, a
 //!   debugger) delays the others by that much, then they go ahead with their own checks,
-//!   as they did before the lock existed. So does a process that cannot open the
-//!   directory for reading.
+//!   as they did before the lock existed. So does a process that cannot make or open the
+//!   lock file. The take-over and `replace` stay correct without it where the kernel
+//!   can swap two names (`renameat2(RENAME_EXCHANGE)`): they swap, then check.
 //!
-//! A directory fd's `flock` is per open file description: two threads of one process
-//! exclude each other as two processes do, and the lock goes with the fd when a process
-//! dies.
+//! OFD locks belong to the open file description: two threads of one process exclude
+//! each other as two processes do, and the lock goes when the last fd closes (a
+//! SIGKILLed holder frees it).
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -35,8 +44,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
 use crate::layout::{MAGIC, SUPERBLOCK_SIZE};
@@ -50,41 +57,60 @@ pub const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Held while a name is looked at and changed; released when dropped.
 #[must_use = "the lock is released when this is dropped"]
 pub struct NameLock {
-    _held: Option<Flock<File>>,
+    /// The lock file, write-locked; closing it releases the lock.
+    held: Option<File>,
 }
 
 impl NameLock {
-    /// Takes the lock of the ring directory `dir`, waiting at most [`MAX_WAIT`]. When the
-    /// wait runs out or the directory cannot be opened, the guard holds nothing and the
-    /// change goes ahead on its own checks.
+    /// Takes the name lock of the ring directory `dir`, waiting at most [`MAX_WAIT`].
+    /// When the wait runs out or the lock file cannot be used, the guard holds nothing
+    /// and the change goes ahead on its own checks.
     pub fn take(dir: &Path) -> NameLock {
         Self::take_within(dir, MAX_WAIT)
     }
 
     pub(crate) fn take_within(dir: &Path, wait: Duration) -> NameLock {
-        let Ok(mut file) = File::open(dir) else {
-            return NameLock { _held: None };
+        let Some(file) = lock_file(dir) else {
+            return NameLock { held: None };
         };
         let deadline = Instant::now() + wait;
         loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(held) => return NameLock { _held: Some(held) },
-                Err((f, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR))
-                    if Instant::now() < deadline =>
-                {
-                    file = f;
+            match sys::try_lock_byte(&file, 0) {
+                Ok(true) => return NameLock { held: Some(file) },
+                Ok(false) | Err(nix::errno::Errno::EINTR) if Instant::now() < deadline => {
                     // Held for microseconds by a running process: look again soon.
                     std::thread::sleep(Duration::from_micros(200));
                 }
-                Err(_) => return NameLock { _held: None },
+                _ => return NameLock { held: None },
             }
         }
     }
 
-    /// Whether the lock is held (false: the wait ran out, or no directory to lock).
+    /// Whether the lock is held (false: the wait ran out, or no lock file to lock).
     pub fn is_held(&self) -> bool {
-        self._held.is_some()
+        self.held.is_some()
     }
+}
+
+/// The name of the lock file of user `uid`.
+pub fn lock_file_name(uid: u32) -> String {
+    format!(".shmring-names-{uid}.lock")
+}
+
+/// Opens (making it if need be) this user's lock file in `dir`: a regular file of ours,
+/// or nothing.
+fn lock_file(dir: &Path) -> Option<File> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.join(lock_file_name(uid)))
+        .ok()?;
+    let md = file.metadata().ok()?;
+    (md.file_type().is_file() && md.uid() == uid).then_some(file)
 }
 
 /// Makes `dir` the ring directory if it is missing (0700, and the group's 0050 for rings
@@ -419,6 +445,25 @@ pub fn abandoned_temp_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes `path`, a temporary file that `abandoned_temp_files` found, if it is still
+/// unlocked and still under that name: looked at and removed under the name lock, so
+/// that a writer that has just made a file of that name (a reused pid) keeps it.
+/// Ok(false) when it was left alone.
+pub fn remove_abandoned_temp(path: &Path) -> Result<bool> {
+    let Some(file) = open_existing(path)? else {
+        return Ok(false);
+    };
+    if !sys::try_lock_exclusive(&file).map_err(|e| Error::io(path, "lock", e))? {
+        return Ok(false); // a live writer's
+    }
+    let _names = NameLock::take(path.parent().unwrap_or(Path::new(".")));
+    if !same_file(&file, path) {
+        return Ok(false);
+    }
+    std::fs::remove_file(path).map_err(|e| Error::io(path, "remove", e))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +492,19 @@ mod tests {
         assert!(!late.is_held());
         assert!(waited >= MAX_WAIT && waited < MAX_WAIT * 4, "{waited:?}");
         drop(stuck);
+    }
+
+    #[test]
+    fn a_lock_file_that_is_not_ours_or_not_a_file_is_never_used() {
+        let dir = TestDir::new("namelock-fifo");
+        let path = dir
+            .path
+            .join(lock_file_name(nix::unistd::geteuid().as_raw()));
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let t0 = Instant::now();
+        let sut = NameLock::take(&dir.path);
+        assert!(!sut.is_held(), "a FIFO is not a lock file");
+        assert!(t0.elapsed() < MAX_WAIT, "and it never hangs the open");
     }
 
     #[test]

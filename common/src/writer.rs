@@ -196,21 +196,19 @@ impl RingWriter {
                                 .into(),
                     })?;
                     let (file, map, epoch, tmp) = build(loc, &geom, config)?;
-                    // Building took milliseconds: look at the name again, under the
-                    // directory's name lock, and take it only if it still names the dead
-                    // writer's ring.
+                    // Building took milliseconds: the name is taken only if it still
+                    // names the dead writer's ring, looked at under the name lock and
+                    // swapped, then checked, where the kernel can swap (so that a
+                    // process that skips the lock cannot lose its ring either).
                     let names = NameLock::take(loc.dir());
-                    if !same_file(&old, path) {
-                        drop(names);
-                        let _ = std::fs::remove_file(&tmp);
-                        continue;
-                    }
-                    let renamed = std::fs::rename(&tmp, path);
+                    let swapped = put_in_place_of(&old, &file, &tmp, path);
                     drop(names);
-                    renamed.map_err(|e| {
-                        let _ = std::fs::remove_file(&tmp);
-                        Error::io(path, "rename into place", e)
-                    })?;
+                    match swapped {
+                        Ok(()) => {}
+                        // Another ring came under the name: look at it afresh.
+                        Err(Error::Busy { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
                     drop(old);
                     let origin = Origin::TookOver { dead_pid };
                     return Ok(Self::start(loc, file, map, geom, epoch, origin, config));
@@ -688,18 +686,22 @@ mod tests {
         dead
     }
 
-    /// How long `change` took while another holder kept the directory's name lock for
-    /// 100 ms.
-    fn time_under_held_name_lock(dir: &TestDir, change: impl FnOnce() + Send) -> Duration {
+    /// Whether `change`, started while another holder kept the directory's name lock,
+    /// finished only after that holder let go (100 ms later). Not a timing: a change
+    /// started late on a busy machine still cannot finish before the release.
+    fn waits_for_held_name_lock(dir: &TestDir, change: impl FnOnce() + Send) -> bool {
+        use std::sync::atomic::AtomicBool;
         let held = NameLock::take(&dir.path);
         assert!(held.is_held());
+        let released = AtomicBool::new(false);
         std::thread::scope(|s| {
             let t = s.spawn(|| {
-                let t0 = std::time::Instant::now();
                 change();
-                t0.elapsed()
+                // Acquire pairs with the Release store before the lock is let go.
+                released.load(Ordering::Acquire)
             });
             std::thread::sleep(Duration::from_millis(100));
+            released.store(true, Ordering::Release);
             drop(held);
             t.join().unwrap()
         })
@@ -712,35 +714,34 @@ mod tests {
         let dir = TestDir::new("name-lock");
         let loc = dir.ring("cam");
         let config = WriterConfig::default();
-        let min = Duration::from_millis(90);
         let mut made = None;
-        let took = time_under_held_name_lock(&dir, || {
+        let waited = waits_for_held_name_lock(&dir, || {
             made = Some(RingWriter::create(&loc, &config).unwrap())
         });
-        assert!(took >= min, "create: {took:?}");
+        assert!(waited, "create did not wait for the name lock");
         let mut w = made.unwrap();
-        let took = time_under_held_name_lock(&dir, || w.replace(&config).unwrap());
-        assert!(took >= min, "replace: {took:?}");
+        let waited = waits_for_held_name_lock(&dir, || w.replace(&config).unwrap());
+        assert!(waited, "replace did not wait for the name lock");
         assert!(same_file(&w.file, loc.path()));
-        let took = time_under_held_name_lock(&dir, || drop(w));
-        assert!(took >= min, "drop: {took:?}");
+        let waited = waits_for_held_name_lock(&dir, || drop(w));
+        assert!(waited, "drop did not wait for the name lock");
         assert!(!loc.path().exists());
 
         let dead = dead_ring(&loc);
         let mut made = None;
-        let took = time_under_held_name_lock(&dir, || {
+        let waited = waits_for_held_name_lock(&dir, || {
             made = Some(RingWriter::create(&loc, &config).unwrap())
         });
-        assert!(took >= min, "take-over: {took:?}");
+        assert!(waited, "take-over did not wait for the name lock");
         let w = made.unwrap();
         assert_eq!(w.origin(), &Origin::TookOver { dead_pid: dead });
         drop(w);
 
         let dead = dead_ring(&loc);
-        let took = time_under_held_name_lock(&dir, || {
+        let waited = waits_for_held_name_lock(&dir, || {
             assert_eq!(remove_if_dead(&loc).unwrap(), Some(dead))
         });
-        assert!(took >= min, "gc: {took:?}");
+        assert!(waited, "gc did not wait for the name lock");
         assert!(!loc.path().exists());
     }
 

@@ -28,6 +28,7 @@ fn names(dir: &TestDir) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(&dir.path)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".shmring-names-")) // the name lock's file
         .collect();
     v.sort();
     v
