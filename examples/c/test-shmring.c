@@ -12,6 +12,7 @@
 #include <gst/check/gstharness.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WIDTH 16
 #define HEIGHT 8
@@ -31,10 +32,17 @@ make_ring_dir (void)
       error ? error->message : "?");
 }
 
-/* A clean stop removes each ring, so the directory is empty again by now. */
+/* A clean stop removes each ring, so the directory is empty again by now but for
+ * the name lock's file (.shmring-names-<uid>.lock), which stays for the next writer. */
 static void
 remove_ring_dir (void)
 {
+  gchar *lock_name = g_strdup_printf (".shmring-names-%u.lock", (guint) geteuid ());
+  gchar *lock = g_build_filename (ring_dir, lock_name, NULL);
+
+  g_remove (lock);
+  g_free (lock);
+  g_free (lock_name);
   fail_unless (g_rmdir (ring_dir) == 0, "%s is not empty: a ring was left behind",
       ring_dir);
   g_clear_pointer (&ring_dir, g_free);
