@@ -44,6 +44,34 @@ fn wall_ns() -> u64 {
     shmring_common::realtime_ns()
 }
 
+/// A ring of 64-byte GRAY8 8x8 frames at 30 fps (`CAPS[0]`), of `slots` slots holding
+/// frames of up to `max_frame` bytes.
+fn ring(dir: &TestDir, name: &str, slots: u32, max_frame: u64) -> RingWriter {
+    RingWriter::create(
+        &dir.ring(name),
+        &WriterConfig {
+            slots,
+            max_frame,
+            caps: Some(CAPS[0].0.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A playing shmringsrc on ring `name` with `props`, its element and a bus of its own.
+fn reader(dir: &TestDir, name: &str, props: &str) -> (Harness, gst::Element, gst::Bus) {
+    let mut h = Harness::new_parse(&format!(
+        "shmringsrc ring={name} dir={} {props}",
+        dir.path.display()
+    ));
+    let src = h.find_element("shmringsrc").unwrap();
+    let bus = gst::Bus::new();
+    src.set_bus(Some(&bus));
+    h.play();
+    (h, src, bus)
+}
+
 /// Valid caps a hostile writer may switch between, with their frame sizes: extreme
 /// frame rates among them.
 const CAPS: &[(&str, usize)] = &[
@@ -168,14 +196,11 @@ fn run(mode: &str, timestamps: &str, zero_copy: bool, seed: u64) {
         },
     )
     .unwrap();
-    let mut h = Harness::new_parse(&format!(
-        "shmringsrc name=src ring=h dir={} mode={mode} timestamps={timestamps} zero-copy={zero_copy} timeout=20000000 max-age=3600000000000",
-        dir.path.display()
-    ));
-    let src = h.find_element("shmringsrc").unwrap();
-    let bus = gst::Bus::new();
-    src.set_bus(Some(&bus));
-    h.play();
+    let (mut h, src, bus) = reader(
+        &dir,
+        "h",
+        &format!("mode={mode} timestamps={timestamps} zero-copy={zero_copy} timeout=20000000 max-age=3600000000000"),
+    );
     let mut last_pts = gst::ClockTime::ZERO;
     let mut requested = 0;
     for n in 0..300u64 {
@@ -273,22 +298,12 @@ fn a_frame_captured_at_the_end_of_time_is_dropped_and_counted_not_a_panic() {
     init();
     for timestamps in ["arrival", "capture"] {
         let dir = TestDir::new("endoftime");
-        let mut w = RingWriter::create(
-            &dir.ring("e"),
-            &WriterConfig {
-                slots: 4,
-                max_frame: 64,
-                caps: Some(CAPS[0].0.into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let mut h = Harness::new_parse(&format!(
-            "shmringsrc ring=e dir={} mode=sequential timestamps={timestamps}",
-            dir.path.display()
-        ));
-        h.play();
-        let src = h.find_element("shmringsrc").unwrap();
+        let mut w = ring(&dir, "e", 4, 64);
+        let (mut h, src, _bus) = reader(
+            &dir,
+            "e",
+            &format!("mode=sequential timestamps={timestamps}"),
+        );
         // Wait for the source to attach before writing: it starts at the newest frame.
         let t0 = Instant::now();
         while stats(&src).get::<u64>("received").unwrap() == 0 {
@@ -360,16 +375,7 @@ fn max_age_is_bounded_by_its_property_spec() {
 fn a_requested_frame_older_than_max_age_is_reported_too_late() {
     init();
     let dir = TestDir::new("handle-old");
-    let mut w = RingWriter::create(
-        &dir.ring("o"),
-        &WriterConfig {
-            slots: 8,
-            max_frame: 64,
-            caps: Some(CAPS[0].0.into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut w = ring(&dir, "o", 8, 64);
     let old = w
         .write(
             &FrameMeta {
@@ -379,14 +385,11 @@ fn a_requested_frame_older_than_max_age_is_reported_too_late() {
             &[7; 64],
         )
         .unwrap();
-    let mut h = Harness::new_parse(&format!(
-        "shmringsrc ring=o dir={} mode=handle timestamps=capture max-age=200000000",
-        dir.path.display()
-    ));
-    let src = h.find_element("shmringsrc").unwrap();
-    let bus = gst::Bus::new();
-    src.set_bus(Some(&bus));
-    h.play();
+    let (_h, src, bus) = reader(
+        &dir,
+        "o",
+        "mode=handle timestamps=capture max-age=200000000",
+    );
     assert!(src.emit_by_name::<bool>("request-frame", &[&w.handle(old).to_string()]));
     let m = bus
         .timed_pop_filtered(
@@ -416,24 +419,8 @@ fn caps_a_reader_cannot_use_and_frames_of_the_wrong_size_are_errors_that_say_wha
         (CAPS[0].0, 63, "63 bytes, its caps need 64"),
     ] {
         let dir = TestDir::new("badcaps");
-        let mut w = RingWriter::create(
-            &dir.ring("c"),
-            &WriterConfig {
-                slots: 4,
-                max_frame: 64,
-                caps: Some(CAPS[0].0.into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let mut h = Harness::new_parse(&format!(
-            "shmringsrc ring=c dir={} mode=sequential",
-            dir.path.display()
-        ));
-        let src = h.find_element("shmringsrc").unwrap();
-        let bus = gst::Bus::new();
-        src.set_bus(Some(&bus));
-        h.play();
+        let mut w = ring(&dir, "c", 4, 64);
+        let (mut h, _src, bus) = reader(&dir, "c", "mode=sequential");
         w.write(&FrameMeta::default(), &[0; 64]).unwrap();
         h.pull().expect("a good frame first");
         w.set_caps(caps).unwrap();

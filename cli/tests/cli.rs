@@ -219,21 +219,7 @@ fn metrics_move_with_the_frames_and_show_a_dead_writer() {
     let dir = TestDir::new("cli-metrics");
     let mut writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
     let mut readers = [read_live(&dir, ""), read_live(&dir, "zero-copy=false")];
-    let addr = format!("127.0.0.1:{}", free_port());
-    let _exporter = Killed(
-        Command::new(env!("CARGO_BIN_EXE_shmring"))
-            .args([
-                "--dir",
-                dir.path.to_str().unwrap(),
-                "metrics",
-                "--listen",
-                &addr,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_exporter, addr) = exporter(&dir);
     let deadline = Instant::now() + Duration::from_secs(20);
     let scrape = || loop {
         if std::net::TcpStream::connect(&addr).is_ok() {

@@ -6,7 +6,7 @@
 mod support;
 
 use std::os::unix::fs::FileExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shmring_common::layout::{Descriptor, DESCRIPTOR_OFFSET, DESCRIPTOR_SIZE};
@@ -84,21 +84,7 @@ fn every_subcommand_reads_a_hostile_ring_without_a_panic() {
     let grab = shmring(&dir.path, &["grab", "hostile", "-o", png.to_str().unwrap()]);
     // The newest frame's caps are not caps: a one-line error that says so.
     fails_with(&grab, "cannot parse");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut exporter = Killed(
-        Command::new(env!("CARGO_BIN_EXE_shmring"))
-            .args([
-                "--dir",
-                dir.path.to_str().unwrap(),
-                "metrics",
-                "--listen",
-                &addr,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut exporter, addr) = exporter(&dir);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "the exporter never listened");

@@ -246,3 +246,21 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// A `shmring metrics` exporter of `dir` on a loopback port of its own, and its address.
+pub fn exporter(dir: &TestDir) -> (Killed, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args([
+            "--dir",
+            dir.path.to_str().unwrap(),
+            "metrics",
+            "--listen",
+            &addr,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Killed(child), addr)
+}
