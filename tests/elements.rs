@@ -2,25 +2,15 @@
 //! EOS, caps changes, flushing and errors. Writer and reader map the ring separately,
 //! as two processes would.
 
+mod support;
+
 use std::str::FromStr;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst_check::Harness;
 use shmring_common::testing::TestDir;
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        // A GLib critical or warning anywhere fails the test, whatever G_DEBUG says.
-        glib::log_set_always_fatal(
-            glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING,
-        );
-        gst::init().unwrap();
-        gstshmring::plugin_register_static().expect("shmring plugin registers");
-    });
-}
+use support::init;
 
 fn sink(dir: &TestDir, ring: &str, extra: &str) -> Harness {
     Harness::new_parse(&format!(

@@ -6,24 +6,15 @@
 //! latency queries sane; what is out of range is an element error or a frame dropped
 //! and counted in `stats`.
 
-use std::sync::Once;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst_check::Harness;
 use shmring_common::testing::TestDir;
 use shmring_common::{FrameMeta, RingWriter, WriterConfig};
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        glib::log_set_always_fatal(
-            glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING,
-        );
-        gst::init().unwrap();
-        gstshmring::plugin_register_static().expect("shmring plugin registers");
-    });
-}
+use support::init;
 
 /// A small deterministic generator (xorshift64*), so a failure can be replayed.
 struct Rng(u64);
