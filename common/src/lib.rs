@@ -21,6 +21,7 @@ mod caps;
 mod commit;
 mod copy;
 pub mod error;
+mod follow;
 pub mod formats;
 pub mod layout;
 mod leases;
@@ -37,6 +38,7 @@ mod waits;
 pub mod writer;
 
 pub use error::{Error, Result};
+pub use follow::{Attached, Follow, Follower, StartAt};
 pub use layout::WriterState;
 pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};

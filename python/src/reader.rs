@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use shmring_common::{
-    attach, At, AtRule, Attach, ByHandle, FrameInfo, Handle, Interrupter, Next, Payload,
-    RingLocation, RingReader, WriterStatus,
+    attach, At, AtRule, Attach, ByHandle, Follower, FrameInfo, Handle, Interrupter, Next, Payload,
+    RingLocation, RingReader, StartAt,
 };
 
 use crate::frame::Frame;
@@ -23,17 +23,30 @@ const SLICE: Duration = Duration::from_millis(100);
 
 /// The reader's ring, reopened when its writer is replaced.
 struct ReaderState {
-    reader: Box<RingReader>,
+    /// Always reads a ring: opened by `Reader::new`, and replaced, never dropped, when
+    /// a new writer comes (so a ring whose writer is gone stays readable meanwhile).
+    follower: Follower,
     zero_copy: bool,
 }
 
 impl ReaderState {
-    fn adopt(mut reader: Box<RingReader>, zero_copy: bool) -> Self {
-        if zero_copy {
+    fn reader(&self) -> &RingReader {
+        self.follower
+            .reader()
+            .expect("a Reader always reads a ring")
+    }
+
+    fn reader_mut(&mut self) -> &mut RingReader {
+        self.follower
+            .reader_mut()
+            .expect("a Reader always reads a ring")
+    }
+
+    fn enable_zero_copy(&mut self) {
+        if self.zero_copy {
             // No write access or a full reader table: frames are copies.
-            let _ = reader.enable_zero_copy();
+            let _ = self.reader_mut().enable_zero_copy();
         }
-        ReaderState { reader, zero_copy }
     }
 }
 
@@ -68,8 +81,8 @@ impl Reader {
                 let mut st = lock(&self.state);
                 let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
                 match mode {
-                    Mode::Latest => st.reader.latest_zero_copy(slice, alloc),
-                    Mode::Next => st.reader.next_zero_copy(slice, alloc),
+                    Mode::Latest => st.reader_mut().latest_zero_copy(slice, alloc),
+                    Mode::Next => st.reader_mut().next_zero_copy(slice, alloc),
                 }
             });
             match result.map_err(to_py)? {
@@ -108,14 +121,13 @@ impl Reader {
             let slice = slice_until(deadline);
             let found = py.detach(|| attach(&self.loc, slice, &self.interrupter));
             match found.map_err(to_py)? {
-                Attach::Reader(mut r) => {
-                    // A new writer: its frames from the first one it still holds.
-                    r.seek_after(0);
+                Attach::Reader(r) => {
                     // The mutex is only ever waited for without the GIL.
                     py.detach(|| {
                         let mut st = lock(&self.state);
-                        let zero_copy = st.zero_copy;
-                        *st = ReaderState::adopt(r, zero_copy);
+                        // A new writer: the follower reads it from its first frame held.
+                        st.follower.adopt(r);
+                        st.enable_zero_copy();
                     });
                     return Ok(true);
                 }
@@ -158,13 +170,18 @@ impl Reader {
         let loc = RingLocation::parse(ring, dir.as_deref()).map_err(to_py)?;
         let interrupter = Interrupter::new()
             .map_err(|e| ShmringError::new_err(format!("cannot create an eventfd: {e}")))?;
-        let mut reader = RingReader::open_with(&loc, interrupter.clone()).map_err(to_py)?;
         // Start with the newest frame, as shmringsrc does.
-        reader.seek_after(reader.head().saturating_sub(1));
+        let mut follower = Follower::new(loc.clone(), StartAt::Newest);
+        follower.open(&interrupter).map_err(to_py)?;
+        let mut state = ReaderState {
+            follower,
+            zero_copy,
+        };
+        state.enable_zero_copy();
         Ok(Reader {
             loc,
             interrupter,
-            state: Mutex::new(ReaderState::adopt(Box::new(reader), zero_copy)),
+            state: Mutex::new(state),
         })
     }
 
@@ -197,7 +214,7 @@ impl Reader {
         for attempt in 0..2 {
             let result = py.detach(|| {
                 let mut st = lock(&self.state);
-                st.reader.by_handle(&h, |i| vec![0u8; i.len as usize])
+                st.reader_mut().by_handle(&h, |i| vec![0u8; i.len as usize])
             });
             match result.map_err(to_py)? {
                 ByHandle::Frame(f) => {
@@ -214,12 +231,7 @@ impl Reader {
                     // Of a newer writer than the one read so far: follow it, once.
                     let stale = py.detach(|| {
                         let st = lock(&self.state);
-                        st.reader.epoch() != h.epoch
-                            && (st.reader.is_superseded()
-                                || !matches!(
-                                    st.reader.writer_status(),
-                                    WriterStatus::Live | WriterStatus::Eos
-                                ))
+                        st.reader().epoch() != h.epoch && st.follower.is_gone()
                     });
                     if attempt == 0 && stale && self.reattach(py, Some(Instant::now()))? {
                         continue;
@@ -239,10 +251,10 @@ impl Reader {
     #[pyo3(signature = (captured_at, rule="nearest"))]
     fn at(&self, py: Python<'_>, captured_at: u64, rule: &str) -> PyResult<Py<Frame>> {
         let rule: AtRule = rule.parse().map_err(PyValueError::new_err)?;
-        let found = py.detach(|| lock(&self.state).reader.seq_at(captured_at, rule));
+        let found = py.detach(|| lock(&self.state).reader().seq_at(captured_at, rule));
         match found.map_err(to_py)? {
             At::Frame(seq) => {
-                let epoch = py.detach(|| lock(&self.state).reader.epoch());
+                let epoch = py.detach(|| lock(&self.state).reader().epoch());
                 let handle = Handle {
                     ring: self.loc.display_name().to_owned(),
                     epoch,
@@ -284,7 +296,7 @@ impl Reader {
         // Copied out under the lock, without the GIL; the dict is built after.
         let (caps, slots, pid, status, epoch) = py.detach(|| {
             let st = lock(&self.state);
-            let r = &st.reader;
+            let r = st.reader();
             (
                 r.current_caps().map(|c| c.map(|(_, c)| c)),
                 r.geometry().slot_count,

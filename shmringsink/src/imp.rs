@@ -1,16 +1,16 @@
+//! The shmringsink element: properties, stats, caps and the ring they make, allocation,
+//! render and events.
+
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
-use gst::glib::translate::IntoGlib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
 use gst_video::VideoInfo;
-use shmring_common::{
-    FrameMeta, Lender, Origin, RingLocation, RingWriter, VideoLayout, WriterConfig, WriterState,
-};
+use shmring_common::{Lender, Origin, RingLocation, RingWriter, WriterConfig, WriterState};
 
 use crate::pool::RingPool;
 
@@ -29,33 +29,6 @@ const DEFAULT_IGNORE_LATENCY: bool = true;
 /// Slots lent to upstream through the proposed buffer pool: one being filled, one in
 /// flight, one that the sink keeps as its last sample, and one to spare.
 const DEFAULT_POOL_SLOTS: u32 = 4;
-/// With `slots=0`, the ring holds this much video (at the caps' frame rate).
-const AUTO_SLOTS_BUDGET_MS: u64 = 500;
-const AUTO_SLOTS_MIN: u32 = 4;
-const AUTO_SLOTS_MAX: u32 = 64;
-/// With `slots=0`, the ring never takes more shared memory than this.
-const AUTO_MEMORY_BUDGET: u64 = 1 << 30;
-
-/// Lease slots asked for, fewer if slots and spares together would pass the memory
-/// budget of automatic sizing, but at least 2 (so huge frames can still be leased).
-fn lease_slots_within_budget(asked: u32, slots: u32, frame_size: u64) -> u32 {
-    asked.min(room_within_budget(slots, frame_size).max(2))
-}
-
-/// Pool slots asked for, fewer if they would pass the memory budget of automatic sizing
-/// or the ring's limit of extra slots (none at all if need be: frames are then copied).
-fn pool_slots_within_budget(asked: u32, slots: u32, spares: u32, frame_size: u64) -> u32 {
-    asked
-        .min(room_within_budget(slots + spares, frame_size))
-        .min(shmring_common::layout::MAX_SPARES.saturating_sub(spares))
-}
-
-/// Frames that fit the memory budget of automatic sizing beside `used` ones.
-fn room_within_budget(used: u32, frame_size: u64) -> u32 {
-    let room = (AUTO_MEMORY_BUDGET / frame_size.max(1)).saturating_sub(u64::from(used));
-    room.min(u64::from(u32::MAX)) as u32
-}
-
 #[derive(Clone, Debug)]
 struct Settings {
     ring: Option<String>,
@@ -128,12 +101,12 @@ impl RingInfo {
     }
 }
 
-struct State {
-    loc: RingLocation,
-    writer: Option<RingWriter>,
-    info: Option<gst_video::VideoInfo>,
+pub(crate) struct State {
+    pub(crate) loc: RingLocation,
+    pub(crate) writer: Option<RingWriter>,
+    pub(crate) info: Option<gst_video::VideoInfo>,
     /// The ring's caps version for `info`.
-    caps_version: u32,
+    pub(crate) caps_version: u32,
 }
 
 #[derive(Default)]
@@ -454,39 +427,6 @@ impl ShmRingSink {
         Ok(())
     }
 
-    /// Slots for a ring of frames of `frame_size` at the caps' frame rate: `slots` when
-    /// set, else `history` (or half a second) of video, within the memory budget.
-    fn slot_count(&self, info: &gst_video::VideoInfo) -> u32 {
-        let (asked, history) = {
-            let s = self.settings.lock().unwrap();
-            (s.slots, s.history)
-        };
-        if asked != 0 {
-            return asked.max(shmring_common::layout::MIN_SLOTS);
-        }
-        let (keep_ms, most) = if history > 0 {
-            (
-                history.div_ceil(1_000_000),
-                shmring_common::layout::MAX_SLOTS,
-            )
-        } else {
-            (AUTO_SLOTS_BUDGET_MS, AUTO_SLOTS_MAX)
-        };
-        let fps = info.fps();
-        let by_time = if fps.numer() > 0 && fps.denom() > 0 {
-            keep_ms
-                .saturating_mul(fps.numer() as u64)
-                .div_ceil(1000 * fps.denom() as u64)
-        } else {
-            u64::from(AUTO_SLOTS_MIN)
-        };
-        let by_memory = AUTO_MEMORY_BUDGET / (info.size() as u64).max(1);
-        by_time
-            .clamp(u64::from(AUTO_SLOTS_MIN), u64::from(most))
-            .min(by_memory)
-            .max(2) as u32
-    }
-
     /// The caps of an allocation query, their frame size, and a lender of the current
     /// ring, when the ring lends slots and they hold frames of those caps.
     fn lender_for(&self, query: &gst::query::Allocation) -> Option<(gst::Caps, u32, Lender)> {
@@ -496,218 +436,6 @@ impl ShmRingSink {
         let writer = guard.as_ref()?.writer.as_ref()?;
         (writer.pool_slots() > 0 && size > 0 && u64::from(size) <= writer.slot_capacity())
             .then(|| (caps, size, writer.lender()))
-    }
-
-    /// Commits `buffer` without a copy if it is one of the ring slots our pool lent,
-    /// filled in GStreamer's default layout for `info`. None: it is not; copy it.
-    fn commit_in_place(
-        &self,
-        writer: &mut RingWriter,
-        buffer: &gst::BufferRef,
-        info: &VideoInfo,
-        meta: &FrameMeta,
-    ) -> shmring_common::Result<Option<u64>> {
-        if buffer.n_memory() != 1 {
-            return Ok(None);
-        }
-        if let Some(m) = buffer.meta::<gst_video::VideoMeta>() {
-            let n = info.n_planes() as usize;
-            if m.offset()[..n] != info.offset()[..n] || m.stride()[..n] != info.stride()[..n] {
-                return Ok(None);
-            }
-        }
-        let memory = buffer.peek_memory(0);
-        if memory.parent().is_some() {
-            return Ok(None); // a part of another memory, which others may still write
-        }
-        let Ok(map) = memory.map_readable() else {
-            return Ok(None);
-        };
-        let Some(bytes) = map.as_slice().get(..info.size()) else {
-            return Ok(None);
-        };
-        if !writer.is_lent(bytes) {
-            return Ok(None);
-        }
-        // From here on nothing may write the slot: readers read it in place. One more
-        // exclusive holder makes the memory read-only to every GStreamer API (a buffer
-        // made writable maps a copy of it instead), for as long as the memory lives.
-        // The lock fails while somebody still has the memory mapped for writing (a
-        // decoder keeping a reference picture mapped, say): that frame is copied, since
-        // its writer may go on writing the slot.
-        // SAFETY: `memory` is a live memory of a buffer we hold a reference to;
-        // gst_mini_object_lock only changes its lock state atomically. The hold is never
-        // released: the lock state goes with the memory when it is freed.
-        let frozen = unsafe {
-            gst::ffi::gst_mini_object_lock(
-                memory.as_ptr() as *mut gst::ffi::GstMiniObject,
-                gst::ffi::GST_LOCK_FLAG_EXCLUSIVE,
-            )
-        };
-        if frozen == glib::ffi::GFALSE {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "a ring slot pushed while still mapped for writing: copied, not committed in place"
-            );
-            return Ok(None);
-        }
-        writer.commit_in_place(bytes, meta)
-    }
-
-    /// Writes `buffer` into the ring, in place or copied: its sequence, whether in place,
-    /// its size and its handle; None when it was dropped (every slot held).
-    #[allow(clippy::type_complexity)]
-    fn write_frame(
-        &self,
-        state: &mut State,
-        buffer: &gst::Buffer,
-    ) -> Result<Option<(u64, bool, usize, String)>, gst::FlowError> {
-        let State {
-            writer: Some(writer),
-            info: Some(info),
-            caps_version,
-            ..
-        } = state
-        else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let meta = frame_meta(buffer, info, *caps_version);
-        let (seq, in_place) = match self.commit_in_place(writer, buffer, info, &meta) {
-            Ok(Some(seq)) => (seq, true),
-            Ok(None) => match self.copy_in(writer, buffer, info, &meta)? {
-                Some(seq) => (seq, false),
-                None => return Ok(None),
-            },
-            Err(e) => {
-                gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
-                return Err(gst::FlowError::Error);
-            }
-        };
-        Ok(Some((
-            seq,
-            in_place,
-            info.size(),
-            writer.handle(seq).to_string(),
-        )))
-    }
-
-    /// Copies `buffer` into the next slot, plane by plane in the default layout for
-    /// `info`, and commits it. None: dropped, every slot it could go to being held.
-    fn copy_in(
-        &self,
-        writer: &mut RingWriter,
-        buffer: &gst::Buffer,
-        info: &VideoInfo,
-        meta: &FrameMeta,
-    ) -> Result<Option<u64>, gst::FlowError> {
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
-            .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    (
-                        "Buffer of {} bytes does not hold a {}x{} {} frame",
-                        buffer.size(),
-                        info.width(),
-                        info.height(),
-                        info.format()
-                    )
-                );
-                gst::FlowError::Error
-            })?;
-        // The planes must lie inside the buffer before any of them is read: a VideoMeta
-        // may claim strides and offsets that the buffer's memory does not hold.
-        let offsets: Vec<usize> = match buffer.meta::<gst_video::VideoMeta>() {
-            Some(m) => m.offset().to_vec(),
-            None => info.offset().to_vec(),
-        };
-        let needed = (0..frame.n_planes())
-            .map(|p| {
-                let src_stride = frame.plane_stride()[p as usize].max(0) as usize;
-                let row = src_stride.min(info.stride()[p as usize].max(0) as usize);
-                let rows = frame.plane_height(p) as usize;
-                let offset = offsets.get(p as usize).copied().unwrap_or(0);
-                offset + rows.saturating_sub(1) * src_stride + row
-            })
-            .max()
-            .unwrap_or(0);
-        if buffer.size() < needed {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Format,
-                (
-                    "Buffer of {} bytes is shorter than its {}x{} {} frame: the planes need {} bytes",
-                    buffer.size(),
-                    info.width(),
-                    info.height(),
-                    info.format(),
-                    needed
-                )
-            );
-            return Err(gst::FlowError::Error);
-        }
-        let write_error = |e| {
-            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
-            gst::FlowError::Error
-        };
-        let mut slot = match writer.begin() {
-            Ok(slot) => slot,
-            Err(e @ shmring_common::Error::SlotsHeld { .. }) => {
-                gst::warning!(CAT, imp = self, "{e}");
-                return Ok(None);
-            }
-            Err(e) => return Err(write_error(e)),
-        };
-        let copied = (0..frame.n_planes()).try_for_each(|p| {
-            let src = frame.plane_data(p).map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Format,
-                    (
-                        "Plane {} of a {}x{} {} buffer cannot be read",
-                        p,
-                        info.width(),
-                        info.height(),
-                        info.format()
-                    )
-                );
-                gst::FlowError::Error
-            })?;
-            let src_stride = frame.plane_stride()[p as usize] as usize;
-            let dst_stride = info.stride()[p as usize] as usize;
-            let dst_off = info.offset()[p as usize];
-            let rows = frame.plane_height(p) as usize;
-            let row = src_stride.min(dst_stride);
-            if src_stride == dst_stride && src.len() >= rows * dst_stride {
-                slot.copy_into(dst_off, &src[..rows * dst_stride])
-                    .map_err(write_error)
-            } else {
-                (0..rows)
-                    .map(|r| (r * src_stride, dst_off + r * dst_stride))
-                    .try_for_each(|(s, d)| slot.copy_into(d, &src[s..s + row]))
-                    .map_err(write_error)
-            }
-        });
-        if let Err(e) = copied {
-            slot.abort();
-            return Err(e);
-        }
-        slot.commit(meta, info.size() as u64)
-            .map(Some)
-            .map_err(write_error)
-    }
-
-    fn post_handle(&self, handle: &str, seq: u64, pts: Option<gst::ClockTime>) {
-        let s = gst::Structure::builder("shmringsink-handle")
-            .field("handle", handle)
-            .field("seq", seq)
-            .field("pts", pts.map(|p| p.nseconds()).unwrap_or(u64::MAX))
-            .build();
-        let _ = self
-            .obj()
-            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 }
 
@@ -755,12 +483,15 @@ impl BaseSinkImpl for ShmRingSink {
             gst::loggable_error!(CAT, "caps {caps} are not raw video GStreamer can describe")
         })?;
         let caps_text = caps.to_string();
-        let slots = self.slot_count(&info);
+        let slots = {
+            let s = self.settings.lock().unwrap();
+            crate::sizing::slot_count(s.slots, s.history, &info)
+        };
         let (settings_perms, spares, loans) = {
             let s = self.settings.lock().unwrap();
             let size = info.size() as u64;
-            let spares = lease_slots_within_budget(s.lease_slots, slots, size);
-            let loans = pool_slots_within_budget(s.pool_slots, slots, spares, size);
+            let spares = crate::sizing::lease_slots_within_budget(s.lease_slots, slots, size);
+            let loans = crate::sizing::pool_slots_within_budget(s.pool_slots, slots, spares, size);
             (s.perms, spares, loans)
         };
         let config = WriterConfig {
@@ -857,84 +588,4 @@ fn preferred_formats() -> Vec<gst_video::VideoFormat> {
         .into_iter()
         .chain(gst_video::VideoFormat::iter_raw().filter(|f| !first.contains(f)))
         .collect()
-}
-
-/// What the ring records of `buffer`, a frame of `info`, besides its bytes.
-fn frame_meta(buffer: &gst::BufferRef, info: &VideoInfo, caps_version: u32) -> FrameMeta {
-    let captured_at_ns = buffer
-        .meta::<gst::ReferenceTimestampMeta>()
-        .into_iter()
-        .chain(buffer.iter_meta::<gst::ReferenceTimestampMeta>())
-        .find(|m| {
-            m.reference()
-                .structure(0)
-                .is_some_and(|s| s.name() == "timestamp/x-unix")
-        })
-        .map(|m| m.timestamp().nseconds());
-    let mut video = VideoLayout {
-        format: info.format().into_glib() as u32,
-        width: info.width(),
-        height: info.height(),
-        n_planes: info.n_planes(),
-        ..Default::default()
-    };
-    for p in 0..info.n_planes() as usize {
-        video.offsets[p] = info.offset()[p] as u64;
-        video.strides[p] = info.stride()[p];
-    }
-    FrameMeta {
-        pts: buffer.pts().map(|t| t.nseconds()),
-        dts: buffer.dts().map(|t| t.nseconds()),
-        duration: buffer.duration().map(|t| t.nseconds()),
-        captured_at_ns,
-        flags: buffer.flags().bits(),
-        caps_version,
-        video,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lease_slots_stay_within_the_memory_budget() {
-        let mb = 1 << 20;
-        assert_eq!(
-            lease_slots_within_budget(8, 15, 3 * mb),
-            8,
-            "1080p: all of them"
-        );
-        assert_eq!(
-            lease_slots_within_budget(8, 15, 12 * mb),
-            8,
-            "4K: all of them"
-        );
-        assert_eq!(
-            lease_slots_within_budget(8, 4, 265 * mb),
-            2,
-            "8K RGBA64: the minimum"
-        );
-        assert_eq!(
-            lease_slots_within_budget(0, 15, 3 * mb),
-            0,
-            "0 means copies"
-        );
-    }
-
-    #[test]
-    fn pool_slots_stay_within_the_memory_budget_and_the_format() {
-        let mb = 1 << 20;
-        assert_eq!(pool_slots_within_budget(4, 15, 8, 3 * mb), 4, "1080p");
-        assert_eq!(
-            pool_slots_within_budget(4, 4, 2, 265 * mb),
-            0,
-            "8K RGBA64: none"
-        );
-        assert_eq!(
-            pool_slots_within_budget(64, 4, 8, 1024),
-            56,
-            "64 extra slots in all"
-        );
-    }
 }

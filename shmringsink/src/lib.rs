@@ -2,8 +2,10 @@
 //! number of `shmringsrc` elements in other processes read them. It never waits for a
 //! reader.
 
+mod frames;
 mod imp;
 mod pool;
+mod sizing;
 
 use gst::glib;
 use gst::prelude::*;

@@ -125,7 +125,7 @@ impl ShmRingSrc {
                 (
                     "Frame {} of ring {} has {} bytes, its caps need {}",
                     frame.info.seq,
-                    stream.loc,
+                    stream.loc(),
                     frame.info.len,
                     expected
                 )
@@ -149,7 +149,7 @@ impl ShmRingSrc {
                         CAT,
                         imp = self,
                         "ring {}: {why}: dropped (invalid in stats)",
-                        stream.loc
+                        stream.loc()
                     ),
                 }
                 return Ok(Err(Skipped::Dropped(dropped)));

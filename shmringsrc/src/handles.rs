@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use gst::subclass::prelude::*;
 
 use shmring_common::reader::LIVENESS_CHECK_INTERVAL;
-use shmring_common::{At, AtRule, ByHandle, Frame, Handle, Next, Payload, WriterStatus};
+use shmring_common::{At, AtRule, ByHandle, Frame, Handle, Next, Payload};
 
 use crate::buffers::{OutBuf, Skipped};
 use crate::imp::{ShmRingSrc, Stream, CAT};
@@ -119,25 +119,20 @@ impl ShmRingSrc {
                     return Ok(h);
                 }
             } // not held while the ring is looked at: one lock at a time
-            if let Some(reader) = &stream.reader {
-                // A writer that ended its stream and then left reads as closed: the end
-                // of the stream is the news.
-                if reader.stream_ended() {
-                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc);
-                    return Err(gst::FlowError::Eos);
-                }
-                match reader.writer_status() {
-                    WriterStatus::Live | WriterStatus::Eos => {}
-                    why => {
-                        gst::info!(
-                            CAT,
-                            imp = self,
-                            "writer of {} is gone ({why:?}): the next request re-attaches",
-                            stream.loc
-                        );
-                        stream.reader = None;
-                    }
-                }
+              // A writer that ended its stream and then left reads as closed: the end of
+              // the stream is the news.
+            if stream.follower.reader().is_some_and(|r| r.stream_ended()) {
+                gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc());
+                return Err(gst::FlowError::Eos);
+            }
+            if let Some(why) = stream.follower.writer_left() {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "writer of {} is gone ({why:?}): the next request re-attaches",
+                    stream.loc()
+                );
+                stream.follower.writer_gone();
             }
         }
     }
@@ -173,17 +168,17 @@ impl ShmRingSrc {
         rule: AtRule,
     ) -> Result<Result<Handle, (&'static str, &'static str)>, gst::FlowError> {
         self.ensure_attached(stream)?;
-        if self.drop_reader_if_gone(stream) {
+        if stream.follower.drop_if_gone() {
             self.ensure_attached(stream)?;
         }
         for attempt in 0..2 {
-            let reader = stream.reader.as_mut().expect("attached");
+            let reader = stream.follower.reader().expect("attached");
             let found = reader.seq_at(at, rule);
             match found.map_err(|e| self.read_error(stream, e))? {
                 At::Frame(seq) => {
-                    let reader = stream.reader.as_ref().expect("attached");
+                    let reader = stream.follower.reader().expect("attached");
                     return Ok(Ok(Handle {
-                        ring: stream.loc.display_name().to_owned(),
+                        ring: stream.loc().display_name().to_owned(),
                         epoch: reader.epoch(),
                         seq,
                     }));
@@ -191,7 +186,7 @@ impl ShmRingSrc {
                 At::Gone => return Ok(Err(("gone", "every frame captured then was overwritten"))),
                 At::NotYet if attempt == 0 => {
                     // Wait for the next frame, once, as a handle not written yet does.
-                    let reader = stream.reader.as_mut().expect("attached");
+                    let reader = stream.follower.reader_mut().expect("attached");
                     let next = reader.head() + 1;
                     let waited = reader.wait_for_seq(next, self.timeout());
                     if let Some(Next::Interrupted) =
@@ -222,13 +217,13 @@ impl ShmRingSrc {
             Some((t, rule)) => self.post_at_status(t, rule_name(rule), Some(&text), status, reason),
             None => self.post_handle_status(&text, status, reason),
         };
-        if request.ring != stream.loc.display_name() {
+        if request.ring != stream.loc().display_name() {
             self.count(|s| s.handles_gone += 1);
             post(
                 "other-ring",
                 Some(&format!(
                     "this source reads ring {}",
-                    stream.loc.display_name()
+                    stream.loc().display_name()
                 )),
             );
             return Ok(None);
@@ -236,14 +231,14 @@ impl ShmRingSrc {
         self.ensure_attached(stream)?;
         // A handle of another epoch may be of a new writer that this reader has not
         // followed yet.
-        if stream.reader.as_ref().expect("attached").epoch() != request.epoch
-            && self.drop_reader_if_gone(stream)
+        if stream.follower.reader().expect("attached").epoch() != request.epoch
+            && stream.follower.drop_if_gone()
         {
             self.ensure_attached(stream)?;
         }
         let mut result = self.read_handle(stream, request)?;
         if matches!(result, ByHandle::NotYet) {
-            let reader = stream.reader.as_mut().expect("attached");
+            let reader = stream.follower.reader_mut().expect("attached");
             match reader
                 .wait_for_seq(request.seq, timeout)
                 .map_err(|e| self.read_error(stream, e))?
@@ -258,7 +253,7 @@ impl ShmRingSrc {
                     return Err(gst::FlowError::Eos);
                 }
                 Some(Next::WriterGone(_)) => {
-                    stream.reader = None;
+                    stream.follower.writer_gone();
                     self.ensure_attached(stream)?;
                 }
                 _ => {}
@@ -307,7 +302,7 @@ impl ShmRingSrc {
         stream: &mut Stream,
         request: &Handle,
     ) -> Result<ByHandle<OutBuf>, gst::FlowError> {
-        let reader = stream.reader.as_mut().expect("attached");
+        let reader = stream.follower.reader_mut().expect("attached");
         let allocator = &stream.allocator;
         reader
             .by_handle(request, |i| allocator.alloc(i))

@@ -12,9 +12,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-use shmring_common::{
-    attach, Attach, FrameInfo, Interrupter, RingLocation, RingReader, WriterStatus,
-};
+use shmring_common::{Attached, Follow, Follower, FrameInfo, Interrupter, RingLocation, StartAt};
 
 use crate::buffers::Allocator;
 use crate::handles::Request;
@@ -67,15 +65,20 @@ impl Default for Settings {
 
 /// What the streaming thread reads from. Only `create` and `stop` touch it.
 pub(crate) struct Stream {
-    pub(crate) loc: RingLocation,
+    /// The ring's reader, following the ring's writers from one to the next.
+    pub(crate) follower: Follower,
     pub(crate) allocator: Allocator,
-    pub(crate) reader: Option<Box<RingReader>>,
-    pub(crate) attached_once: bool,
     pub(crate) caps_version: u32,
     pub(crate) caps: Option<gst::Caps>,
     pub(crate) info: Option<gst_video::VideoInfo>,
     pub(crate) discont: bool,
     pub(crate) stamper: Stamper,
+}
+
+impl Stream {
+    pub(crate) fn loc(&self) -> &RingLocation {
+        self.follower.location()
+    }
 }
 
 /// What queries need while `create` may be blocked holding `stream`: never held across
@@ -335,7 +338,7 @@ impl ShmRingSrc {
     /// none yet (its first frame brings them).
     fn adopt_ring_caps(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
         self.ensure_attached(stream)?;
-        let reader = stream.reader.as_ref().expect("attached");
+        let reader = stream.follower.reader().expect("attached");
         match reader.current_caps() {
             Ok(Some((version, text))) => self.apply_caps(stream, version, &text).map(drop),
             Ok(None) => Ok(()),
@@ -358,87 +361,81 @@ impl ShmRingSrc {
     /// Attaches to the ring, waiting for a writer as long as it takes (posting a
     /// message every `timeout`). Err(Flushing) when unlocked.
     pub(crate) fn ensure_attached(&self, stream: &mut Stream) -> Result<(), gst::FlowError> {
-        if stream.reader.is_some() {
+        if stream.follower.reader().is_some() {
             return Ok(());
         }
         let intr = self.interrupter()?;
         let timeout = self.timeout();
         let mut waited = Duration::ZERO;
         loop {
-            match attach(&stream.loc, timeout, &intr) {
-                Ok(Attach::Reader(mut r)) => {
-                    let head = r.head();
-                    let (zero_copy, mode, start) = {
-                        let s = self.settings.lock().unwrap();
-                        (s.zero_copy, s.mode, s.start)
-                    };
-                    if stream.attached_once {
-                        // A new writer: take its frames from the first one still held.
-                        self.stats.lock().unwrap().reattaches += 1;
-                        r.seek_after(0);
-                    } else if mode == Mode::Sequential && start > 0 {
-                        // Look-back: from the oldest frame captured at most `start` ago.
-                        let since = shmring_common::realtime_ns().saturating_sub(start);
-                        let first = r.oldest_since(since).ok().flatten();
-                        gst::info!(
-                            CAT,
-                            imp = self,
-                            "looking back {} ms: from frame {first:?} of {head}",
-                            start / 1_000_000
-                        );
-                        r.seek_after(first.map_or(head, |seq| seq - 1));
-                    } else {
-                        // Start with the newest frame.
-                        r.seek_after(head.saturating_sub(1));
-                    }
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "attached to {} epoch {:016x} (writer pid {})",
-                        stream.loc,
-                        r.epoch(),
-                        r.writer_pid()
-                    );
-                    if let Some(notice) = shmring_common::sigbus_guard_notice() {
-                        gst::info!(CAT, imp = self, "{notice}");
-                    }
-                    self.negotiated.lock().unwrap().slots = r.geometry().slot_count;
-                    stream.attached_once = true;
-                    stream.discont = true;
-                    stream.caps_version = 0;
-                    if zero_copy {
-                        match r.enable_zero_copy() {
-                            Ok(true) => gst::debug!(CAT, imp = self, "zero-copy reads enabled"),
-                            Ok(false) => gst::info!(CAT, imp = self, "zero-copy reads not possible here (no write access to the ring, or its reader table is full): copying"),
-                            Err(e) => gst::warning!(CAT, imp = self, "zero-copy reads not possible: {e}; copying"),
-                        }
-                    }
-                    stream.reader = Some(r);
+            match stream.follower.attach(timeout, &intr) {
+                Ok(Follow::Attached(how)) => {
+                    self.attached(stream, how);
                     return Ok(());
                 }
-                Ok(Attach::TimedOut) => {
+                Ok(Follow::AlreadyAttached) => return Ok(()),
+                Ok(Follow::TimedOut) => {
                     waited += timeout;
                     self.stats.lock().unwrap().timeouts += 1;
                     self.post(
                         gst::Structure::builder("shmringsrc-timeout")
-                            .field("ring", stream.loc.display_name())
-                            .field("path", stream.loc.path().display().to_string())
+                            .field("ring", stream.loc().display_name())
+                            .field("path", stream.loc().path().display().to_string())
                             .field("waiting-for", "writer")
                             .field("waited", waited.as_nanos() as u64)
                             .build(),
                     );
                 }
-                Ok(Attach::Interrupted) => return Err(gst::FlowError::Flushing),
+                Ok(Follow::Interrupted) => return Err(gst::FlowError::Flushing),
                 Err(e) => {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::OpenRead,
-                        ("Cannot read ring {}: {}", stream.loc, e)
+                        ("Cannot read ring {}: {}", stream.loc(), e)
                     );
                     return Err(gst::FlowError::Error);
                 }
             }
         }
+    }
+
+    /// What attaching means for the element (the follower chose where reading starts):
+    /// counts a re-attach, logs, enables zero-copy reads, and starts caps and DISCONT
+    /// afresh.
+    fn attached(&self, stream: &mut Stream, how: Attached) {
+        let zero_copy = self.settings.lock().unwrap().zero_copy;
+        match how {
+            Attached::Reattached => self.stats.lock().unwrap().reattaches += 1,
+            Attached::LookBack { ns, first, head } => gst::info!(
+                CAT,
+                imp = self,
+                "looking back {} ms: from frame {first:?} of {head}",
+                ns / 1_000_000
+            ),
+            Attached::Newest => {}
+        }
+        let r = stream.follower.reader_mut().expect("attached");
+        gst::info!(
+            CAT,
+            imp = self,
+            "attached to {} epoch {:016x} (writer pid {})",
+            r.location(),
+            r.epoch(),
+            r.writer_pid()
+        );
+        if let Some(notice) = shmring_common::sigbus_guard_notice() {
+            gst::info!(CAT, imp = self, "{notice}");
+        }
+        self.negotiated.lock().unwrap().slots = r.geometry().slot_count;
+        if zero_copy {
+            match r.enable_zero_copy() {
+                Ok(true) => gst::debug!(CAT, imp = self, "zero-copy reads enabled"),
+                Ok(false) => gst::info!(CAT, imp = self, "zero-copy reads not possible here (no write access to the ring, or its reader table is full): copying"),
+                Err(e) => gst::warning!(CAT, imp = self, "zero-copy reads not possible: {e}; copying"),
+            }
+        }
+        stream.discont = true;
+        stream.caps_version = 0;
     }
 
     /// Makes the frame's caps the pad's caps when they changed. Ok(false) when the
@@ -452,7 +449,7 @@ impl ShmRingSrc {
         if info.caps_version == stream.caps_version && stream.caps.is_some() {
             return Ok(true);
         }
-        let reader = stream.reader.as_ref().expect("attached");
+        let reader = stream.follower.reader().expect("attached");
         let text = match reader.caps(info.caps_version) {
             Ok(Some(t)) => t,
             Ok(None)
@@ -478,7 +475,7 @@ impl ShmRingSrc {
                     gst::StreamError::Format,
                     (
                         "Ring {} has no caps for frame {} (caps version {})",
-                        stream.loc,
+                        stream.loc(),
                         info.seq,
                         info.caps_version
                     )
@@ -517,7 +514,7 @@ impl ShmRingSrc {
                 gst::StreamError::Format,
                 (
                     "Ring {} carries caps that are not fixed raw video: {}",
-                    stream.loc,
+                    stream.loc(),
                     text
                 )
             );
@@ -528,8 +525,8 @@ impl ShmRingSrc {
             .then(|| gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64))
             .flatten();
         let slots = stream
-            .reader
-            .as_ref()
+            .follower
+            .reader()
             .map(|r| r.geometry().slot_count)
             .unwrap_or(1);
         // What caps queries answer changes before the caps go downstream, so that a
@@ -574,22 +571,9 @@ impl ShmRingSrc {
         gst::element_imp_error!(
             self,
             gst::ResourceError::Read,
-            ("Reading ring {} failed: {}", stream.loc, e)
+            ("Reading ring {} failed: {}", stream.loc(), e)
         );
         gst::FlowError::Error
-    }
-
-    /// Drops the reader when the ring it reads is no longer the one written under its
-    /// name (a writer restarted, or replaced the ring): true when it did.
-    pub(crate) fn drop_reader_if_gone(&self, stream: &mut Stream) -> bool {
-        let gone = stream.reader.as_ref().is_some_and(|r| {
-            r.is_superseded()
-                || !matches!(r.writer_status(), WriterStatus::Live | WriterStatus::Eos)
-        });
-        if gone {
-            stream.reader = None;
-        }
-        gone
     }
 }
 
@@ -613,11 +597,15 @@ impl BaseSrcImpl for ShmRingSrc {
         *self.interrupter.lock().unwrap() = Some(intr);
         self.flushing.store(false, Ordering::Release);
         *self.stats.lock().unwrap() = Stats::default();
+        // The first ring is read from the newest frame, or in sequential mode looking
+        // back `start` ns; the rings of later writers from their first frame.
+        let start = match settings.mode {
+            Mode::Sequential if settings.start > 0 => StartAt::LookBack(settings.start),
+            _ => StartAt::Newest,
+        };
         *self.stream.lock().unwrap() = Some(Stream {
-            loc,
+            follower: Follower::new(loc, start),
             allocator: Allocator::default(),
-            reader: None,
-            attached_once: false,
             caps_version: 0,
             caps: None,
             info: None,

@@ -18,7 +18,7 @@ impl ShmRingSrc {
         let timeout = self.timeout();
         loop {
             self.ensure_attached(stream)?;
-            let reader = stream.reader.as_mut().expect("attached");
+            let reader = stream.follower.reader_mut().expect("attached");
             let allocator = &stream.allocator;
             // A shmringsink downstream proposed its pool: a copy into it goes straight
             // into that ring, and an element between (an overlay, a filter working in
@@ -43,7 +43,7 @@ impl ShmRingSrc {
                     self.count(|s| s.timeouts += 1);
                     self.post(
                         gst::Structure::builder("shmringsrc-timeout")
-                            .field("ring", stream.loc.display_name())
+                            .field("ring", stream.loc().display_name())
                             .field("waiting-for", "frame")
                             .field("waited", timeout.as_nanos() as u64)
                             .build(),
@@ -51,7 +51,7 @@ impl ShmRingSrc {
                 }
                 Next::Interrupted => return Err(gst::FlowError::Flushing),
                 Next::Eos => {
-                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc);
+                    gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc());
                     return Err(gst::FlowError::Eos);
                 }
                 Next::WriterGone(why) => {
@@ -59,9 +59,9 @@ impl ShmRingSrc {
                         CAT,
                         imp = self,
                         "writer of {} is gone ({why:?}): re-attaching",
-                        stream.loc
+                        stream.loc()
                     );
-                    stream.reader = None;
+                    stream.follower.writer_gone();
                 }
             }
         }
