@@ -398,6 +398,28 @@ fn watch_table(dir: &Path, names: &[String]) -> String {
     out
 }
 
+/// A frame's geometry checked against GStreamer's layout of its format (the format
+/// table of `shmring_common::formats`) before any of it is handed to GStreamer: a frame
+/// that does not hold what it claims is an error that says so. Frames of a format the
+/// table does not know are left to GStreamer.
+fn check_geometry(ring: &str, info: &shmring_common::FrameInfo) -> Result<()> {
+    let v = &info.video;
+    let Some(format) = shmring_common::formats::by_number(v.format) else {
+        return Ok(());
+    };
+    match format.default_layout(v.width, v.height) {
+        Some((_, size)) if size == info.len => Ok(()),
+        Some((_, size)) => Err(format!(
+            "frame {} of {ring} has {} bytes, a {}x{} {} frame needs {size}",
+            info.seq, info.len, v.width, v.height, format.name
+        )),
+        None => Err(format!(
+            "frame {} of {ring} claims to be {}x{} {}, which no frame can be",
+            info.seq, v.width, v.height, format.name
+        )),
+    }
+}
+
 fn grab(dir: &Path, ring: &str, handle: Option<&str>, output: &Path) -> Result<()> {
     use gst::prelude::*;
     use shmring_common::{ByHandle, Next};
@@ -439,6 +461,7 @@ fn grab(dir: &Path, ring: &str, handle: Option<&str>, output: &Path) -> Result<(
                 frame.info.seq
             )
         })?;
+    check_geometry(ring, &frame.info)?;
     gst::init().map_err(|e| format!("GStreamer: {e}"))?;
     let pipeline = gst::parse::launch(
         "appsrc name=src ! videoconvert ! pngenc snapshot=true ! filesink name=out",

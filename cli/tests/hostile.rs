@@ -103,6 +103,41 @@ fn every_subcommand_reads_a_hostile_ring_without_a_panic() {
 }
 
 #[test]
+fn grab_refuses_a_frame_whose_size_is_not_its_geometrys() {
+    let dir = TestDir::new("cli-grab-size");
+    let mut w = RingWriter::create(
+        &dir.ring("liar"),
+        &WriterConfig {
+            slots: 4,
+            max_frame: 64,
+            caps: Some(CAPS.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // 64 bytes that claim to be an 8x8 I420 frame (96 bytes), format number 2.
+    let mut video = shmring_common::VideoLayout {
+        format: 2,
+        width: 8,
+        height: 8,
+        ..Default::default()
+    };
+    video.n_planes = 3;
+    w.write(
+        &FrameMeta {
+            video,
+            ..Default::default()
+        },
+        &[0; 64],
+    )
+    .unwrap();
+    let png = dir.path.join("liar.png");
+    let o = shmring(&dir.path, &["grab", "liar", "-o", png.to_str().unwrap()]);
+    fails_with(&o, "has 64 bytes, a 8x8 I420 frame needs 96");
+    assert!(!png.exists());
+}
+
+#[test]
 fn gc_goes_past_a_stray_name_and_removes_every_dead_ring_after_it() {
     let dir = TestDir::new("cli-gc-stray");
     // Names sort "a b" < "dead": gc used to stop at the first.
