@@ -85,6 +85,12 @@ impl Follower {
         self.start
     }
 
+    /// Changes where the first ring is read from; a ring of a later writer is always
+    /// read from its first frame, whatever this says.
+    pub fn set_start(&mut self, start: StartAt) {
+        self.start = start;
+    }
+
     /// Whether it read a ring before: the next one it attaches to is a re-attach.
     pub fn attached_before(&self) -> bool {
         self.attached_before

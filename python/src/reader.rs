@@ -21,7 +21,9 @@ use crate::{
 /// How long a wait sleeps before it looks at Ctrl-C.
 const SLICE: Duration = Duration::from_millis(100);
 
-/// The reader's ring, reopened when its writer is replaced.
+/// The reader's ring, reopened when its writer is replaced. Its follower always holds a
+/// reader: only `open` and `adopt` are used here, never `Follower::attach`,
+/// `writer_gone` or `drop_if_gone`, which may leave it without one.
 struct ReaderState {
     /// Always reads a ring: opened by `Reader::new`, and replaced, never dropped, when
     /// a new writer comes (so a ring whose writer is gone stays readable meanwhile).

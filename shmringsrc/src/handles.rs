@@ -118,9 +118,10 @@ impl ShmRingSrc {
                 if let Some(h) = q.pop_front() {
                     return Ok(h);
                 }
-            } // not held while the ring is looked at: one lock at a time
-              // A writer that ended its stream and then left reads as closed: the end of
-              // the stream is the news.
+            }
+            // The requests' lock is not held while the ring is looked at: one lock at a
+            // time. A writer that ended its stream and then left reads as closed: the
+            // end of the stream is the news.
             if stream.follower.reader().is_some_and(|r| r.stream_ended()) {
                 gst::info!(CAT, imp = self, "writer of {} reached EOS", stream.loc());
                 return Err(gst::FlowError::Eos);

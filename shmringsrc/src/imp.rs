@@ -364,6 +364,12 @@ impl ShmRingSrc {
         if stream.follower.reader().is_some() {
             return Ok(());
         }
+        if !stream.follower.attached_before() {
+            // Settings as they are when the first ring is attached, as `mode` is read
+            // at each `create`.
+            let start = start_at(&self.settings.lock().unwrap());
+            stream.follower.set_start(start);
+        }
         let intr = self.interrupter()?;
         let timeout = self.timeout();
         let mut waited = Duration::ZERO;
@@ -580,7 +586,7 @@ impl ShmRingSrc {
 impl BaseSrcImpl for ShmRingSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let Some(ring) = settings.ring else {
+        let Some(ring) = settings.ring.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
                 ("No ring name: set the ring property (ring=cam1)")
@@ -597,14 +603,8 @@ impl BaseSrcImpl for ShmRingSrc {
         *self.interrupter.lock().unwrap() = Some(intr);
         self.flushing.store(false, Ordering::Release);
         *self.stats.lock().unwrap() = Stats::default();
-        // The first ring is read from the newest frame, or in sequential mode looking
-        // back `start` ns; the rings of later writers from their first frame.
-        let start = match settings.mode {
-            Mode::Sequential if settings.start > 0 => StartAt::LookBack(settings.start),
-            _ => StartAt::Newest,
-        };
         *self.stream.lock().unwrap() = Some(Stream {
-            follower: Follower::new(loc, start),
+            follower: Follower::new(loc, start_at(&settings)),
             allocator: Allocator::default(),
             caps_version: 0,
             caps: None,
@@ -748,5 +748,14 @@ impl PushSrcImpl for ShmRingSrc {
         })?;
         gst::trace!(CAT, imp = self, "frame {} out", buffer.offset());
         Ok(CreateSuccess::NewBuffer(buffer))
+    }
+}
+
+/// Where the first ring is read from: the newest frame, or in sequential mode looking
+/// back `start` ns. The rings of later writers are read from their first frame.
+fn start_at(settings: &Settings) -> StartAt {
+    match settings.mode {
+        Mode::Sequential if settings.start > 0 => StartAt::LookBack(settings.start),
+        _ => StartAt::Newest,
     }
 }
