@@ -26,6 +26,51 @@ pub static LEASE_SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::Atomic
 /// Where max1080-huge puts shmring's rings (--huge-pages-dir).
 pub static HUGE_PAGES_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// shmring-bench: the same scenarios over shmringsink/shmringsrc and over GStreamer's
+/// shmsink/shmsrc in one run, every byte of every frame checked; prints a table with
+/// ratios and writes DIR/results.json as each group of scenarios finishes.
+#[derive(clap::Parser, Debug)]
+#[command(name = "shmring-bench", version)]
+struct Cli {
+    /// Shorter measurements, fewer repetitions and cameras, no 4K
+    #[arg(long)]
+    quick: bool,
+    /// Where results.json goes
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    out: String,
+    /// Spare slots the shmring writers get for zero-copy readers
+    #[arg(long, value_name = "N", default_value_t = shmring_common::writer::DEFAULT_SPARES)]
+    lease_slots: u32,
+    /// The scenarios to run, comma-separated (all without it)
+    #[arg(long, value_name = "LIST", value_parser = scenario_list)]
+    only: Option<String>,
+    /// How long each measurement runs, at least 0.5 (default 8, or 1.5 with --quick)
+    #[arg(long, value_name = "S", value_parser = seconds)]
+    seconds: Option<f64>,
+    /// A huge-page tmpfs for the max1080-huge and scaling-huge rings
+    #[arg(long, value_name = "DIR")]
+    huge_pages_dir: Option<String>,
+}
+
+/// `--only`: names of SCENARIOS, comma-separated.
+fn scenario_list(list: &str) -> Result<String, String> {
+    match list.split(',').find(|s| !SCENARIOS.contains(s)) {
+        Some(unknown) => Err(format!(
+            "no scenario {unknown:?}; it takes some of {}",
+            SCENARIOS.join(",")
+        )),
+        None => Ok(list.to_owned()),
+    }
+}
+
+/// `--seconds`: a number of seconds, at least 0.5.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.5 => Ok(s),
+        _ => Err("a number of seconds, at least 0.5".into()),
+    }
+}
+
 /// What the command line asks for.
 pub struct Args {
     /// --quick: shorter measurements, fewer repetitions and cameras, no 4K.
@@ -40,57 +85,21 @@ pub struct Args {
 }
 
 impl Args {
-    /// The process's arguments, checked: an unknown scenario in --only or a --seconds
-    /// that is not a number of seconds (at least 0.5) ends the process with status 2.
-    /// Sets LEASE_SLOTS and HUGE_PAGES_DIR.
+    /// The process's arguments, parsed by clap: `--help`, and an error (status 2) for
+    /// an unknown flag, an unknown scenario in --only or a --seconds that is not a
+    /// number of seconds (at least 0.5). Sets LEASE_SLOTS and HUGE_PAGES_DIR.
     pub fn parse() -> Args {
-        let args: Vec<String> = std::env::args().collect();
-        let quick = args.iter().any(|a| a == "--quick");
-        let out = args
-            .iter()
-            .position(|a| a == "--out")
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_else(|| "bench-results".into());
-        let value = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
-        let lease_slots: u32 = value("--lease-slots")
-            .map(|v| v.parse().expect("--lease-slots takes a number"))
-            .unwrap_or(shmring_common::writer::DEFAULT_SPARES);
-        let only = value("--only");
-        if let Some(dir) = value("--huge-pages-dir") {
+        let cli = <Cli as clap::Parser>::parse();
+        if let Some(dir) = cli.huge_pages_dir {
             let _ = HUGE_PAGES_DIR.set(dir);
         }
-        if let Some(unknown) = only
-            .iter()
-            .flat_map(|o| o.split(','))
-            .find(|s| !SCENARIOS.contains(s))
-        {
-            eprintln!(
-                "shmring-bench: no scenario {unknown:?}; --only takes some of {}",
-                SCENARIOS.join(",")
-            );
-            std::process::exit(2);
-        }
-        LEASE_SLOTS.store(lease_slots, std::sync::atomic::Ordering::Relaxed);
-        let seconds: f64 = match value("--seconds").map(|v| v.parse::<f64>()) {
-            Some(Ok(s)) if s.is_finite() && s >= 0.5 => s,
-            Some(_) => {
-                eprintln!("shmring-bench: --seconds takes a number of seconds, at least 0.5");
-                std::process::exit(2);
-            }
-            None if quick => 1.5,
-            None => 8.0,
-        };
+        LEASE_SLOTS.store(cli.lease_slots, std::sync::atomic::Ordering::Relaxed);
+        let seconds = cli.seconds.unwrap_or(if cli.quick { 1.5 } else { 8.0 });
         Args {
-            quick,
-            out,
-            lease_slots,
-            only,
+            quick: cli.quick,
+            out: cli.out,
+            lease_slots: cli.lease_slots,
+            only: cli.only,
             seconds,
         }
     }

@@ -61,11 +61,13 @@ fn main() {
         if quick { "quick" } else { "full" }
     );
 
-    let results = scenarios::run(&args);
-    table::print_table(&results);
     std::fs::create_dir_all(out).expect("output directory");
     let path = format!("{out}/results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
-        .expect("results.json written");
+    let save = |results: &results::Results| {
+        std::fs::write(&path, serde_json::to_string_pretty(results).unwrap())
+            .expect("results.json written");
+    };
+    let results = scenarios::run(&args, save);
+    table::print_table(&results);
     println!("\nresults: {path}");
 }

@@ -23,7 +23,9 @@ const SCALING_REPETITIONS: usize = 3;
 const IN_CACHE_SLOTS: u32 = 4;
 
 /// Runs the scenarios the command line asks for, in a fixed order.
-pub fn run(args: &Args) -> Results {
+/// Runs the scenarios asked for, handing the results so far to `save` after each group,
+/// so that a run stopped by a time limit keeps what it measured.
+pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
     let mut results = Results {
         quick: args.quick,
         seconds: args.seconds,
@@ -33,10 +35,15 @@ pub fn run(args: &Args) -> Results {
         ..Default::default()
     };
     run_latency(args, &mut results);
+    save(&results);
     run_slow_and_restart(args, &mut results);
+    save(&results);
     run_throughput(args, &mut results);
+    save(&results);
     run_copy(args, &mut results);
+    save(&results);
     run_scaling(args, &mut results);
+    save(&results);
     results
 }
 
