@@ -44,4 +44,11 @@ fi
 if [ ! -x target/pyenv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages target/pyenv
 fi
-target/pyenv/bin/pip install -q --disable-pip-version-check "maturin>=1.7,<2" "numpy>=1.21" "pytest>=7"
+# Two environments, one per numpy line users have: numpy 1.x (Debian 12's own 1.24
+# when python3-numpy is installed) and numpy 2.x from PyPI. The package's tests run in
+# both, because numpy's scalars behave differently between them.
+target/pyenv/bin/pip install -q --disable-pip-version-check "maturin>=1.7,<2" "numpy>=1.21,<2" "pytest>=7"
+if [ ! -x target/pyenv-numpy2/bin/python ]; then
+  /usr/bin/python3 -m venv target/pyenv-numpy2 # no system packages: it must not see Debian's numpy
+fi
+target/pyenv-numpy2/bin/pip install -q --disable-pip-version-check "numpy>=2" "pytest>=7"

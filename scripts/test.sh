@@ -31,8 +31,13 @@ repo=$PWD
 py_target=$repo/target/python # the package's own cargo target (it is not in the workspace)
 CARGO_TARGET_DIR=$py_target cargo fmt --manifest-path python/Cargo.toml -- --check
 CARGO_TARGET_DIR=$py_target cargo clippy --manifest-path python/Cargo.toml --locked -- -D warnings
-CARGO_TARGET_DIR=$py_target target/pyenv/bin/pip install -q --disable-pip-version-check ./python
-(cd python && ../target/pyenv/bin/pytest -q tests)
+rm -rf target/python-wheel
+CARGO_TARGET_DIR=$py_target target/pyenv/bin/pip wheel -q --disable-pip-version-check --no-deps -w target/python-wheel ./python
+for env in pyenv pyenv-numpy2; do
+  echo "-- pytest with numpy $(target/$env/bin/python -c 'import numpy; print(numpy.__version__)')"
+  target/$env/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/python-wheel/*.whl
+  (cd python && ../target/$env/bin/pytest -q tests)
+done
 echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0, and the"
 echo "   C examples (a gst-check suite and an application) run against it"
 rm -rf target/meson

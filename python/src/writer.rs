@@ -103,17 +103,35 @@ fn framerate(fps: f64) -> PyResult<(u64, u64)> {
 /// A time in ns given to the writer: 0 to 2**63 - 1, what a GStreamer clock time holds
 /// (the ring keeps 2**64 - 1 for "no pts", and shmringsrc drops a frame captured
 /// beyond 2**63 - 1).
-fn ns_arg(what: &str, t: Option<i128>) -> PyResult<Option<u64>> {
-    match t {
-        None => Ok(None),
-        Some(t) => u64::try_from(t)
-            .ok()
-            .filter(|&t| t <= i64::MAX as u64)
-            .map(Some)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!("{what} {t}: expected ns, 0 to 2**63 - 1, or None"))
-            }),
-    }
+///
+/// Any integer Python can index is taken: an int, or a numpy integer of any width and
+/// numpy version. It is made a Python int first (`operator.index`), because PyO3 reads
+/// a 128-bit integer under the stable ABI with shifts, which numpy 1.x refuses for a
+/// `uint64`.
+fn ns_arg(what: &str, t: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(t) = t else { return Ok(None) };
+    let py = t.py();
+    let int = PyModule::import(py, "operator")?
+        .getattr("index")?
+        .call1((t,))
+        .map_err(|_| {
+            let kind = t
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
+            PyTypeError::new_err(format!(
+                "{what}: expected an integer ns, 0 to 2**63 - 1, or None; got {kind}"
+            ))
+        })?;
+    let t: i128 = int.extract()?;
+    u64::try_from(t)
+        .ok()
+        .filter(|&t| t <= i64::MAX as u64)
+        .map(Some)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("{what} {t}: expected ns, 0 to 2**63 - 1, or None"))
+        })
 }
 
 /// A count given to the writer, within `range`.
@@ -247,10 +265,13 @@ impl Writer {
     fn write(
         &self,
         array: &Bound<'_, PyAny>,
-        pts: Option<i128>,
-        captured_at: Option<i128>,
+        pts: Option<Bound<'_, PyAny>>,
+        captured_at: Option<Bound<'_, PyAny>>,
     ) -> PyResult<String> {
-        let meta = self.meta(ns_arg("pts", pts)?, ns_arg("captured_at", captured_at)?);
+        let meta = self.meta(
+            ns_arg("pts", pts.as_ref())?,
+            ns_arg("captured_at", captured_at.as_ref())?,
+        );
         let array = match array.cast::<PyArrayDyn<u8>>() {
             Ok(a) => a.clone(),
             Err(_) => {
@@ -312,10 +333,13 @@ impl Writer {
     fn frame(
         slf: Py<Self>,
         py: Python<'_>,
-        pts: Option<i128>,
-        captured_at: Option<i128>,
+        pts: Option<Bound<'_, PyAny>>,
+        captured_at: Option<Bound<'_, PyAny>>,
     ) -> PyResult<WriteFrame> {
-        let stamps = (ns_arg("pts", pts)?, ns_arg("captured_at", captured_at)?);
+        let stamps = (
+            ns_arg("pts", pts.as_ref())?,
+            ns_arg("captured_at", captured_at.as_ref())?,
+        );
         let w = slf.get();
         let size = w.shape.size;
         let loan = {

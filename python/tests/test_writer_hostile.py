@@ -344,6 +344,9 @@ def test_writer_arguments_out_of_range_raise(ring_dir, kwargs, error):
         ({"captured_at": 2**200}, (ValueError, OverflowError)),
         ({"pts": 1.5}, TypeError),
         ({"pts": "1"}, TypeError),
+        ({"pts": np.uint64(2**64 - 1)}, ValueError),
+        ({"captured_at": np.int64(-1)}, ValueError),
+        ({"pts": np.float64(1.0)}, TypeError),
     ],
     ids=case_id,
 )
