@@ -38,7 +38,7 @@ pub enum Error {
     /// A handle string that does not parse.
     InvalidHandle {
         handle: String,
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
     /// An operating-system call failed.
     Io {

@@ -30,7 +30,9 @@ pub mod location;
 mod mapping;
 pub mod names;
 pub mod reader;
+pub mod session;
 mod sigbus;
+pub mod spec;
 mod sys;
 #[doc(hidden)]
 pub mod testing;

@@ -152,9 +152,9 @@ impl std::str::FromStr for Handle {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let invalid = |reason| Error::InvalidHandle {
+        let invalid = |reason: &'static str| Error::InvalidHandle {
             handle: s.to_owned(),
-            reason,
+            reason: reason.into(),
         };
         if s.len() > 4096 {
             return Err(invalid("longer than 4096 bytes"));

@@ -8,22 +8,13 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyWeakrefMethods, PyWeakrefReference};
 
-use shmring_common::formats::{self, FORMATS};
-use shmring_common::layout::{MAX_SLOTS, MAX_SPARES, MIN_SLOTS};
+use shmring_common::spec::{self, VideoArgs, VideoSpec};
 use shmring_common::{
-    Error, FrameMeta, Handle, Lender, Loan, RingLocation, RingWriter, VideoLayout, WriterConfig,
-    WriterState,
+    Error, FrameMeta, Handle, Lender, Loan, RingLocation, RingWriter, WriterState,
 };
 
 use crate::frame::{array_layout, read_only, view};
 use crate::{lock, to_py, ShmringError};
-
-/// What a frame written from Python is.
-struct Shape {
-    layout: VideoLayout,
-    size: usize,
-    duration_ns: Option<u64>,
-}
 
 /// A writer's ring while it is open: the writer, and the lender of its slots (which
 /// maps the ring too, so it goes with the writer at `close`).
@@ -42,7 +33,7 @@ type MemoryCell = Mutex<Option<Py<FrameMemory>>>;
 #[pyclass(frozen, module = "shmring._shmring")]
 pub(crate) struct Writer {
     name: String,
-    shape: Shape,
+    shape: VideoSpec,
     open: Mutex<Option<Open>>,
     /// The memory of each frame handed out and not freed yet: `close` lets go of it, so
     /// that only the arrays still alive keep the ring mapped.
@@ -51,13 +42,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     fn meta(&self, pts: Option<u64>, captured_at: Option<u64>) -> FrameMeta {
-        FrameMeta {
-            pts,
-            duration: self.shape.duration_ns,
-            captured_at_ns: captured_at,
-            video: self.shape.layout,
-            ..Default::default()
-        }
+        self.shape.meta(pts, captured_at)
     }
 
     fn closed_error(&self) -> PyErr {
@@ -76,33 +61,7 @@ impl Writer {
     }
 }
 
-/// The fraction GStreamer's caps give `fps`: exact for whole and NTSC rates
-/// (29.97 is 30000/1001), else in thousandths.
-fn framerate(fps: f64) -> PyResult<(u64, u64)> {
-    if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) {
-        return Err(PyValueError::new_err(format!(
-            "fps {fps}: expected more than 0, at most 1000"
-        )));
-    }
-    let near = |x: f64| (x - x.round()).abs() < 1e-3;
-    let (n, d) = if near(fps) {
-        (fps.round() as u64, 1)
-    } else if near(fps * 1.001) {
-        ((fps * 1.001).round() as u64 * 1000, 1001)
-    } else {
-        ((fps * 1000.0).round() as u64, 1000)
-    };
-    if n == 0 {
-        return Err(PyValueError::new_err(format!(
-            "fps {fps}: too low, at least 0.001"
-        )));
-    }
-    Ok((n, d))
-}
-
-/// A time in ns given to the writer: 0 to 2**63 - 1, what a GStreamer clock time holds
-/// (the ring keeps 2**64 - 1 for "no pts", and shmringsrc drops a frame captured
-/// beyond 2**63 - 1).
+/// A time in ns given to the writer (`spec::time_ns`), or None.
 ///
 /// Any integer Python can index is taken: an int, or a numpy integer of any width and
 /// numpy version. It is made a Python int first (`operator.index`), because PyO3 reads
@@ -125,27 +84,9 @@ fn ns_arg(what: &str, t: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
             ))
         })?;
     let t: i128 = int.extract()?;
-    u64::try_from(t)
-        .ok()
-        .filter(|&t| t <= i64::MAX as u64)
+    spec::time_ns(what, t)
         .map(Some)
-        .ok_or_else(|| {
-            PyValueError::new_err(format!("{what} {t}: expected ns, 0 to 2**63 - 1, or None"))
-        })
-}
-
-/// A count given to the writer, within `range`.
-fn count_arg(what: &str, n: i64, range: std::ops::RangeInclusive<u32>) -> PyResult<u32> {
-    u32::try_from(n)
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "{what} {n}: expected {} to {}",
-                range.start(),
-                range.end()
-            ))
-        })
+        .map_err(|e| PyValueError::new_err(format!("{e}, or None")))
 }
 
 #[pymethods]
@@ -169,72 +110,27 @@ impl Writer {
         pool_slots: i64,
     ) -> PyResult<Self> {
         let loc = RingLocation::parse(ring, dir.as_deref()).map_err(to_py)?;
-        let f = formats::by_name(format).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "format {format:?}: expected one of {}",
-                FORMATS
-                    .iter()
-                    .map(|f| f.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-        if !(1..=16384).contains(&width) || !(1..=16384).contains(&height) {
-            return Err(PyValueError::new_err(format!(
-                "{width}x{height}: width and height must be 1 to 16384"
-            )));
-        }
-        let (width, height) = (width as u32, height as u32);
-        let (n, d) = framerate(fps)?;
-        let slots = match slots {
-            0 => None,
-            s => Some(count_arg("slots", s, MIN_SLOTS..=MAX_SLOTS)?),
-        };
-        let lease_slots = count_arg("lease_slots", lease_slots, 0..=MAX_SPARES)?;
-        let pool_slots = count_arg("pool_slots", pool_slots, 0..=MAX_SPARES)?;
-        if lease_slots + pool_slots > MAX_SPARES {
-            return Err(PyValueError::new_err(format!(
-                "lease_slots {lease_slots} and pool_slots {pool_slots}: together at most {MAX_SPARES}"
-            )));
-        }
-        let name = f.name;
-        let (layout, size) = f
-            .default_layout(width, height)
-            .and_then(|(layout, size)| Some((layout, usize::try_from(size).ok()?)))
-            .ok_or_else(|| PyValueError::new_err(format!("{width}x{height} {name}: too large")))?;
-        let slots = slots.unwrap_or_else(|| {
-            // Half a second, as shmringsink keeps: 4 to 64 slots within 1 GiB.
-            let by_time = (n * 500).div_ceil(d * 1000).clamp(4, 64);
-            by_time.min((1u64 << 30) / size as u64).max(2) as u32
-        });
-        let caps = format!(
-            "video/x-raw, format=(string){name}, width=(int){width}, height=(int){height}, \
-             framerate=(fraction){n}/{d}, pixel-aspect-ratio=(fraction)1/1, \
-             interlace-mode=(string)progressive"
-        );
-        let config = WriterConfig {
+        let spec = VideoSpec::new(&VideoArgs {
+            width,
+            height,
+            format,
+            fps,
             slots,
-            max_frame: size as u64,
-            caps: Some(caps),
-            spares: lease_slots,
-            loans: pool_slots,
-            ..Default::default()
-        };
+            lease_slots,
+            pool_slots,
+        })
+        .map_err(PyValueError::new_err)?;
         // Without the GIL: making a ring reserves its memory, and a dead writer's ring
         // locked for a moment is looked at again for up to 150 ms.
         let writer = py
-            .detach(|| RingWriter::create(&loc, &config))
+            .detach(|| RingWriter::create(&loc, &spec.config))
             .map_err(|e| match e {
                 Error::InvalidGeometry { .. } => PyValueError::new_err(e.to_string()),
                 e => to_py(e),
             })?;
         Ok(Writer {
             name: loc.display_name().to_owned(),
-            shape: Shape {
-                layout,
-                size,
-                duration_ns: Some(1_000_000_000 * d / n),
-            },
+            shape: spec,
             open: Mutex::new(Some(Open {
                 lender: writer.lender(),
                 writer,

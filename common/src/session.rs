@@ -1,0 +1,361 @@
+//! `Session`: a ring reader as the language bindings (Python, Node, C) give it.
+//!
+//! One ring name, followed across writers (restarted, replaced, taken over), read with a
+//! deadline from any thread. The policy is `Follower`'s; this adds what every binding
+//! otherwise writes again:
+//! - reads wait in slices of at most `SLICE`, with a caller's check between them
+//!   (Ctrl-C in Python, `close()` in Node and C);
+//! - the reader's state is behind one mutex, held only for a slice's read (itself a
+//!   wait of at most `SLICE`), never while waiting for a new writer, so the ring read
+//!   stays readable meanwhile;
+//! - a handle of a newer writer re-attaches once before it is called gone;
+//! - what the ring says of itself (`RingInfo`), with its caps' fields picked out.
+//!
+//! Elements keep their own loop (`shmringsrc/src/streaming.rs`): their waits are
+//! unlocked by GStreamer, and their errors are GStreamer's.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::follow::{Follower, StartAt};
+use crate::location::{Handle, RingLocation};
+use crate::reader::{
+    attach, At, AtRule, Attach, ByHandle, Frame, Interrupter, Next, Payload, RingReader,
+    WriterStatus,
+};
+use crate::FrameInfo;
+
+/// The longest a read waits before it runs its caller's check.
+pub const SLICE: Duration = Duration::from_millis(100);
+
+/// Which frame a read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// The newest frame not returned yet (skipping what a slow reader missed).
+    Latest,
+    /// Every frame in order (`missed` counts those lost to a writer that lapped it).
+    Next,
+}
+
+/// What a read came to.
+#[derive(Debug)]
+pub enum Read {
+    Frame(Frame<Payload<Vec<u8>>>),
+    /// No frame by the deadline.
+    TimedOut,
+    /// The caller's check asked to stop (the frame wait was cut short).
+    Stopped,
+    /// The writer ended its stream, and every frame before the end was returned.
+    Eos,
+    /// The writer is gone and no new one came by the deadline.
+    WriterGone(WriterStatus),
+}
+
+/// What `Session::get` found for a handle.
+#[derive(Debug)]
+pub enum Got {
+    /// The frame, copied out.
+    Frame(Frame<Vec<u8>>),
+    NotYet,
+    /// Overwritten, or of a writer that is not the ring's now.
+    Gone,
+}
+
+/// What the ring says of itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RingInfo {
+    pub caps: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub format: Option<String>,
+    pub fps: Option<f64>,
+    pub slots: u32,
+    pub writer_pid: u32,
+    pub writer_status: WriterStatus,
+    pub epoch: u64,
+}
+
+struct State {
+    /// Always reads a ring: opened by `Session::open`, and replaced, never dropped, when
+    /// a new writer comes (so a ring whose writer is gone stays readable meanwhile).
+    /// Only `open` and `adopt` are used, never `Follower::attach`, `writer_gone` or
+    /// `drop_if_gone`, which may leave it without one.
+    follower: Follower,
+    zero_copy: bool,
+}
+
+impl State {
+    fn reader(&self) -> &RingReader {
+        self.follower
+            .reader()
+            .expect("a session always reads a ring")
+    }
+
+    fn reader_mut(&mut self) -> &mut RingReader {
+        self.follower
+            .reader_mut()
+            .expect("a session always reads a ring")
+    }
+
+    fn enable_zero_copy(&mut self) {
+        if self.zero_copy {
+            // No write access or a full reader table: frames are copies.
+            let _ = self.reader_mut().enable_zero_copy();
+        }
+    }
+}
+
+/// A binding's reader of one ring name. `Sync`: any thread may read, one at a time.
+pub struct Session {
+    loc: RingLocation,
+    interrupter: Interrupter,
+    state: Mutex<State>,
+}
+
+/// Locks `m`, carrying on after a panic elsewhere left it poisoned (every update under
+/// the lock is complete before anything can fail).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The time left until `deadline`, at most `SLICE`.
+fn slice_until(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(SLICE, |d| {
+        d.saturating_duration_since(Instant::now()).min(SLICE)
+    })
+}
+
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+impl Session {
+    /// Reads the ring at `loc` now, from its newest frame, as `shmringsrc` starts;
+    /// `Error::NotFound` when there is none. `zero_copy`: lease frames in place where
+    /// the ring lets it, else every frame is a copy.
+    pub fn open(loc: RingLocation, zero_copy: bool) -> Result<Self> {
+        let interrupter = Interrupter::new().map_err(|e| Error::io(loc.path(), "eventfd", e))?;
+        let mut follower = Follower::new(loc.clone(), StartAt::Newest);
+        follower.open(&interrupter)?;
+        let mut state = State {
+            follower,
+            zero_copy,
+        };
+        state.enable_zero_copy();
+        Ok(Session {
+            loc,
+            interrupter,
+            state: Mutex::new(state),
+        })
+    }
+
+    pub fn location(&self) -> &RingLocation {
+        &self.loc
+    }
+
+    /// Wakes every wait of this session now and from now on: for `close()`, whose
+    /// readers' checks then say stop.
+    pub fn interrupt(&self) {
+        self.interrupter.interrupt();
+    }
+
+    /// One frame, waiting until `deadline` (None: for ever). `stop` runs between
+    /// slices of at most `SLICE`, without the lock; true ends the read (`Read::Stopped`).
+    pub fn read(
+        &self,
+        mode: ReadMode,
+        deadline: Option<Instant>,
+        mut stop: impl FnMut() -> bool,
+    ) -> Result<Read> {
+        loop {
+            let slice = slice_until(deadline);
+            let next = {
+                let mut st = lock(&self.state);
+                let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
+                match mode {
+                    ReadMode::Latest => st.reader_mut().latest_zero_copy(slice, alloc)?,
+                    ReadMode::Next => st.reader_mut().next_zero_copy(slice, alloc)?,
+                }
+            };
+            match next {
+                Next::Frame(f) => return Ok(Read::Frame(f)),
+                Next::Eos => return Ok(Read::Eos),
+                Next::WriterGone(why) => {
+                    if stop() {
+                        return Ok(Read::Stopped);
+                    }
+                    match self.reattach(deadline, &mut stop)? {
+                        Some(Read::TimedOut) => return Ok(Read::WriterGone(why)),
+                        Some(other) => return Ok(other),
+                        None => continue,
+                    }
+                }
+                Next::TimedOut | Next::Interrupted => {}
+            }
+            if stop() {
+                return Ok(Read::Stopped);
+            }
+            if passed(deadline) {
+                return Ok(Read::TimedOut);
+            }
+        }
+    }
+
+    /// Waits until a live ring has the name again and reads it: None when it does,
+    /// else `Read::TimedOut` or `Read::Stopped`.
+    fn reattach(
+        &self,
+        deadline: Option<Instant>,
+        stop: &mut impl FnMut() -> bool,
+    ) -> Result<Option<Read>> {
+        loop {
+            match attach(&self.loc, slice_until(deadline), &self.interrupter)? {
+                Attach::Reader(r) => {
+                    let mut st = lock(&self.state);
+                    // A new writer: read from its first frame held.
+                    st.follower.adopt(r);
+                    st.enable_zero_copy();
+                    return Ok(None);
+                }
+                Attach::TimedOut | Attach::Interrupted => {}
+            }
+            if stop() {
+                return Ok(Some(Read::Stopped));
+            }
+            if passed(deadline) {
+                return Ok(Some(Read::TimedOut));
+            }
+        }
+    }
+
+    /// Exactly the frame `handle` names, copied, without waiting. A handle of another
+    /// ring is `Error::InvalidHandle`; one of a newer writer than the one read makes the
+    /// session follow it, once.
+    pub fn get(&self, handle: &Handle) -> Result<Got> {
+        if handle.ring != self.loc.display_name() {
+            return Err(Error::InvalidHandle {
+                handle: handle.to_string(),
+                reason: format!(
+                    "it names ring {}, this reader reads {}",
+                    handle.ring,
+                    self.loc.display_name()
+                )
+                .into(),
+            });
+        }
+        for attempt in 0..2 {
+            let found = lock(&self.state)
+                .reader_mut()
+                .by_handle(handle, |i| vec![0u8; i.len as usize])?;
+            match found {
+                ByHandle::Frame(f) => return Ok(Got::Frame(f)),
+                ByHandle::NotYet => return Ok(Got::NotYet),
+                ByHandle::Gone => {
+                    let stale = {
+                        let st = lock(&self.state);
+                        st.reader().epoch() != handle.epoch && st.follower.is_gone()
+                    };
+                    if attempt == 0
+                        && stale
+                        && self
+                            .reattach(Some(Instant::now()), &mut || false)?
+                            .is_none()
+                    {
+                        continue;
+                    }
+                    return Ok(Got::Gone);
+                }
+            }
+        }
+        Ok(Got::Gone)
+    }
+
+    /// The frame captured closest to `captured_at_ns` by `rule`, copied.
+    pub fn at(&self, captured_at_ns: u64, rule: AtRule) -> Result<Got> {
+        let (found, epoch) = {
+            let st = lock(&self.state);
+            (
+                st.reader().seq_at(captured_at_ns, rule)?,
+                st.reader().epoch(),
+            )
+        };
+        match found {
+            At::Frame(seq) => self.get(&Handle {
+                ring: self.loc.display_name().to_owned(),
+                epoch,
+                seq,
+            }),
+            At::Gone => Ok(Got::Gone),
+            At::NotYet => Ok(Got::NotYet),
+        }
+    }
+
+    /// What the ring read now says of itself.
+    pub fn info(&self) -> Result<RingInfo> {
+        let (caps, slots, writer_pid, writer_status, epoch) = {
+            let st = lock(&self.state);
+            let r = st.reader();
+            (
+                r.current_caps().map(|c| c.map(|(_, c)| c)),
+                r.geometry().slot_count,
+                r.writer_pid(),
+                r.writer_status(),
+                r.epoch(),
+            )
+        };
+        let caps = caps?;
+        let field = |name: &str| caps.as_deref().and_then(|c| caps_field(c, name));
+        let fps = field("framerate").and_then(|f| {
+            let (n, d) = f.split_once('/')?;
+            let (n, d) = (n.parse::<f64>().ok()?, d.parse::<f64>().ok()?);
+            (d != 0.0).then(|| n / d)
+        });
+        Ok(RingInfo {
+            width: field("width").and_then(|w| w.parse().ok()),
+            height: field("height").and_then(|h| h.parse().ok()),
+            format: field("format").map(str::to_owned),
+            fps,
+            caps,
+            slots,
+            writer_pid,
+            writer_status,
+            epoch,
+        })
+    }
+}
+
+/// The value of field `name` in a caps string (`name=(type)value` or `name=value`), up
+/// to the next `,` or `;`.
+pub fn caps_field<'c>(caps: &'c str, name: &str) -> Option<&'c str> {
+    let key = format!("{name}=");
+    let at = caps
+        .match_indices(&key)
+        .find(|&(i, _)| i == 0 || matches!(caps.as_bytes()[i - 1], b' ' | b','))?
+        .0
+        + key.len();
+    let rest = &caps[at..];
+    let rest = rest
+        .strip_prefix('(')
+        .and_then(|r| r.split_once(')'))
+        .map_or(rest, |(_, r)| r);
+    Some(rest.split([',', ';']).next()?.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::caps_field;
+
+    #[test]
+    fn caps_fields_are_found_by_whole_name() {
+        let caps = "video/x-raw, format=(string)NV12, width=(int)640, height=480, \
+                    pixel-aspect-ratio=(fraction)1/1, framerate=(fraction)30000/1001";
+        assert_eq!(caps_field(caps, "format"), Some("NV12"));
+        assert_eq!(caps_field(caps, "width"), Some("640"));
+        assert_eq!(caps_field(caps, "height"), Some("480"));
+        assert_eq!(caps_field(caps, "framerate"), Some("30000/1001"));
+        assert_eq!(caps_field(caps, "rate"), None);
+        assert_eq!(caps_field("x, a=(int", "a"), Some("(int"));
+        assert_eq!(caps_field("", "width"), None);
+    }
+}
