@@ -22,7 +22,7 @@ use crate::{FrameInfo, VideoLayout};
 
 // The rest of the reading side's API: leased payloads, and waits.
 pub use crate::leases::{LeasedPayload, Payload, RingHold};
-pub use crate::waits::{attach, Attach, Interrupter, LIVENESS_CHECK_INTERVAL};
+pub use crate::waits::{attach, Attach, Interrupter, RingWatch, LIVENESS_CHECK_INTERVAL};
 
 /// How many torn copies in a row a read tolerates before giving up for this call.
 pub(crate) const MAX_TORN_RETRIES: u32 = 64;

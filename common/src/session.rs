@@ -5,9 +5,9 @@
 //! otherwise writes again:
 //! - reads wait in slices of at most `SLICE`, with a caller's check between them
 //!   (Ctrl-C in Python, `close()` in Node and C);
-//! - the reader's state is behind one mutex, held only for a slice's read (itself a
-//!   wait of at most `SLICE`), never while waiting for a new writer, so the ring read
-//!   stays readable meanwhile;
+//! - the reader's state is behind one mutex, held only for a poll that does not wait:
+//!   a read sleeps on the ring's wake word (`RingWatch`) without it, and waits for a
+//!   new writer without it, so no caller waits for the lock longer than a poll takes;
 //! - a handle of a newer writer re-attaches once before it is called gone;
 //! - what the ring says of itself (`RingInfo`), with its caps' fields picked out.
 //!
@@ -172,14 +172,18 @@ impl Session {
         mut stop: impl FnMut() -> bool,
     ) -> Result<Read> {
         loop {
-            let slice = slice_until(deadline);
-            let next = {
+            // A poll under the lock, then a sleep without it: no caller of this session
+            // waits for the lock longer than a poll takes.
+            let (next, watch) = {
                 let mut st = lock(&self.state);
+                let r = st.reader_mut();
+                let watch = r.watch(); // before the poll: no wake-up is lost
                 let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
-                match mode {
-                    ReadMode::Latest => st.reader_mut().latest_zero_copy(slice, alloc)?,
-                    ReadMode::Next => st.reader_mut().next_zero_copy(slice, alloc)?,
-                }
+                let next = match mode {
+                    ReadMode::Latest => r.latest_zero_copy(Duration::ZERO, alloc)?,
+                    ReadMode::Next => r.next_zero_copy(Duration::ZERO, alloc)?,
+                };
+                (next, watch)
             };
             match next {
                 Next::Frame(f) => return Ok(Read::Frame(f)),
@@ -202,6 +206,9 @@ impl Session {
             if passed(deadline) {
                 return Ok(Read::TimedOut);
             }
+            // At most a slice (the reader's liveness interval too): the next poll looks
+            // at the writer's lock when it is due.
+            watch.sleep(slice_until(deadline));
         }
     }
 

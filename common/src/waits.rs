@@ -65,6 +65,47 @@ impl Interrupter {
     }
 }
 
+/// A ring's wake word, to sleep on without its reader (nor any lock around it): load
+/// `seen` before a poll of the reader finds nothing, then `sleep` until the writer moves
+/// or the interrupter fires. A wake-up between the two is not lost: the word has moved
+/// past `seen`, so the sleep returns at once.
+pub struct RingWatch {
+    map: Arc<crate::mapping::Mapping>,
+    interrupter: Interrupter,
+    seen: u32,
+}
+
+impl RingWatch {
+    /// Sleeps up to `timeout` unless the wake word moved since this watch was taken, or
+    /// the interrupter fired. Returns early on any wake-up; the caller polls again.
+    pub fn sleep(&self, timeout: Duration) {
+        if self.interrupter.is_interrupted() {
+            return;
+        }
+        sys::futex_wait2(
+            &self.map.superblock().wake,
+            self.seen,
+            &self.interrupter.inner.word,
+            0,
+            timeout,
+        );
+    }
+}
+
+impl RingReader {
+    /// The wake word as it is now, to sleep on after a poll (`timeout` zero) that found
+    /// nothing, without holding the reader.
+    pub fn watch(&self) -> RingWatch {
+        RingWatch {
+            map: Arc::clone(&self.map),
+            interrupter: self.interrupter.clone(),
+            // Acquire: pairs with the writer's Release increment of `wake` (after its
+            // head and state stores), as in `wait_beyond`; taken before the poll.
+            seen: self.map.superblock().wake.load(Ordering::Acquire),
+        }
+    }
+}
+
 impl RingReader {
     /// Waits up to `timeout` until frame `seq` is committed. None when it is; otherwise
     /// why not (timed out, interrupted, EOS, writer gone).
