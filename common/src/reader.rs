@@ -448,7 +448,10 @@ impl RingReader {
                         // at the newest, which leaves the whole ring as headroom.
                         Pick::InOrder => want = self.head().max(want.saturating_add(1)),
                     }
-                    if Instant::now() >= deadline {
+                    // A torn copy is retried at once, however short the timeout (a
+                    // poll's is zero): the deadline bounds waits, and giving up here
+                    // would aim the next call at the same slot the writer takes next.
+                    if torn >= MAX_TORN_RETRIES && Instant::now() >= deadline {
                         return Ok(Next::TimedOut);
                     }
                 }

@@ -5,15 +5,17 @@
 //! otherwise writes again:
 //! - reads wait in slices of at most `SLICE`, with a caller's check between them
 //!   (Ctrl-C in Python, `close()` in Node and C);
-//! - the reader's state is behind one mutex, held only for a poll that does not wait:
-//!   a read sleeps on the ring's wake word (`RingWatch`) without it, and waits for a
-//!   new writer without it, so no caller waits for the lock longer than a poll takes;
+//! - the reader's state is behind one mutex, held only for a poll that does not wait
+//!   (it copies a frame when no lease is to be had): a read sleeps on the ring's wake
+//!   word (`RingWatch`) without it, and waits for a new writer without it, so no caller
+//!   waits for the lock longer than a poll takes;
 //! - a handle of a newer writer re-attaches once before it is called gone;
 //! - what the ring says of itself (`RingInfo`), with its caps' fields picked out.
 //!
 //! Elements keep their own loop (`shmringsrc/src/streaming.rs`): their waits are
 //! unlocked by GStreamer, and their errors are GStreamer's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,8 +28,9 @@ use crate::reader::{
 };
 use crate::FrameInfo;
 
-/// The longest a read waits before it runs its caller's check.
-pub const SLICE: Duration = Duration::from_millis(100);
+/// The longest a read waits before it runs its caller's check: the reader's liveness
+/// interval, so that each poll after a sleep looks at the writer's lock when it is due.
+pub const SLICE: Duration = crate::reader::LIVENESS_CHECK_INTERVAL;
 
 /// Which frame a read returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +116,10 @@ impl State {
 pub struct Session {
     loc: RingLocation,
     interrupter: Interrupter,
+    /// Set by `interrupt`: every read stops at its next look, whatever its caller's
+    /// check says (the interrupter keeps waking the waits, so a read that went on
+    /// would spin). Relaxed: the interrupter's Release/Acquire orders the wake-up.
+    stopped: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -149,6 +156,7 @@ impl Session {
         Ok(Session {
             loc,
             interrupter,
+            stopped: AtomicBool::new(false),
             state: Mutex::new(state),
         })
     }
@@ -157,9 +165,10 @@ impl Session {
         &self.loc
     }
 
-    /// Wakes every wait of this session now and from now on: for `close()`, whose
-    /// readers' checks then say stop.
+    /// Stops every read of this session, now and from now on (`Read::Stopped`): for
+    /// `close()`.
     pub fn interrupt(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         self.interrupter.interrupt();
     }
 
@@ -171,6 +180,7 @@ impl Session {
         deadline: Option<Instant>,
         mut stop: impl FnMut() -> bool,
     ) -> Result<Read> {
+        let mut stop = || self.stopped.load(Ordering::Relaxed) || stop();
         loop {
             // A poll under the lock, then a sleep without it: no caller of this session
             // waits for the lock longer than a poll takes.
@@ -223,9 +233,13 @@ impl Session {
             match attach(&self.loc, slice_until(deadline), &self.interrupter)? {
                 Attach::Reader(r) => {
                     let mut st = lock(&self.state);
-                    // A new writer: read from its first frame held.
-                    st.follower.adopt(r);
-                    st.enable_zero_copy();
+                    // A new writer: read from its first frame held. Unless another
+                    // thread of this session adopted it meanwhile: then its reader,
+                    // which may have returned frames already, stays.
+                    if st.follower.is_gone() {
+                        st.follower.adopt(r);
+                        st.enable_zero_copy();
+                    }
                     return Ok(None);
                 }
                 Attach::TimedOut | Attach::Interrupted => {}
