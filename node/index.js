@@ -5,10 +5,16 @@
 // it a JavaScript face: option objects, number or BigInt times, errors with a `code` and
 // the ring's name, and frames whose `pixels` are detached when they are released.
 
-const { markAsUntransferable } = require('node:worker_threads')
 const native = require('./shmring.node')
 
 const CODE = /^(ERR_SHMRING_[A-Z_]+): ([\s\S]*)$/
+
+// What a frame is, filled by the addon in one call (see NativeFrame::fields): epoch,
+// seq, pts, dts, duration, capture time; then seq, width, height, format, flags,
+// missed, zero-copy, planes, and each plane's offset and stride.
+const BIG = new BigUint64Array(6)
+const NUMBERS = new Float64Array(16)
+const FORMATS = native.formatNames()
 
 /** An error of a ring: `code` says which (ERR_SHMRING_*), `ring` names the ring. */
 class ShmringError extends Error {
@@ -81,14 +87,34 @@ function timeOf(ring, what, value) {
  */
 class Frame {
   #native
-  constructor(nativeFrame) {
+  #pixels
+  constructor(nativeFrame, ring) {
     this.#native = nativeFrame
-    const f = nativeFrame.fields()
-    f.pts ??= null
-    f.dts ??= null
-    f.duration ??= null
-    Object.assign(this, f)
-    defineBytes(this, call(this.ring, () => nativeFrame.pixels()))
+    nativeFrame.fields(BIG, NUMBERS)
+    const none = 0xffffffffffffffffn
+    this.ring = ring
+    this.seq = NUMBERS[0]
+    this.handle = `${ring}:${BIG[0].toString(16).padStart(16, '0')}:${BIG[1]}`
+    this.pts = BIG[2] === none ? null : BIG[2]
+    this.dts = BIG[3] === none ? null : BIG[3]
+    this.duration = BIG[4] === none ? null : BIG[4]
+    this.capturedAt = BIG[5]
+    this.width = NUMBERS[1]
+    this.height = NUMBERS[2]
+    this.format = FORMATS[NUMBERS[3]] || 'unknown'
+    this.flags = NUMBERS[4]
+    this.missed = NUMBERS[5]
+    this.zeroCopy = NUMBERS[6] === 1
+    this.planes = []
+    for (let p = 0; p < NUMBERS[7]; p++) {
+      this.planes.push({ offset: NUMBERS[8 + 2 * p], stride: NUMBERS[9 + 2 * p] })
+    }
+    this.#pixels = call(ring, () => nativeFrame.pixels())
+  }
+
+  /** The frame's bytes (a getter: the Buffer cannot be replaced). */
+  get pixels() {
+    return this.#pixels
   }
 
   /** Ends the lease; `pixels` is detached from then on. Releasing twice does nothing. */
@@ -114,17 +140,8 @@ class Frame {
   }
 }
 
-/**
- * Gives `owner` its `pixels`, which cannot be replaced, and whose memory cannot be
- * transferred to a worker (it is the ring's, and goes back to it at release or commit).
- */
-function defineBytes(owner, pixels) {
-  if (pixels.length > 0) markAsUntransferable(pixels.buffer)
-  Object.defineProperty(owner, 'pixels', { value: pixels, enumerable: true, writable: false })
-}
-
-function frameOf(nativeFrame) {
-  return nativeFrame ? new Frame(nativeFrame) : null
+function frameOf(nativeFrame, ring) {
+  return nativeFrame ? new Frame(nativeFrame, ring) : null
 }
 
 /**
@@ -146,20 +163,20 @@ class Reader {
   /** The newest frame not returned yet; waits up to `timeout` ms (default 0: a poll). */
   latest(options) {
     const t = timeoutOf(this.ring, options)
-    return frameOf(call(this.ring, () => this.#native.latest(t)))
+    return frameOf(call(this.ring, () => this.#native.latest(t)), this.ring)
   }
 
   /** The next frame in order (`missed` counts frames lost); as `latest`. */
   next(options) {
     const t = timeoutOf(this.ring, options)
-    return frameOf(call(this.ring, () => this.#native.next(t)))
+    return frameOf(call(this.ring, () => this.#native.next(t)), this.ring)
   }
 
   /** As `latest`, waiting off the event loop (default: for ever). */
   async latestAsync(options) {
     const t = timeoutOf(this.ring, options)
     try {
-      return frameOf(await call(this.ring, () => this.#native.latestAsync(t)))
+      return frameOf(await call(this.ring, () => this.#native.latestAsync(t)), this.ring)
     } catch (e) {
       throw translate(e, this.ring)
     }
@@ -169,7 +186,7 @@ class Reader {
   async nextAsync(options) {
     const t = timeoutOf(this.ring, options)
     try {
-      return frameOf(await call(this.ring, () => this.#native.nextAsync(t)))
+      return frameOf(await call(this.ring, () => this.#native.nextAsync(t)), this.ring)
     } catch (e) {
       throw translate(e, this.ring)
     }
@@ -178,7 +195,7 @@ class Reader {
   /** Exactly the frame `handle` names (a copy), without waiting. */
   get(handle) {
     const h = stringOf(this.ring, 'handle', handle)
-    return frameOf(call(this.ring, () => this.#native.get(h)))
+    return frameOf(call(this.ring, () => this.#native.get(h)), this.ring)
   }
 
   /** The frame captured closest to `capturedAt` (ns) by `rule` (a copy). */
@@ -186,7 +203,7 @@ class Reader {
     const t = timeOf(this.ring, 'capturedAt', capturedAt)
     if (t === undefined) throw invalid(this.ring, 'capturedAt: expected ns')
     const r = stringOf(this.ring, 'rule', rule)
-    return frameOf(call(this.ring, () => this.#native.at(t, r)))
+    return frameOf(call(this.ring, () => this.#native.at(t, r)), this.ring)
   }
 
   /** What the ring says of itself: width, height, format, fps, caps, slots, ... */
@@ -233,12 +250,18 @@ class Reader {
 class WriteFrame {
   #native
   #writer
+  #pixels
   constructor(writer, nativeFrame, ring) {
     this.#writer = writer
     this.#native = nativeFrame
     this.ring = ring
-    defineBytes(this, call(ring, () => nativeFrame.pixels()))
+    this.#pixels = call(ring, () => nativeFrame.pixels())
     this.handle = null
+  }
+
+  /** The slot to fill (a getter: the Buffer cannot be replaced). */
+  get pixels() {
+    return this.#pixels
   }
 
   /** Publishes the frame; its handle. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on Debian 12 and runs every test: formatting, lints, the ring's
 # unit, stress (threads and processes), fuzz and wake-path (seccomp) tests, the same
-# ring suite built for aarch64 under qemu-user, the Python package's pytest suite, the
-# elements' gst-check tests,
+# ring suite built for aarch64 under qemu-user, the Python package's pytest suite (under
+# numpy 1.x and 2.x), the Node package's tests (npm test), the elements' gst-check tests,
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build through
 # meson that gst-inspect-1.0 must load, the C examples must pass and meson install must
 # install, and a short run of the benchmark (to show it runs; its figures are not
@@ -38,6 +38,11 @@ for env in pyenv pyenv-numpy2; do
   target/$env/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/python-wheel/*.whl
   (cd python && ../target/$env/bin/pytest -q tests)
 done
+echo "== Node: the package (node/) formats, lints, builds with npm install and passes npm test"
+node_target=$repo/target/node # the addon's own cargo target (it is not in the workspace)
+CARGO_TARGET_DIR=$node_target cargo fmt --manifest-path node/Cargo.toml -- --check
+CARGO_TARGET_DIR=$node_target cargo clippy --manifest-path node/Cargo.toml --release --locked -- -D warnings
+(cd node && CARGO_TARGET_DIR=$node_target npm install --no-audit --no-fund --loglevel=error && npm test)
 echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0, and the"
 echo "   C examples (a gst-check suite and an application) run against it"
 rm -rf target/meson

@@ -2,10 +2,10 @@
 //! lease (a reader's) or loan (the writer's) ends.
 //!
 //! This is the only file of the addon with `unsafe`: Node-API calls that napi-rs wraps
-//! in ways that do not fit. Its `BufferSlice::from_external` refuses, in debug builds,
+//! in ways that do not fit, and writes into typed arrays JavaScript passes. Its `BufferSlice::from_external` refuses, in debug builds,
 //! a pointer that an earlier buffer still had (a slot comes back at the same address
 //! once a frame released before is not yet collected); it keeps no reference to detach
-//! the buffer by, and does not tell V8 how much memory the buffer holds.
+//! the buffer by.
 //!
 //! Detaching is what makes a released frame safe by construction: every view of the
 //! buffer (`subarray`, `new Uint8Array(b.buffer)`) then has length 0, so no code can
@@ -28,22 +28,10 @@ use crate::error;
 /// its finalizer.
 pub(crate) type Keep = Box<dyn Send>;
 
-/// The finalizer's hint: what to drop, and how many bytes to tell V8 are gone.
-struct Hint {
-    /// Held only to be dropped by the finalizer.
-    #[allow(dead_code)]
-    keep: Keep,
-    len: usize,
-}
-
-unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the `Box<Hint>` leaked by `external` for this buffer alone, and
+unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the `Box<Keep>` leaked by `external` for this buffer alone, and
     // Node calls the finalizer once.
-    let hint = unsafe { Box::from_raw(hint.cast::<Hint>()) };
-    let mut total = 0;
-    // SAFETY: the env the finalizer is called in; an out-parameter.
-    unsafe { sys::napi_adjust_external_memory(env, -(hint.len as i64), &mut total) };
-    drop(hint);
+    drop(unsafe { Box::from_raw(hint.cast::<Keep>()) });
 }
 
 fn check(status: sys::napi_status, what: &str) -> Result<()> {
@@ -134,9 +122,9 @@ impl Drop for Attached {
 }
 
 /// A `Buffer` over `len` bytes at `ptr`, without a copy, and the reference to detach it
-/// by. `keep` is dropped when the buffer is collected. V8 is told the buffer holds
-/// `len` bytes, so that frames dropped without a release are collected soon, and give
-/// their leases back.
+/// by. `keep` is dropped when the buffer is collected. V8 is not told of the bytes
+/// (`napi_adjust_external_memory`): 3 MB a frame made it collect garbage every few
+/// frames, for milliseconds each, although `release()` gives the bytes back at once.
 ///
 /// # Safety
 /// `ptr..ptr+len` must stay valid memory for as long as `keep` lives, and nothing but
@@ -159,7 +147,7 @@ pub(crate) unsafe fn external(
             "napi_create_buffer",
         )?;
     } else {
-        let hint = Box::into_raw(Box::new(Hint { keep, len }));
+        let hint = Box::into_raw(Box::new(keep));
         // SAFETY: the caller's contract for the memory; `hint` is freed by `finalize`,
         // or here when Node refuses the buffer.
         let status = unsafe {
@@ -177,9 +165,6 @@ pub(crate) unsafe fn external(
             drop(unsafe { Box::from_raw(hint) });
             check(status, "napi_create_external_buffer")?;
         }
-        let mut total = 0;
-        // SAFETY: an out-parameter; `finalize` gives the bytes back.
-        unsafe { sys::napi_adjust_external_memory(raw, len as i64, &mut total) };
     }
     let mut reference = ptr::null_mut();
     // SAFETY: `value` is the live Buffer just made; a strong reference (count 1).
@@ -194,4 +179,27 @@ pub(crate) unsafe fn external(
     };
     // SAFETY: a value Node just made, in this env.
     Ok((unsafe { Unknown::from_raw_unchecked(raw, value) }, attached))
+}
+
+/// Copies `values` into the start of `array`; an error when it is shorter.
+pub(crate) fn fill_u64(array: &mut BigUint64Array, values: &[u64]) -> Result<()> {
+    // SAFETY: a typed array JavaScript passed to this call, which holds the only Rust
+    // view of it; no JavaScript runs until the call returns.
+    let slice = unsafe { array.as_mut() };
+    slice
+        .get_mut(..values.len())
+        .ok_or_else(|| error("ERR_SHMRING_INVALID_ARG", "a BigUint64Array too short"))?
+        .copy_from_slice(values);
+    Ok(())
+}
+
+/// Copies `values` into the start of `array`; an error when it is shorter.
+pub(crate) fn fill_f64(array: &mut Float64Array, values: &[f64]) -> Result<()> {
+    // SAFETY: as for `fill_u64`.
+    let slice = unsafe { array.as_mut() };
+    slice
+        .get_mut(..values.len())
+        .ok_or_else(|| error("ERR_SHMRING_INVALID_ARG", "a Float64Array too short"))?
+        .copy_from_slice(values);
+    Ok(())
 }

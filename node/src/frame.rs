@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use shmring_common::layout::MAX_PLANES;
-use shmring_common::{formats, FrameInfo, Handle, LeasedPayload, Payload};
+use shmring_common::{formats, FrameInfo, LeasedPayload, Payload};
 
 use crate::{buffers, error, lock};
 
@@ -22,37 +22,27 @@ enum Bytes {
 /// `release`) ends the lease.
 type Cell = Arc<Mutex<Option<Bytes>>>;
 
-/// One plane of a frame: where it starts in `pixels`, and its row stride in bytes.
-#[napi(object)]
-pub struct Plane {
-    pub offset: f64,
-    pub stride: i32,
-}
+/// Where `NativeFrame::fields` puts what a frame is, for `index.js` to read without a
+/// Node-API call per field (building an object of 14 fields through Node-API costs
+/// more than the read itself).
+/// Slots of the numbers: seq, width, height, format, flags, missed, zero-copy,
+/// planes, then offset and stride of each plane.
+pub const NUMBER_FIELDS: usize = 8 + 2 * MAX_PLANES;
 
-/// What a frame is, read once by `index.js`.
-#[napi(object)]
-pub struct FrameFields {
-    pub ring: String,
-    pub seq: f64,
-    pub handle: String,
-    pub pts: Option<BigInt>,
-    pub dts: Option<BigInt>,
-    pub duration: Option<BigInt>,
-    pub captured_at: BigInt,
-    pub width: u32,
-    pub height: u32,
-    pub format: String,
-    pub planes: Vec<Plane>,
-    pub flags: u32,
-    pub missed: f64,
-    pub zero_copy: bool,
+/// The formats by number, for `index.js`: a GStreamer format name per
+/// `GstVideoFormat` number this package knows ("" for the others).
+#[napi(catch_unwind)]
+pub fn format_names() -> Vec<String> {
+    let top = formats::FORMATS.iter().map(|f| f.number).max().unwrap_or(0);
+    (0..=top)
+        .map(|n| formats::by_number(n).map_or(String::new(), |f| f.name.to_owned()))
+        .collect()
 }
 
 /// A frame read from a ring (`index.js` wraps it as `Frame`).
 #[napi]
 pub struct NativeFrame {
     info: FrameInfo,
-    ring: String,
     missed: u64,
     zero_copy: bool,
     /// The bytes' address and length, fixed while `bytes` holds them.
@@ -66,7 +56,7 @@ pub struct NativeFrame {
 }
 
 impl NativeFrame {
-    pub(crate) fn new(ring: &str, info: FrameInfo, data: Payload<Vec<u8>>, missed: u64) -> Self {
+    pub(crate) fn new(info: FrameInfo, data: Payload<Vec<u8>>, missed: u64) -> Self {
         let (bytes, ptr, len, zero_copy) = match data {
             Payload::Leased(l) => {
                 let (ptr, len) = (l.as_ptr() as usize, l.len());
@@ -79,7 +69,6 @@ impl NativeFrame {
         };
         NativeFrame {
             info,
-            ring: ring.to_owned(),
             missed,
             zero_copy,
             ptr,
@@ -94,40 +83,41 @@ impl NativeFrame {
 
 #[napi]
 impl NativeFrame {
-    /// What the frame is.
+    /// What the frame is, into `big` (epoch, seq, pts, dts, duration, capture time;
+    /// u64::MAX for none) and `numbers` (see `NUMBER_FIELDS`).
     #[napi(catch_unwind)]
-    pub fn fields(&self) -> FrameFields {
+    pub fn fields(&self, mut big: BigUint64Array, mut numbers: Float64Array) -> Result<()> {
         let i = &self.info;
+        let none = u64::MAX;
+        buffers::fill_u64(
+            &mut big,
+            &[
+                i.epoch,
+                i.seq,
+                i.pts.unwrap_or(none),
+                i.dts.unwrap_or(none),
+                i.duration.unwrap_or(none),
+                i.captured_at_ns,
+            ],
+        )?;
         let v = &i.video;
         let n = (v.n_planes as usize).min(MAX_PLANES);
-        FrameFields {
-            ring: self.ring.clone(),
-            seq: i.seq as f64,
-            handle: Handle {
-                ring: self.ring.clone(),
-                epoch: i.epoch,
-                seq: i.seq,
-            }
-            .to_string(),
-            pts: i.pts.map(BigInt::from),
-            dts: i.dts.map(BigInt::from),
-            duration: i.duration.map(BigInt::from),
-            captured_at: BigInt::from(i.captured_at_ns),
-            width: v.width,
-            height: v.height,
-            format: formats::by_number(v.format)
-                .map_or("unknown", |f| f.name)
-                .to_owned(),
-            planes: (0..n)
-                .map(|p| Plane {
-                    offset: v.offsets[p] as f64,
-                    stride: v.strides[p],
-                })
-                .collect(),
-            flags: i.flags,
-            missed: self.missed as f64,
-            zero_copy: self.zero_copy,
+        let mut out = [0f64; NUMBER_FIELDS];
+        out[..8].copy_from_slice(&[
+            i.seq as f64,
+            f64::from(v.width),
+            f64::from(v.height),
+            f64::from(v.format),
+            f64::from(i.flags),
+            self.missed as f64,
+            f64::from(u8::from(self.zero_copy)),
+            n as f64,
+        ]);
+        for p in 0..n {
+            out[8 + 2 * p] = v.offsets[p] as f64;
+            out[9 + 2 * p] = f64::from(v.strides[p]);
         }
+        buffers::fill_f64(&mut numbers, &out)
     }
 
     /// The frame's bytes as a Buffer: over the leased slot, or over the frame's copy.

@@ -14,6 +14,7 @@
 //! (`index.js`) wraps these classes: it turns the `CODE: message` of an error into an
 //! `Error` with `code` and `ring`.
 
+mod bench;
 mod buffers;
 mod frame;
 mod reader;

@@ -50,12 +50,7 @@ impl Shared {
             .map_err(ring_error)?;
         let loc = self.session.location();
         match read {
-            Read::Frame(f) => Ok(Some(NativeFrame::new(
-                loc.display_name(),
-                f.info,
-                f.data,
-                f.missed,
-            ))),
+            Read::Frame(f) => Ok(Some(NativeFrame::new(f.info, f.data, f.missed))),
             Read::TimedOut => Ok(None),
             Read::Stopped => Err(error(
                 "ERR_SHMRING_CLOSED",
@@ -173,12 +168,7 @@ impl NativeReader {
 
     fn got(&self, got: Got, what: impl FnOnce() -> String) -> Result<NativeFrame> {
         match got {
-            Got::Frame(f) => Ok(NativeFrame::new(
-                self.loc().display_name(),
-                f.info,
-                Payload::Copied(f.data),
-                0,
-            )),
+            Got::Frame(f) => Ok(NativeFrame::new(f.info, Payload::Copied(f.data), 0)),
             Got::NotYet => Err(error(
                 "ERR_SHMRING_NOT_YET_WRITTEN",
                 format!("{} is not written yet", what()),

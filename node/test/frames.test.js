@@ -4,6 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const { execFile } = require('node:child_process')
 const { Reader, Writer } = require('..')
 const { ringDir, pattern, check, gc, writer, printed } = require('./helpers.js')
 
@@ -230,4 +231,28 @@ test('a writer killed and started again is followed', async (t) => {
   check(g.pixels)
   g.release()
   r.close()
+})
+
+test('examples/node/motion.js scores a ring and prints fps and latency', async (t) => {
+  const dir = ringDir(t)
+  const w = new Writer('cam1', { width: 320, height: 240, format: 'I420', fps: 30, dir })
+  let n = 0
+  const timer = setInterval(() => w.write(pattern(++n, w.frameSize)), 33)
+  const example = require('node:path').resolve(__dirname, '../../examples/node/motion.js')
+  const r = await new Promise((resolve) => {
+    execFile(process.execPath, [example, 'cam1', '2.5'], { env: { ...process.env, SHMRING_DIR: dir } }, (e, out, err) =>
+      resolve({ code: e ? e.code : 0, out, err }),
+    )
+  })
+  clearInterval(timer)
+  w.close()
+  assert.equal(r.code, 0, r.err)
+  const lines = r.out.trim().split('\n')
+  assert.ok(lines.length >= 2, r.out)
+  for (const line of lines) {
+    const m = /^cam1: ([\d.]+) fps, motion ([\d.]+), latency from capture ([\d.]+) ms$/.exec(line)
+    assert.ok(m, line)
+    assert.ok(Number(m[1]) > 10 && Number(m[1]) < 50, line)
+    assert.ok(Number(m[2]) > 0, `patterns differ frame to frame: ${line}`)
+  }
 })
