@@ -121,6 +121,57 @@ impl Drop for Attached {
     }
 }
 
+/// The Buffer over a frame's memory (`ptr..ptr+len`): made once, detached once.
+pub(crate) struct Pixels {
+    ptr: usize,
+    len: usize,
+    made: bool,
+    attached: Option<Attached>,
+}
+
+impl Pixels {
+    pub(crate) fn new(ptr: *const u8, len: usize) -> Self {
+        Pixels {
+            ptr: ptr as usize,
+            len,
+            made: false,
+            attached: None,
+        }
+    }
+
+    /// The Buffer, made now (a second call is an error); `keep` is dropped when it is
+    /// collected.
+    ///
+    /// # Safety
+    /// As for `external`, over this memory.
+    pub(crate) unsafe fn make<'env>(
+        &mut self,
+        env: &'env Env,
+        keep: Keep,
+    ) -> Result<Unknown<'env>> {
+        if self.made {
+            return Err(error(
+                "ERR_SHMRING_INVALID_ARG",
+                "the frame's pixels were made already",
+            ));
+        }
+        self.made = true;
+        // SAFETY: the caller's contract.
+        let (buffer, attached) = unsafe { external(env, self.ptr as *mut u8, self.len, keep)? };
+        self.attached = Some(attached);
+        Ok(buffer)
+    }
+
+    /// Detaches the Buffer made, if any (see `Attached::detach`): true when no
+    /// JavaScript can reach the memory any more.
+    pub(crate) fn detach(&mut self) -> Result<bool> {
+        match self.attached.take() {
+            Some(a) => a.detach(),
+            None => Ok(true),
+        }
+    }
+}
+
 /// A `Buffer` over `len` bytes at `ptr`, without a copy, and the reference to detach it
 /// by. `keep` is dropped when the buffer is collected. V8 is not told of the bytes
 /// (`napi_adjust_external_memory`): 3 MB a frame made it collect garbage every few

@@ -45,13 +45,9 @@ pub struct NativeFrame {
     info: FrameInfo,
     missed: u64,
     zero_copy: bool,
-    /// The bytes' address and length, fixed while `bytes` holds them.
-    ptr: usize,
-    len: usize,
     bytes: Cell,
-    pixels_made: bool,
-    /// The Buffer `pixels()` made, until `release` detaches it.
-    attached: Option<buffers::Attached>,
+    /// The Buffer over the bytes, whose address stays while `bytes` holds them.
+    pixels: buffers::Pixels,
     released: bool,
 }
 
@@ -71,11 +67,8 @@ impl NativeFrame {
             info,
             missed,
             zero_copy,
-            ptr,
-            len,
             bytes: Arc::new(Mutex::new(Some(bytes))),
-            pixels_made: false,
-            attached: None,
+            pixels: buffers::Pixels::new(ptr as *const u8, len),
             released: false,
         }
     }
@@ -124,30 +117,14 @@ impl NativeFrame {
     /// Made once; `release` detaches it.
     #[napi(ts_return_type = "Buffer", catch_unwind)]
     pub fn pixels<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>> {
-        if self.pixels_made {
-            return Err(error(
-                "ERR_SHMRING_INVALID_ARG",
-                "the frame's pixels were made already",
-            ));
-        }
         if self.released {
             return Err(error("ERR_SHMRING_RELEASED", "the frame was released"));
         }
-        self.pixels_made = true;
         // SAFETY: the bytes stay where they are while `bytes` holds them (a leased slot
         // stays mapped and unwritten, a copy is never reallocated), and the Buffer keeps
         // the cell alive; `release` detaches the Buffer before it lets the bytes go.
         // The ring's memory is mapped read-only in a reader (see docs/node.md).
-        let (buffer, attached) = unsafe {
-            buffers::external(
-                env,
-                self.ptr as *mut u8,
-                self.len,
-                Box::new(Arc::clone(&self.bytes)),
-            )?
-        };
-        self.attached = Some(attached);
-        Ok(buffer)
+        unsafe { self.pixels.make(env, Box::new(Arc::clone(&self.bytes))) }
     }
 
     /// Ends the frame's lease (or frees its copy), after detaching the Buffer
@@ -159,10 +136,7 @@ impl NativeFrame {
         if self.released {
             return Ok(());
         }
-        let unreachable = match self.attached.take() {
-            Some(a) => a.detach()?,
-            None => true,
-        };
+        let unreachable = self.pixels.detach()?;
         self.released = true;
         if unreachable {
             drop(lock(&self.bytes).take());

@@ -167,12 +167,9 @@ impl NativeWriter {
         };
         Ok(NativeWriteFrame {
             memory: Arc::new(Mutex::new(Some(keep))),
-            ptr,
-            len,
+            pixels: buffers::Pixels::new(ptr as *const u8, len),
             stamps,
             state: Filling::Open,
-            pixels_made: false,
-            attached: None,
         })
     }
 
@@ -182,10 +179,7 @@ impl NativeWriter {
     #[napi(catch_unwind)]
     pub fn commit(&mut self, frame: &mut NativeWriteFrame) -> Result<String> {
         frame.check_open()?;
-        let unreachable = match frame.attached.take() {
-            Some(a) => a.detach()?,
-            None => true,
-        };
+        let unreachable = frame.pixels.detach()?;
         let meta = self.spec.meta(frame.stamps.0, frame.stamps.1);
         let size = self.spec.size;
         frame.state = Filling::Done;
@@ -253,13 +247,10 @@ enum Filling {
 pub struct NativeWriteFrame {
     /// Shared with the Buffer's finalizer: the slot stays lent while either holds it.
     memory: Arc<Mutex<Option<Keep>>>,
-    ptr: usize,
-    len: usize,
+    /// The Buffer over the memory, detached at the commit or drop.
+    pixels: buffers::Pixels,
     stamps: (Option<u64>, Option<u64>),
     state: Filling,
-    pixels_made: bool,
-    /// The Buffer `pixels()` made, until the commit or drop detaches it.
-    attached: Option<buffers::Attached>,
 }
 
 impl NativeWriteFrame {
@@ -280,27 +271,11 @@ impl NativeWriteFrame {
     #[napi(ts_return_type = "Buffer", catch_unwind)]
     pub fn pixels<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>> {
         self.check_open()?;
-        if self.pixels_made {
-            return Err(error(
-                "ERR_SHMRING_INVALID_ARG",
-                "the frame's pixels were made already",
-            ));
-        }
-        self.pixels_made = true;
         // SAFETY: a lent slot is written by this Buffer alone until the commit (the
         // writer neither copies into nor lends a lent slot), and stays mapped while
         // the loan lives; an own buffer is never reallocated. The Buffer keeps the
         // memory alive, and is detached before the commit lets it go.
-        let (buffer, attached) = unsafe {
-            buffers::external(
-                env,
-                self.ptr as *mut u8,
-                self.len,
-                Box::new(Arc::clone(&self.memory)),
-            )?
-        };
-        self.attached = Some(attached);
-        Ok(buffer)
+        unsafe { self.pixels.make(env, Box::new(Arc::clone(&self.memory))) }
     }
 
     /// Gives the memory back without committing, after detaching the Buffer
@@ -311,10 +286,7 @@ impl NativeWriteFrame {
         if self.state == Filling::Done {
             return Ok(());
         }
-        let unreachable = match self.attached.take() {
-            Some(a) => a.detach()?,
-            None => true,
-        };
+        let unreachable = self.pixels.detach()?;
         self.state = Filling::Done;
         if unreachable {
             drop(lock(&self.memory).take());
