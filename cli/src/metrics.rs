@@ -440,8 +440,13 @@ pub(crate) fn serve(dir: &Path, listen: &str) -> Result<()> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        // The address bound, not the one asked for: `--listen 127.0.0.1:0` takes a port
+        // the kernel picks, and this line is how a caller learns which.
+        let bound = listener
+            .local_addr()
+            .map_or_else(|_| listen.to_owned(), |a| a.to_string());
         eprintln!(
-            "shmring metrics: rings of {} at http://{listen}/metrics",
+            "shmring metrics: rings of {} at http://{bound}/metrics",
             dir.display()
         );
         let scrapes = Scrapes {

@@ -219,16 +219,14 @@ fn metrics_move_with_the_frames_and_show_a_dead_writer() {
     let dir = TestDir::new("cli-metrics");
     let mut writer = Writer::start(&dir, "live", "video/x-raw,format=I420,width=320,height=240");
     let mut readers = [read_live(&dir, ""), read_live(&dir, "zero-copy=false")];
-    let (_exporter, addr) = exporter(&dir);
+    let exporter = Exporter::start(&dir);
+    let addr = exporter.addr.to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let scrape = || loop {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            let (status, body) = http_get(&addr, "/metrics");
-            assert!(status.contains("200"), "{status}");
-            return body;
-        }
-        assert!(Instant::now() < deadline, "the exporter never listened");
-        std::thread::sleep(Duration::from_millis(50));
+    let scrape = || {
+        let (status, body) = http_get(&addr, "/metrics")
+            .unwrap_or_else(|e| panic!("{e}; the exporter said: {}", exporter.log()));
+        assert!(status.contains("200"), "{status}");
+        body
     };
     // Both readers attached and reading.
     let first = loop {
@@ -301,7 +299,7 @@ fn metrics_move_with_the_frames_and_show_a_dead_writer() {
         Some(1.0),
         "{third}"
     );
-    assert!(http_get(&addr, "/other").0.contains("404"));
+    assert!(http_get(&addr, "/other").unwrap().0.contains("404"));
     for r in &mut readers {
         let _ = r.kill();
         let _ = r.wait();

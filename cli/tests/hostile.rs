@@ -84,22 +84,14 @@ fn every_subcommand_reads_a_hostile_ring_without_a_panic() {
     let grab = shmring(&dir.path, &["grab", "hostile", "-o", png.to_str().unwrap()]);
     // The newest frame's caps are not caps: a one-line error that says so.
     fails_with(&grab, "cannot parse");
-    let (mut exporter, addr) = exporter(&dir);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the exporter never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (status, body) = http_get(&addr, "/metrics");
+    let mut exporter = Exporter::start(&dir);
+    let (status, body) = http_get(&exporter.addr.to_string(), "/metrics").unwrap();
     assert!(status.contains("200"), "{status}");
     assert!(
         metric(&body, "shmring_frames_committed_total", "ring=\"hostile\"") == Some(8.0),
         "{body}"
     );
-    assert!(
-        exporter.0.try_wait().unwrap().is_none(),
-        "the exporter died"
-    );
+    assert!(exporter.alive(), "the exporter died: {}", exporter.log());
 }
 
 #[test]

@@ -4,14 +4,16 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use shmring_common::testing::TestDir;
 use shmring_common::{FrameMeta, RingWriter, WriterConfig};
+use support::Exporter;
 
 /// What a scrape must answer within.
 const SCRAPE_LIMIT: Duration = Duration::from_secs(1);
@@ -20,76 +22,14 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
 /// Longest any attacker keeps going, whatever happens.
 const ATTACK_LIMIT: Duration = Duration::from_secs(30);
 
-/// A loopback port no one listens on now, as the kernel picks them.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// The exporter, killed when dropped, with what it wrote to stderr.
-struct Exporter {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Exporter {
-    fn start(dir: &TestDir) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shmring"))
-            .args(["--dir", dir.path.to_str().unwrap(), "metrics", "--listen"])
-            .arg(addr.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the exporter never listened: {}",
-                stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Exporter {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// A field of /proc/PID/status, in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in {status}"))
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A field of /proc/PID/status, in KiB.
+fn status_kib(exporter: &Exporter, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", exporter.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
 }
 
 /// A scrape as Prometheus makes it, on a fresh connection: the time it took, or why it
@@ -212,7 +152,7 @@ fn hostile_clients_do_not_keep_a_scrape_out() {
     let addr = exporter.addr;
     let first = scrape(addr);
     assert!(first.is_ok(), "before any attack: {first:?}");
-    let baseline_kib = exporter.status_kib("VmRSS");
+    let baseline_kib = status_kib(&exporter, "VmRSS");
 
     let stop = Arc::new(AtomicBool::new(false));
     let endless = vec![b'a'; 64 * 1024];
@@ -330,11 +270,14 @@ fn hostile_clients_do_not_keep_a_scrape_out() {
 
     let alive = exporter.alive();
     let (rss_kib, peak_kib) = if alive {
-        (exporter.status_kib("VmRSS"), exporter.status_kib("VmHWM"))
+        (
+            status_kib(&exporter, "VmRSS"),
+            status_kib(&exporter, "VmHWM"),
+        )
     } else {
         (0, 0)
     };
-    let stderr = exporter.stderr.lock().unwrap().clone();
+    let stderr = exporter.log();
     let summary = format!(
         "exporter alive: {alive}; RSS {baseline_kib} KiB before, {rss_kib} KiB after, \
          {peak_kib} KiB at the most\nscrapes: {scrapes:?}\nattackers:\n  {}\nexporter's stderr:\n{stderr}",

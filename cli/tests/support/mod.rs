@@ -2,8 +2,12 @@
 //! `shmring` command, a `shmring serve` process and an RTSP client, and HTTP scrapes.
 #![allow(dead_code)] // each test crate uses some of these
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shmring_common::testing::TestDir;
@@ -117,51 +121,49 @@ pub fn metric(scrape: &str, name: &str, labels: &str) -> Option<f64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-/// GET `path` from `addr`: the status line and the body.
-pub fn http_get(addr: &str, path: &str) -> (String, String) {
+/// GET `path` from `addr`: the status line and the body, or what went wrong.
+pub fn http_get(addr: &str, path: &str) -> Result<(String, String), String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    // One write: the request arrives whole.
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
     let mut all = String::new();
-    s.read_to_string(&mut all).unwrap();
-    let (head, body) = all.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-/// A loopback port no one listens on now, as the kernel picks them: tests running at
-/// once each get their own (a port derived from the pid was shared by the metrics and
-/// serve tests for half of all pids, and a client then reached the wrong server).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    listener.local_addr().unwrap().port()
+    s.read_to_string(&mut all)
+        .map_err(|e| format!("read: {e}"))?;
+    let (head, body) = all
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no head in {all:?}"))?;
+    Ok((
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    ))
 }
 
 /// A `shmring serve` process on a port of its own.
-pub struct Server(pub Child, pub u16);
+pub struct Server(pub Child, pub u16, Arc<Mutex<String>>);
 
 impl Server {
     pub fn start(dir: &TestDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_shmring"))
-            .args([
-                "--dir",
-                dir.path.to_str().unwrap(),
-                "serve",
-                "--port",
-                &port.to_string(),
-            ])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shmring"))
+            .args(["--dir", dir.path.to_str().unwrap(), "serve", "--port", "0"])
             .args(extra)
             .envs(env.iter().copied())
             .env("GST_PLUGIN_PATH", plugin_dir())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "shmring serve never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server(child, port)
+        let (stderr, rx) = gather_stderr(&mut child, |line| {
+            let (_, rest) = line.split_once("://127.0.0.1:")?;
+            Some(rest.strip_suffix("/RING")?.to_owned())
+        });
+        let port = announced(&rx, &stderr, "shmring serve").parse().unwrap();
+        Server(child, port, stderr)
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.2.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn url(&self, ring: &str) -> String {
@@ -247,20 +249,86 @@ impl Drop for Killed {
     }
 }
 
-/// A `shmring metrics` exporter of `dir` on a loopback port of its own, and its address.
-pub fn exporter(dir: &TestDir) -> (Killed, String) {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_shmring"))
-        .args([
-            "--dir",
-            dir.path.to_str().unwrap(),
-            "metrics",
-            "--listen",
-            &addr,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Killed(child), addr)
+/// A child's stderr, gathered as it comes by a thread of its own, and the first line
+/// that `wanted` picks out of it (how a server says which port it took).
+fn gather_stderr(
+    child: &mut Child,
+    wanted: fn(&str) -> Option<String>,
+) -> (Arc<Mutex<String>>, Receiver<String>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipe = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in pipe.lines() {
+            let Ok(line) = line else { break };
+            if let Some(found) = wanted(&line) {
+                let _ = tx.send(found);
+            }
+            let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (log, rx)
+}
+
+/// Waits for the first line `gather_stderr` picked out.
+fn announced(rx: &Receiver<String>, log: &Mutex<String>, what: &str) -> String {
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "{what} never said where it listens: {}",
+                log.lock().unwrap_or_else(|e| e.into_inner())
+            )
+        })
+}
+
+/// A `shmring metrics` exporter of `dir` on a loopback port the kernel picks (the
+/// exporter says which), killed when dropped, with what it wrote to stderr.
+pub struct Exporter {
+    pub child: Child,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Exporter {
+    pub fn start(dir: &TestDir) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shmring"))
+            .args(["--dir", dir.path.to_str().unwrap()])
+            .args(["metrics", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stderr, rx) = gather_stderr(&mut child, |line| {
+            let (_, rest) = line.rsplit_once(" at http://")?;
+            Some(rest.strip_suffix("/metrics")?.to_owned())
+        });
+        let addr = announced(&rx, &stderr, "shmring metrics").parse().unwrap();
+        Exporter {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the exporter wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
