@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# meson's build step: builds the plugin with cargo and copies it to meson's output.
-# Usage: meson-cargo.sh SOURCE_ROOT CARGO_TARGET_DIR (debug|release) OUTPUT
+# meson's build step: builds one package of the workspace with cargo and copies the
+# library it makes to meson's outputs.
+# Usage: meson-cargo.sh SOURCE_ROOT CARGO_TARGET_DIR (debug|release) PACKAGE FILE OUTPUT...
 set -euo pipefail
-src=$1 target=$2 profile=$3 out=$4
-flags=(--locked --manifest-path "$src/Cargo.toml" -p gst-plugin-shmring)
+src=$1 target=$2 profile=$3 package=$4 file=$5
+shift 5
+flags=(--locked --manifest-path "$src/Cargo.toml" -p "$package")
 [ "$profile" = release ] && flags+=(--release)
 CARGO_TARGET_DIR=$target cargo build "${flags[@]}"
-cp "$target/$profile/libgstshmring.so" "$out"
+for out in "$@"; do
+  cp "$target/$profile/$file" "$out"
+done

@@ -17,6 +17,7 @@ packages=(
   gstreamer1.0-x gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gi
   qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   xvfb xauth python3-venv
+  cbindgen
 )
 
 missing=()

@@ -4,8 +4,8 @@
 # ring suite built for aarch64 under qemu-user, the Python package's pytest suite (under
 # numpy 1.x and 2.x), the Node package's tests (npm test), the elements' gst-check tests,
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build through
-# meson that gst-inspect-1.0 must load, the C examples must pass and meson install must
-# install, and a short run of the benchmark (to show it runs; its figures are not
+# meson that gst-inspect-1.0 must load, the C examples and libshmring's C tests must
+# pass (also under AddressSanitizer) and meson install must install, and a short run of the benchmark (to show it runs; its figures are not
 # pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
@@ -23,6 +23,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (cargo test alone does not produce libgstshmring.so, which the"
 echo "   gst-launch-1.0 tests load)"
 cargo build --workspace --locked
+echo "== capi/include/shmring.h is what cbindgen makes of capi/src"
+bash scripts/capi-header.sh --check
 echo "== cargo test"
 PROPTEST_CASES=20000 cargo test --workspace --locked
 bash scripts/test-aarch64.sh
@@ -44,12 +46,20 @@ CARGO_TARGET_DIR=$node_target cargo fmt --manifest-path node/Cargo.toml -- --che
 CARGO_TARGET_DIR=$node_target cargo clippy --manifest-path node/Cargo.toml --release --locked -- -D warnings
 (cd node && CARGO_TARGET_DIR=$node_target npm install --no-audit --no-fund --loglevel=error && npm test)
 echo "== meson: the plugin built through meson.build loads in gst-inspect-1.0, and the"
-echo "   C examples (a gst-check suite and an application) run against it"
+echo "   C examples (a gst-check suite, an application, libshmring's reader and writer"
+echo "   across processes and its C tests) run against it; cargo builds in target/"
 rm -rf target/meson
-meson setup --buildtype=debug target/meson
+meson setup --buildtype=debug -Dcargo_target_dir="$repo/target" target/meson
 meson compile -C target/meson
 meson test -C target/meson --print-errorlogs "gst-inspect shmring" "c gst-check suite" "c application"
-echo "== meson install puts the plugin into GStreamer's plugin directory (staged in DESTDIR)"
+meson test -C target/meson --print-errorlogs --suite capi
+echo "== libshmring's C tests and examples under AddressSanitizer and LeakSanitizer"
+rm -rf target/meson-asan
+meson setup --buildtype=debug -Db_sanitize=address -Dcargo_target_dir="$repo/target" target/meson-asan
+meson compile -C target/meson-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 meson test -C target/meson-asan --print-errorlogs --suite capi
+echo "== meson install puts the plugin into GStreamer's plugin directory and libshmring"
+echo "   (library, soname links, header, shmring.pc) beside the system's (staged in DESTDIR)"
 dest=$PWD/target/meson-dest
 rm -rf "$dest"
 meson install -C target/meson --destdir "$dest" --quiet
@@ -57,6 +67,13 @@ installed=$dest$(pkg-config --variable=pluginsdir gstreamer-1.0)/libgstshmring.s
 test -f "$installed" || { echo "meson install did not install $installed"; exit 1; }
 GST_REGISTRY=$dest/registry.bin GST_PLUGIN_SYSTEM_PATH= GST_PLUGIN_PATH=$(dirname "$installed") \
   gst-inspect-1.0 shmring | grep shmringsrc >/dev/null
+libdir=$(find "$dest" -name libshmring.so.0.1.0 -printf '%h\n')
+for f in libshmring.so libshmring.so.0 pkgconfig/shmring.pc; do
+  test -e "$libdir/$f" || { echo "meson install did not install $libdir/$f"; exit 1; }
+done
+test -f "$(find "$dest" -path '*/include/shmring.h')" || { echo "meson install did not install shmring.h"; exit 1; }
+PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$libdir/pkgconfig pkg-config --cflags --libs shmring \
+  | grep -q -- "-lshmring" || { echo "shmring.pc does not link libshmring"; exit 1; }
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 (cd /tmp && "$repo/target/pyenv/bin/python" "$repo/python/benches/readers.py" --quick)
