@@ -4,7 +4,8 @@
 # demo and the benchmarks use), the RTSP server library, PyGObject and meson; and for
 # the aarch64 tests, qemu-user, the aarch64 cross linker and rustup's aarch64 std; and
 # for the Python package, a virtual environment (target/pyenv) of Debian's python3, which
-# keeps its PyGObject, with maturin, numpy and pytest from PyPI.
+# keeps its PyGObject, with maturin, numpy and pytest from PyPI; cbindgen for libshmring's
+# header; and for the Debian packages, debootstrap, lintian, help2man and dpkg-dev.
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ packages=(
   qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   xvfb xauth python3-venv
   cbindgen
+  debootstrap lintian help2man dpkg-dev
 )
 
 missing=()

@@ -5,7 +5,8 @@
 # numpy 1.x and 2.x), the Node package's tests (npm test), the elements' gst-check tests,
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build through
 # meson that gst-inspect-1.0 must load, the C examples and libshmring's C tests must
-# pass (also under AddressSanitizer) and meson install must install, and a short run of the benchmark (to show it runs; its figures are not
+# pass (also under AddressSanitizer) and meson install must install, the Debian
+# packages must build lint-clean and work when installed in a clean Debian 12 chroot, and a short run of the benchmark (to show it runs; its figures are not
 # pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
@@ -67,13 +68,16 @@ installed=$dest$(pkg-config --variable=pluginsdir gstreamer-1.0)/libgstshmring.s
 test -f "$installed" || { echo "meson install did not install $installed"; exit 1; }
 GST_REGISTRY=$dest/registry.bin GST_PLUGIN_SYSTEM_PATH= GST_PLUGIN_PATH=$(dirname "$installed") \
   gst-inspect-1.0 shmring | grep shmringsrc >/dev/null
-libdir=$(find "$dest" -name libshmring.so.0.1.0 -printf '%h\n')
+libdir=$(find "$dest" -name libshmring.so.0.2.0 -printf '%h\n')
 for f in libshmring.so libshmring.so.0 pkgconfig/shmring.pc; do
   test -e "$libdir/$f" || { echo "meson install did not install $libdir/$f"; exit 1; }
 done
 test -f "$(find "$dest" -path '*/include/shmring.h')" || { echo "meson install did not install shmring.h"; exit 1; }
 PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$libdir/pkgconfig pkg-config --cflags --libs shmring \
   | grep -q -- "-lshmring" || { echo "shmring.pc does not link libshmring"; exit 1; }
+echo "== Debian packages and the wheel (dist/), installed and used in a clean Debian 12 chroot"
+bash scripts/package.sh
+bash scripts/test-packages.sh
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 (cd /tmp && "$repo/target/pyenv/bin/python" "$repo/python/benches/readers.py" --quick)
