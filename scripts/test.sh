@@ -6,8 +6,8 @@
 # the cross-process gst-launch tests, the end-to-end three-camera test, a build through
 # meson that gst-inspect-1.0 must load, the C examples and libshmring's C tests must
 # pass (also under AddressSanitizer) and meson install must install, the Debian
-# packages must build lint-clean and work when installed in a clean Debian 12 chroot, and a short run of the benchmark (to show it runs; its figures are not
-# pass/fail).
+# packages must build lint-clean and work when installed in a clean Debian 12 chroot,
+# and a short run of the benchmark (to show it runs; its figures are not pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
