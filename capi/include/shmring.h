@@ -25,7 +25,7 @@
 #define SHMRING_NO_TIME UINT64_MAX
 
 // Bytes that hold any handle with its terminating NUL.
-#define SHMRING_HANDLE_SIZE 128
+#define SHMRING_HANDLE_SIZE 4097
 
 // `shmring_reader_open_with` flag: copy every frame, never lease one in place.
 #define SHMRING_READ_COPY 1
@@ -183,7 +183,7 @@ uint64_t shmring_frame_duration(const shmring_frame *f);
 // return (skipped by `latest`, lost to the writer by `next`).
 uint64_t shmring_frame_missed(const shmring_frame *f);
 
-// 1 when the frame is read in place (leased), 0 when it is a copy.
+// 1 when the frame is read in place (leased), 0 when it is a copy or not a frame.
 int shmring_frame_is_in_place(const shmring_frame *f);
 
 // Width in pixels (0 when the ring's frames are not raw video).
@@ -264,12 +264,14 @@ uint8_t *shmring_write_frame_data(shmring_write_frame *f);
 size_t shmring_write_frame_size(const shmring_write_frame *f);
 
 // 1 when the frame is a slot of the ring (committed without a copy), 0 when it is a
-// buffer of its own.
+// buffer of its own, or not a frame being written.
 int shmring_write_frame_is_in_place(const shmring_write_frame *f);
 
-// Commits the frame with its stamps (as `shmring_writer_write`) and ends it, whether
-// the commit succeeded or not: the frame is not to be used again. `-EBADF` when its
-// writer was closed meanwhile.
+// Commits the frame with its stamps (as `shmring_writer_write`) and ends it. When the
+// stamps are invalid (`-EINVAL`), `handle_size` is too small (`-ERANGE`) or another
+// thread is using the writer (`-EBUSY`), nothing is written and the frame stays, to
+// be committed again or aborted; on any other error it has ended. `-EBADF` when its
+// writer was closed meanwhile (the frame has ended).
 //
 // # Safety
 // `handle` is NULL or valid for writing `handle_size` bytes.

@@ -45,13 +45,13 @@ pub const SHMRING_GONE: c_int = 3;
 /// No time: a frame without a pts, or "now" for a capture time given to a writer.
 pub const SHMRING_NO_TIME: u64 = u64::MAX;
 /// Bytes that hold any handle with its terminating NUL.
-pub const SHMRING_HANDLE_SIZE: usize = 128;
+pub const SHMRING_HANDLE_SIZE: usize = 4097;
 
 /// What went wrong in a call: the negative errno it returns and the message
 /// `shmring_last_error` gives.
 #[derive(Debug)]
 pub(crate) struct Fail {
-    code: c_int,
+    pub(crate) code: c_int,
     message: String,
 }
 
@@ -93,15 +93,23 @@ thread_local! {
 fn set_last_error(message: &str) {
     // A message never has a NUL in the middle; if one did, it is cut there.
     let c = CString::new(message.split('\0').next().unwrap_or_default()).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    // try_with: a call from a thread-local destructor or an atexit handler comes after
+    // this thread's storage is gone (glibc destroys it first); its message is lost
+    // rather than panicking, which would abort the process.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
 }
 
 /// The message of the last call of this thread that failed ("" when none did): what
 /// was wrong and with which ring. Valid until the next call of this thread that fails.
 #[no_mangle]
 pub extern "C" fn shmring_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(NO_MESSAGE.as_ptr())
 }
+
+/// "": what `shmring_last_error` gives once the thread's storage is gone.
+static NO_MESSAGE: [c_char; 1] = [0];
 
 /// What a C function returns when its body failed with `code`.
 pub(crate) trait Failed {
@@ -159,6 +167,8 @@ pub(crate) fn call<T: Failed>(body: impl FnOnce() -> Res<T>) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
+            // A payload's own Drop could panic too: it is not run.
+            std::mem::forget(panic);
             fail(
                 libc::ENOTRECOVERABLE,
                 format!("internal error in libshmring: {what}"),

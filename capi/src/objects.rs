@@ -89,6 +89,12 @@ pub(crate) fn remove<T>(token: *const T, kind: Kind) -> Option<Object> {
     table().remove(&token)
 }
 
+/// Puts back `object` under `token`, which this thread has just taken out with
+/// `remove` (numbers are never reused, so no other object can have it meanwhile).
+pub(crate) fn put_back<T>(token: *const T, object: Object) {
+    table().insert(token as usize, object);
+}
+
 /// The error for a token that names no object of the kind `what`.
 pub(crate) fn bad(what: &str) -> crate::Fail {
     fail(

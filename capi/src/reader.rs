@@ -15,7 +15,7 @@ use shmring_common::session::{Got, Read, ReadMode, Session};
 use shmring_common::{AtRule, FrameInfo, Handle, Payload, RingLocation, WriterStatus};
 
 use crate::objects::{self, Kind, Object};
-use crate::{call, copy_out, deadline, dir_arg, fail, text, Res};
+use crate::{call, copy_out, deadline, dir_arg, fail, text, OrZero, Res};
 use crate::{SHMRING_GONE, SHMRING_NOT_YET, SHMRING_OK, SHMRING_TIMEOUT};
 
 /// A reader of one ring (opaque).
@@ -455,15 +455,16 @@ pub extern "C" fn shmring_frame_missed(f: *const shmring_frame) -> u64 {
     call(|| Ok(frame(f)?.missed))
 }
 
-/// 1 when the frame is read in place (leased), 0 when it is a copy.
+/// 1 when the frame is read in place (leased), 0 when it is a copy or not a frame.
 #[no_mangle]
 pub extern "C" fn shmring_frame_is_in_place(f: *const shmring_frame) -> c_int {
     call(|| {
-        Ok(c_int::from(matches!(
+        Ok(OrZero(c_int::from(matches!(
             frame(f)?.bytes,
             Bytes::Read(Payload::Leased(_))
-        )))
+        ))))
     })
+    .0
 }
 
 /// Width in pixels (0 when the ring's frames are not raw video).
@@ -518,7 +519,21 @@ fn plane(f: *const shmring_frame, plane: u32) -> Res<(u64, i32)> {
             format!("plane {plane}: the frame has {}", v.n_planes),
         ));
     }
-    Ok((v.offsets[plane as usize], v.strides[plane as usize]))
+    let p = plane as usize;
+    // The layout is the ring's word: a C program walks the plane by it, so it is
+    // handed out only when every row of the plane is inside the frame.
+    let fits = shmring_common::formats::by_number(v.format)
+        .is_some_and(|format| format.plane_fits(v, p, frame.info.len));
+    if !fits {
+        return Err(fail(
+            libc::EBADMSG,
+            format!(
+                "plane {plane} of frame {} (offset {}, stride {}) does not lie within its {} bytes",
+                frame.info.seq, v.offsets[p], v.strides[p], frame.info.len
+            ),
+        ));
+    }
+    Ok((v.offsets[p], v.strides[p]))
 }
 
 /// Where plane `plane` starts in the frame's bytes (0 for a plane it does not have).

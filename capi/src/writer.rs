@@ -14,7 +14,7 @@ use shmring_common::spec::{self, VideoArgs, VideoSpec};
 use shmring_common::{Handle, Lender, Loan, RingLocation, RingWriter, WriterState};
 
 use crate::objects::{self, Kind, Object};
-use crate::{call, copy_out, dir_arg, fail, text, Res, SHMRING_NO_TIME, SHMRING_OK};
+use crate::{call, copy_out, dir_arg, fail, text, OrZero, Res, SHMRING_NO_TIME, SHMRING_OK};
 
 /// A writer of one ring (opaque).
 #[allow(non_camel_case_types)]
@@ -77,51 +77,82 @@ impl Writer {
             // A panic in a call of another thread was caught; the ring is whole (each
             // update is complete before anything can fail).
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(fail(
-                    libc::EBUSY,
-                    format!(
-                        "the writer of ring {} is in use by another thread",
-                        self.name
-                    ),
-                ))
-            }
+            Err(TryLockError::WouldBlock) => return Err(self.busy()),
         };
         Ok(f(&mut ring)?)
     }
 
-    /// Commits what `write` gives (a copy or a lent slot) with the frame's stamps, and
-    /// puts its handle in the caller's buffer.
-    fn commit(
+    /// The checks of a commit, made before anything is written or a frame ends: the
+    /// frame's stamps, and room in the caller's buffer for the frame's handle.
+    fn prepare(
         &self,
         pts: u64,
         captured_at_ns: u64,
         handle: *mut c_char,
         handle_size: usize,
-        write: impl FnOnce(&mut RingWriter, &shmring_common::FrameMeta) -> shmring_common::Result<u64>,
-    ) -> Res<c_int> {
+    ) -> Res<shmring_common::FrameMeta> {
         let time = |what: &str, t: u64| match t {
             SHMRING_NO_TIME => Ok(None),
             t => spec::time_ns(what, i128::from(t))
                 .map(Some)
                 .map_err(|e| fail(libc::EINVAL, format!("{e}, or SHMRING_NO_TIME"))),
         };
-        let meta = self
+        // The longest handle of this ring: its name, 16 hex digits of epoch and a seq
+        // of up to 20 digits, two ':' and the NUL. A cut handle would be refused by
+        // every reader, so a buffer that could not hold one is refused first.
+        let longest = self.name.len() + 1 + 16 + 1 + 20 + 1;
+        if !handle.is_null() && handle_size < longest {
+            return Err(fail(
+                libc::ERANGE,
+                format!(
+                    "handle_size {handle_size} cannot hold a handle of ring {} ({longest} \
+                     bytes; SHMRING_HANDLE_SIZE holds any): nothing was written",
+                    self.name
+                ),
+            ));
+        }
+        Ok(self
             .spec
-            .meta(time("pts", pts)?, time("captured_at_ns", captured_at_ns)?);
-        let text = self.with_ring(|ring| {
-            let seq = write(ring, &meta)?;
+            .meta(time("pts", pts)?, time("captured_at_ns", captured_at_ns)?))
+    }
+
+    /// Commits what `write` gives (a copy or a lent slot) with `meta` (from `prepare`),
+    /// and puts its handle in the caller's buffer. `Ok(None)` when another thread was
+    /// using the writer, so nothing was written.
+    fn commit(
+        &self,
+        meta: &shmring_common::FrameMeta,
+        handle: *mut c_char,
+        handle_size: usize,
+        write: impl FnOnce(&mut RingWriter, &shmring_common::FrameMeta) -> shmring_common::Result<u64>,
+    ) -> Res<Option<c_int>> {
+        let text = match self.with_ring(|ring| {
+            let seq = write(ring, meta)?;
             Ok(Handle {
                 ring: self.name.clone(),
                 epoch: ring.epoch(),
                 seq,
             }
             .to_string())
-        })?;
+        }) {
+            Ok(text) => text,
+            Err(busy) if busy.code == -libc::EBUSY => return Ok(None),
+            Err(e) => return Err(e),
+        };
         // SAFETY: `handle` is NULL or valid for `handle_size` bytes by the contract of
-        // the C functions that call this.
+        // the C functions that call this, and `prepare` made sure the handle fits.
         unsafe { copy_out(&text, handle, handle_size) }?;
-        Ok(SHMRING_OK)
+        Ok(Some(SHMRING_OK))
+    }
+
+    fn busy(&self) -> crate::Fail {
+        fail(
+            libc::EBUSY,
+            format!(
+                "the writer of ring {} is in use by another thread",
+                self.name
+            ),
+        )
     }
 }
 
@@ -210,9 +241,12 @@ pub unsafe extern "C" fn shmring_writer_write(
         }
         // SAFETY: not NULL, and valid for `size` bytes by this function's contract.
         let bytes = unsafe { std::slice::from_raw_parts(data, size) };
-        writer.commit(pts, captured_at_ns, handle, handle_size, |ring, meta| {
-            ring.write(meta, bytes)
-        })
+        let meta = writer.prepare(pts, captured_at_ns, handle, handle_size)?;
+        writer
+            .commit(&meta, handle, handle_size, |ring, meta| {
+                ring.write(meta, bytes)
+            })?
+            .ok_or_else(|| writer.busy())
     })
 }
 
@@ -262,19 +296,22 @@ pub extern "C" fn shmring_write_frame_size(f: *const shmring_write_frame) -> usi
 }
 
 /// 1 when the frame is a slot of the ring (committed without a copy), 0 when it is a
-/// buffer of its own.
+/// buffer of its own, or not a frame being written.
 #[no_mangle]
 pub extern "C" fn shmring_write_frame_is_in_place(f: *const shmring_write_frame) -> c_int {
     call(|| {
         let frame = write_frame(f)?;
         let lent = matches!(*crate::lock(&frame.memory), Memory::Lent(_));
-        Ok(c_int::from(lent))
+        Ok(OrZero(c_int::from(lent)))
     })
+    .0
 }
 
-/// Commits the frame with its stamps (as `shmring_writer_write`) and ends it, whether
-/// the commit succeeded or not: the frame is not to be used again. `-EBADF` when its
-/// writer was closed meanwhile.
+/// Commits the frame with its stamps (as `shmring_writer_write`) and ends it. When the
+/// stamps are invalid (`-EINVAL`), `handle_size` is too small (`-ERANGE`) or another
+/// thread is using the writer (`-EBUSY`), nothing is written and the frame stays, to
+/// be committed again or aborted; on any other error it has ended. `-EBADF` when its
+/// writer was closed meanwhile (the frame has ended).
 ///
 /// # Safety
 /// `handle` is NULL or valid for writing `handle_size` bytes.
@@ -287,25 +324,37 @@ pub unsafe extern "C" fn shmring_write_frame_commit(
     handle_size: usize,
 ) -> c_int {
     call(|| {
+        let Some(Object::WriteFrame(frame)) = objects::get(f) else {
+            return Err(objects::bad("frame being written"));
+        };
+        let Some(writer) = frame.writer.upgrade() else {
+            drop(objects::remove(f, Kind::WriteFrame)); // it can never be committed
+            return Err(fail(
+                libc::EBADF,
+                "the frame's writer was closed before its commit",
+            ));
+        };
+        // Bad stamps or too small a buffer: the frame stays, to be committed again.
+        let meta = writer.prepare(pts, captured_at_ns, handle, handle_size)?;
+        // Ends here: one thread commits it; another thread's commit gets EBADF.
         let Some(Object::WriteFrame(frame)) = objects::remove(f, Kind::WriteFrame) else {
             return Err(objects::bad("frame being written"));
         };
-        let writer = frame.writer.upgrade().ok_or_else(|| {
-            fail(
-                libc::EBADF,
-                "the frame's writer was closed before its commit",
-            )
-        })?;
         let memory = std::mem::replace(&mut *crate::lock(&frame.memory), Memory::Own(vec![]));
-        writer.commit(pts, captured_at_ns, handle, handle_size, |ring, meta| {
-            match &memory {
-                Memory::Lent(loan) => match ring.commit_loan(loan, frame.len, meta)? {
-                    Some(seq) => Ok(seq),
-                    // Of a ring made anew since: copied in.
-                    None => ring.write(meta, &loan.to_vec()),
-                },
-                Memory::Own(bytes) => ring.write(meta, bytes),
-            }
+        let done = writer.commit(&meta, handle, handle_size, |ring, meta| match &memory {
+            Memory::Lent(loan) => match ring.commit_loan(loan, frame.len, meta)? {
+                Some(seq) => Ok(seq),
+                // Of a ring made anew since: copied in.
+                None => ring.write(meta, &loan.to_vec()),
+            },
+            Memory::Own(bytes) => ring.write(meta, bytes),
+        })?;
+        done.ok_or_else(|| {
+            // Another thread was using the writer: nothing was written, and the frame
+            // goes back under its token, whole.
+            *crate::lock(&frame.memory) = memory;
+            objects::put_back(f, Object::WriteFrame(frame));
+            writer.busy()
         })
     })
 }

@@ -121,6 +121,28 @@ impl Format {
         )
     }
 
+    /// Whether plane `p` of frame layout `v` (read from a ring: untrusted) lies within
+    /// the frame's `len` bytes: a plane of this format, rows of at least its pixels'
+    /// bytes, and its last row ending inside the frame. A C or Node program that walks
+    /// the plane by offset and stride then never leaves the frame.
+    pub fn plane_fits(&self, v: &VideoLayout, p: usize, len: u64) -> bool {
+        if p >= self.n_planes() || v.n_planes as usize != self.n_planes() {
+            return false;
+        }
+        let (rows, row_bytes) = self.plane_extent(p, v.width, v.height);
+        let Ok(stride) = u64::try_from(v.strides[p]) else {
+            return false;
+        };
+        if stride < row_bytes || rows == 0 {
+            return false;
+        }
+        stride
+            .checked_mul(rows - 1)
+            .and_then(|b| b.checked_add(row_bytes))
+            .and_then(|b| b.checked_add(v.offsets[p]))
+            .is_some_and(|end| end <= len)
+    }
+
     /// GStreamer's default layout of a progressive `width` x `height` frame: its
     /// planes' offsets and strides, and its size in bytes. None when a stride does not
     /// fit an `i32` (dimensions read from a hostile ring).
@@ -191,5 +213,30 @@ mod tests {
         assert_eq!(v.strides[0], 1 << 30);
         assert_eq!(&v.offsets[..3], &[0, 1 << 62, (1 << 62) + (1 << 60)]);
         assert_eq!(size, 3 << 61);
+    }
+
+    #[test]
+    fn a_plane_fits_its_frame_only_when_every_row_is_inside() {
+        let i420 = by_name("I420").unwrap();
+        let (v, size) = i420.default_layout(17, 9).unwrap();
+        for p in 0..3 {
+            assert!(i420.plane_fits(&v, p, size), "plane {p}");
+        }
+        assert!(!i420.plane_fits(&v, 3, size)); // no such plane
+                                                // Plane 2's last row ends at 260 + 4 * 12 + 9 = 317.
+        assert!(i420.plane_fits(&v, 2, 317));
+        assert!(!i420.plane_fits(&v, 2, 316)); // the last row cut
+        let mut bad = v;
+        bad.offsets[1] = u64::MAX - 10; // overflows
+        assert!(!i420.plane_fits(&bad, 1, size));
+        bad = v;
+        bad.strides[0] = -20; // negative
+        assert!(!i420.plane_fits(&bad, 0, size));
+        bad = v;
+        bad.strides[0] = 16; // shorter than a row's 17 pixels
+        assert!(!i420.plane_fits(&bad, 0, size));
+        bad = v;
+        bad.n_planes = 1; // not this format's planes
+        assert!(!i420.plane_fits(&bad, 0, size));
     }
 }

@@ -138,7 +138,8 @@ main (int argc, char **argv)
         return 1;
       }
     }
-    if (shmring_frame_handle (f, last_handle, sizeof last_handle) < 0)
+    int hl = shmring_frame_handle (f, last_handle, sizeof last_handle);
+    if (hl < 0 || (size_t) hl >= sizeof last_handle)
       return fail ("handle");
     last_seq = seq;
     last_captured = captured;
