@@ -5,7 +5,8 @@
 # the aarch64 tests, qemu-user, the aarch64 cross linker and rustup's aarch64 std; and
 # for the Python package, a virtual environment (target/pyenv) of Debian's python3, which
 # keeps its PyGObject, with maturin, numpy and pytest from PyPI; cbindgen for libshmring's
-# header; and for the Debian packages, debootstrap, lintian, help2man and dpkg-dev.
+# header; and for the Debian packages, debootstrap, lintian, help2man and dpkg-dev; and
+# for the platform chroots (scripts/test-platforms.sh), qemu-user-static.
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-rtsp libgstrtspserver-1.0-dev gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-x gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-gi
-  qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  qemu-user qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   xvfb xauth python3-venv
   cbindgen
   debootstrap lintian help2man dpkg-dev

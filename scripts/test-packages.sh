@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs dist/'s packages (scripts/package.sh) in a clean Debian 12 chroot, as an
-# operator would, and uses them there:
+# operator would, and uses them there (arm64's under qemu-user-static):
 # - `apt-get install ./dist/*.deb` brings GStreamer in by the packages' dependencies;
 # - gst-inspect-1.0 finds shmringsink without GST_PLUGIN_PATH, `shmring ls` runs, and
 #   the systemd units are installed and disabled;
@@ -9,18 +9,31 @@
 #   checked;
 # - the wheel installs with pip in a virtual environment and reads a ring too.
 # The chroot's base is cached (scripts/chroot.sh); each run starts from a fresh copy.
+# Usage: test-packages.sh [--arch arm64 --dist DIR]   (default: this machine's, dist/)
 # Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 source scripts/chroot.sh
 
-ls dist/*.deb dist/*.whl >/dev/null || { echo "test-packages: no packages in dist/: run scripts/package.sh" >&2; exit 1; }
-root=/var/tmp/shmring-test-packages
-chroot_fresh bookworm amd64 "$root"
-echo "== Debian 12 chroot: apt-get install ./dist/*.deb"
-mkdir -p "$root/opt/shmring"
-cp -r dist examples "$root/opt/shmring/"
+arch=$(dpkg --print-architecture) dist=dist
+while [ "$#" -gt 0 ]; do
+  case $1 in
+    --arch) arch=$2; shift 2 ;;
+    --dist) dist=$2; shift 2 ;;
+    *) echo "test-packages: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+ls "$dist"/*_"$arch".deb "$dist"/*.whl >/dev/null || {
+  echo "test-packages: no $arch packages in $dist: run scripts/package.sh" >&2
+  exit 1
+}
+root=/var/tmp/shmring-test-packages-$arch
+chroot_fresh bookworm "$arch" "$root"
+echo "== Debian 12 $arch chroot: apt-get install ./dist/*.deb"
+mkdir -p "$root/opt/shmring/dist"
+cp "$dist"/*_"$arch".deb "$dist"/*.whl "$root/opt/shmring/dist/"
+cp -r examples "$root/opt/shmring/"
 in_chroot "$root" apt-get update -q >/dev/null
 in_chroot "$root" sh -c 'cd /opt/shmring && apt-get install -y -q ./dist/*.deb' >/dev/null
 echo "== what a user of the packages runs"
@@ -74,4 +87,4 @@ print("python:", f.width, f.height, f.format, f.seq)
 PY
   wait
 '
-echo "== packages: all checks passed in a clean Debian 12 chroot"
+echo "== packages: all checks passed in a clean Debian 12 $arch chroot"

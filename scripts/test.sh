@@ -7,6 +7,8 @@
 # meson that gst-inspect-1.0 must load, the C examples and libshmring's C tests must
 # pass (also under AddressSanitizer) and meson install must install, the Debian
 # packages must build lint-clean and work when installed in a clean Debian 12 chroot,
+# the elements' tests on GStreamer 1.26 (a Debian 13 chroot) and on aarch64 (a Debian
+# 12 arm64 chroot under qemu-user-static, where the arm64 packages are installed too),
 # and a short run of the benchmark (to show it runs; its figures are not pass/fail).
 # A GLib critical or warning anywhere fails the run (G_DEBUG=fatal_warnings).
 set -euo pipefail
@@ -78,6 +80,9 @@ PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$libdir/pkgconfig pkg-config --cf
 echo "== Debian packages and the wheel (dist/), installed and used in a clean Debian 12 chroot"
 bash scripts/package.sh
 bash scripts/test-packages.sh
+echo "== other platforms: GStreamer 1.26 (Debian 13) and aarch64 (Debian 12 arm64 under"
+echo "   qemu-user-static), with the arm64 packages"
+bash scripts/test-platforms.sh
 echo "== benchmarks (short: they must run; their figures are not pass/fail)"
 cargo bench --locked -p shmring-common --bench ring -- --quick
 (cd /tmp && "$repo/target/pyenv/bin/python" "$repo/python/benches/readers.py" --quick)

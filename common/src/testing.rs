@@ -260,6 +260,21 @@ pub fn write_then_read_costs(
 /// test that starts itself again as a child must start it the same way.
 pub const RUNNER_ENV: &str = "SHMRING_TEST_RUNNER";
 
+/// Set (to anything) when the tests run emulated, under qemu-user-static
+/// (scripts/test-platforms.sh's arm64 chroot): every process runs several times slower.
+pub const EMULATED_ENV: &str = "SHMRING_EMULATED";
+
+/// How many times longer than natively a test gives work whose speed it depends on (an
+/// encoder catching up, a process starting): 1 natively, 6 under emulation. Only
+/// times are scaled, never what a test checks; docs/testing.md lists the tests.
+pub fn slowdown() -> u32 {
+    if std::env::var_os(EMULATED_ENV).is_some() {
+        6
+    } else {
+        1
+    }
+}
+
 /// The pid of a process that has just ended (and been reaped): a writer pid that is
 /// gone.
 pub fn dead_pid() -> u32 {
