@@ -1,11 +1,14 @@
 //! The command line: every option read and checked here, and the settings roles read.
 
 /// The names `--only` takes.
-pub const SCENARIOS: [&str; 16] = [
+pub const SCENARIOS: [&str; 19] = [
     "latency1",
     "latency3",
     "latency1-inplace",
     "latency3-inplace",
+    "latency3-inplace-4slots",
+    "transport1",
+    "transport3",
     "slow",
     "max1080",
     "max1080-4slots",

@@ -10,7 +10,8 @@
 //!
 //! --seconds sets how long each measurement runs (8 s, 1.5 s with --quick).
 //!
-//! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace, slow, max1080,
+//! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace,
+//! latency3-inplace-4slots, transport1, transport3, slow, max1080,
 //! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy, scaling,
 //! scaling-4slots, scaling-huge, scaling-1080p.
 //!

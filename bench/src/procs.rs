@@ -116,6 +116,7 @@ pub fn writer_role(
         dir: None,
         mode: None,
         peek: false,
+        at_source: false,
         measure_from: READER_START.as_secs_f64() + margin,
         measure_for: reader_seconds - 2.0 * margin,
     }

@@ -17,6 +17,13 @@ pub struct Results {
     pub latency_three: Vec<LatencyRow>,
     pub latency_one_in_place: Vec<LatencyRow>,
     pub latency_three_in_place: Vec<LatencyRow>,
+    /// As latency_three_in_place, shmring's ring holding 4 frames instead of half a
+    /// second: how much of its figures is the history's memory.
+    pub latency_three_in_place_4_slots: Vec<LatencyRow>,
+    /// The transport alone: frames written in place, timed as they leave the source
+    /// element, readers looking at a frame's header only.
+    pub transport_one: Vec<LatencyRow>,
+    pub transport_three: Vec<LatencyRow>,
     pub slow_reader: Vec<SlowRow>,
     pub throughput_1080p: Vec<ThroughputRow>,
     pub throughput_1080p_4_slots: Vec<ThroughputRow>,

@@ -56,6 +56,11 @@ pub struct Role {
     /// few bytes of each frame, instead of checking every byte.
     #[serde(default)]
     pub peek: bool,
+    /// Readers: time each frame as it leaves the source element (a pad probe on
+    /// shmringsrc's or shmsrc's src pad, header only), not at an appsink: what the
+    /// transport itself costs.
+    #[serde(default)]
+    pub at_source: bool,
     /// Writers: the window, seconds from their first frame, that their report covers.
     pub measure_from: f64,
     pub measure_for: f64,
@@ -410,68 +415,93 @@ fn reader(role: &Role) -> ReaderReport {
     let size = frame_size(role);
     let src = match role.transport {
         Transport::Shmring => format!(
-            "shmringsrc ring={} mode={}{}",
+            "shmringsrc name=source ring={} mode={}{}",
             role.channel,
             role.mode.as_deref().unwrap_or("latest"),
             dir_property(role)
         ),
         Transport::Shm => format!(
-            "shmsrc socket-path={} is-live=true ! {}",
+            "shmsrc name=source socket-path={} is-live=true ! {}",
             role.channel,
             caps(role)
         ),
     };
-    let pipeline = gst::parse::launch(&format!(
-        "{src} ! appsink name=sink sync=false max-buffers=1"
-    ))
-    .expect("reader pipeline");
-    let sink = pipeline
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let t = tally.clone();
-    let delay = Duration::from_millis(role.delay_ms);
-    let peek = role.peek;
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+    let peek = role.peek || role.at_source;
+    // Takes one frame's figures, `now` being when it arrived.
+    let record = move |buffer: &gst::BufferRef, now: u64| -> Result<(), gst::FlowError> {
+        let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+        let checked = if peek {
+            check_header(map.as_slice(), size)
+        } else {
+            check(map.as_slice(), size)
+        };
+        let mut t = t.lock().unwrap();
+        match checked {
+            Some((pushed, seq, pid)) => {
+                t.latencies_ns.push(now.saturating_sub(pushed));
+                t.seqs.push(seq);
+                match t.per_writer.iter_mut().find(|p| p.pid == pid) {
+                    Some(p) => p.frames += 1,
+                    None => t.per_writer.push(PerWriter {
+                        pid,
+                        frames: 1,
+                        first_receipt_ns: now,
+                    }),
+                }
+            }
+            None => t.torn += 1,
+        }
+        Ok(())
+    };
+    let pipeline = if role.at_source {
+        let pipeline =
+            gst::parse::launch(&format!("{src} ! fakesink sync=false")).expect("reader pipeline");
+        let source = pipeline
+            .downcast_ref::<gst::Bin>()
+            .unwrap()
+            .by_name("source")
+            .unwrap();
+        source
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 let now = shmring_common::monotonic_ns();
-                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                let mut t = t.lock().unwrap();
-                let checked = if peek {
-                    check_header(map.as_slice(), size)
-                } else {
-                    check(map.as_slice(), size)
-                };
-                match checked {
-                    Some((pushed, seq, pid)) => {
-                        t.latencies_ns.push(now.saturating_sub(pushed));
-                        t.seqs.push(seq);
-                        match t.per_writer.iter_mut().find(|p| p.pid == pid) {
-                            Some(p) => p.frames += 1,
-                            None => t.per_writer.push(PerWriter {
-                                pid,
-                                frames: 1,
-                                first_receipt_ns: now,
-                            }),
-                        }
+                if let Some(buffer) = info.buffer() {
+                    let _ = record(buffer, now);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        pipeline
+    } else {
+        let pipeline = gst::parse::launch(&format!(
+            "{src} ! appsink name=sink sync=false max-buffers=1"
+        ))
+        .expect("reader pipeline");
+        let sink = pipeline
+            .downcast_ref::<gst::Bin>()
+            .unwrap()
+            .by_name("sink")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let delay = Duration::from_millis(role.delay_ms);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let now = shmring_common::monotonic_ns();
+                    record(sample.buffer().ok_or(gst::FlowError::Error)?, now)?;
+                    if !delay.is_zero() {
+                        std::thread::sleep(delay);
                     }
-                    None => t.torn += 1,
-                }
-                drop(t);
-                if !delay.is_zero() {
-                    std::thread::sleep(delay);
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        pipeline
+    };
     let cpu0 = cpu_ms();
     let _ = pipeline.set_state(gst::State::Playing);
     let bus = pipeline.bus().unwrap();

@@ -47,21 +47,44 @@ pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
     results
 }
 
-/// Scenario 1: latency1, latency3, latency1-inplace, latency3-inplace.
+/// Scenario 1: latency1, latency3, latency1-inplace, latency3-inplace, and the
+/// transport's own latency, transport1 and transport3.
 fn run_latency(args: &Args, results: &mut Results) {
     let (seconds, reps) = (args.seconds, args.reps(LATENCY_REPETITIONS));
+    let end_to_end = Measured::AtAppsink;
     if args.run("latency1") {
-        results.latency_one = scenario_latency(1, false, seconds, reps);
+        results.latency_one = scenario_latency(1, false, end_to_end, 0, seconds, reps);
     }
     if args.run("latency3") {
-        results.latency_three = scenario_latency(3, false, seconds, reps);
+        results.latency_three = scenario_latency(3, false, end_to_end, 0, seconds, reps);
     }
     if args.run("latency1-inplace") {
-        results.latency_one_in_place = scenario_latency(1, true, seconds, reps);
+        results.latency_one_in_place = scenario_latency(1, true, end_to_end, 0, seconds, reps);
     }
     if args.run("latency3-inplace") {
-        results.latency_three_in_place = scenario_latency(3, true, seconds, reps);
+        results.latency_three_in_place = scenario_latency(3, true, end_to_end, 0, seconds, reps);
     }
+    if args.run("latency3-inplace-4slots") {
+        results.latency_three_in_place_4_slots =
+            scenario_latency(3, true, Measured::AtAppsink, IN_CACHE_SLOTS, seconds, reps);
+    }
+    let transport = Measured::AtSource;
+    if args.run("transport1") {
+        results.transport_one = scenario_latency(1, true, transport, 0, seconds, reps);
+    }
+    if args.run("transport3") {
+        results.transport_three = scenario_latency(3, true, transport, 0, seconds, reps);
+    }
+}
+
+/// Where a reader takes a frame's arrival time.
+#[derive(Clone, Copy)]
+enum Measured {
+    /// At an appsink, after checking every byte: what an application sees.
+    AtAppsink,
+    /// As the frame leaves the source element, looking at its header only: what the
+    /// transport itself costs.
+    AtSource,
 }
 
 /// Scenarios 2 and 4: slow and restart, each transport in turn.
@@ -200,22 +223,28 @@ fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> [(Transpo
     runs
 }
 
+/// `slots`: shmring's ring size in frames (0: the sink's default, half a second).
 fn latency_run(
     transport: Transport,
     readers: usize,
     in_place: bool,
+    measured: Measured,
+    slots: u32,
     seconds: f64,
 ) -> Vec<ReaderReport> {
     let ch = channel(transport, &format!("lat{readers}-{in_place}"));
     let w = Role {
         in_place,
+        slots,
         ..writer_role(transport, &ch, 1920, 1080, 30, seconds, 2.0)
     };
     let writer = Proc::start(&w);
     std::thread::sleep(READER_START);
-    let procs: Vec<Proc> = (0..readers)
-        .map(|_| Proc::start(&reader_role(&w, seconds, 0)))
-        .collect();
+    let reader = Role {
+        at_source: matches!(measured, Measured::AtSource),
+        ..reader_role(&w, seconds, 0)
+    };
+    let procs: Vec<Proc> = (0..readers).map(|_| Proc::start(&reader)).collect();
     let reports = procs
         .into_iter()
         .map(|p| p.report::<ReaderReport>().unwrap_or_default())
@@ -225,32 +254,41 @@ fn latency_run(
     reports
 }
 
-fn scenario_latency(readers: usize, in_place: bool, seconds: f64, reps: usize) -> Vec<LatencyRow> {
-    paired_runs(reps, |t| latency_run(t, readers, in_place, seconds))
-        .into_iter()
-        .map(|(transport, runs)| {
-            let n = runs.len();
-            let ranks = latencies_by_rank(&runs);
-            let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
-            let mut all: Vec<f64> = reports
-                .iter()
-                .flat_map(|r| r.latencies_ms.iter().copied())
-                .collect();
-            all.sort_by(f64::total_cmp);
-            LatencyRow {
-                transport,
-                runs: n,
-                latency_ms_p50: quantile(&all, 0.5),
-                latency_ms_p99: quantile(&all, 0.99),
-                latency_ms_max: quantile(&all, 1.0),
-                fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
-                torn: reports.iter().map(|r| r.torn).sum(),
-                by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),
-                by_rank_ms_p99: ranks.iter().map(|r| quantile(r, 0.99)).collect(),
-                readers: reports,
-            }
-        })
-        .collect()
+fn scenario_latency(
+    readers: usize,
+    in_place: bool,
+    measured: Measured,
+    slots: u32,
+    seconds: f64,
+    reps: usize,
+) -> Vec<LatencyRow> {
+    paired_runs(reps, |t| {
+        latency_run(t, readers, in_place, measured, slots, seconds)
+    })
+    .into_iter()
+    .map(|(transport, runs)| {
+        let n = runs.len();
+        let ranks = latencies_by_rank(&runs);
+        let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
+        let mut all: Vec<f64> = reports
+            .iter()
+            .flat_map(|r| r.latencies_ms.iter().copied())
+            .collect();
+        all.sort_by(f64::total_cmp);
+        LatencyRow {
+            transport,
+            runs: n,
+            latency_ms_p50: quantile(&all, 0.5),
+            latency_ms_p99: quantile(&all, 0.99),
+            latency_ms_max: quantile(&all, 1.0),
+            fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
+            torn: reports.iter().map(|r| r.torn).sum(),
+            by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),
+            by_rank_ms_p99: ranks.iter().map(|r| quantile(r, 0.99)).collect(),
+            readers: reports,
+        }
+    })
+    .collect()
 }
 
 fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {

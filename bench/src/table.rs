@@ -43,32 +43,48 @@ fn print_latency(r: &Results) {
             "1. three readers, written in place",
             &r.latency_three_in_place,
         ),
+        (
+            "1. three readers, in place, shmring 4 slots",
+            &r.latency_three_in_place_4_slots,
+        ),
     ] {
         let get = |t: Transport| rows.iter().find(|x| x.transport == t);
         let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) else {
             continue; // not run (--only)
         };
-        print_latency_rows(name, a, b);
+        print_latency_rows(name, a, b, "ms", 1.0);
+    }
+    // The transport alone, in microseconds.
+    for (name, rows) in [
+        ("1. transport only, one reader", &r.transport_one),
+        ("1. transport only, three readers", &r.transport_three),
+    ] {
+        let get = |t: Transport| rows.iter().find(|x| x.transport == t);
+        let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) else {
+            continue;
+        };
+        print_latency_rows(name, a, b, "us", 1000.0);
     }
 }
 
-fn print_latency_rows(name: &str, a: &LatencyRow, b: &LatencyRow) {
+/// `unit` is what `scale` times milliseconds makes.
+fn print_latency_rows(name: &str, a: &LatencyRow, b: &LatencyRow, unit: &str, scale: f64) {
     let all = if a.runs > 1 {
         format!(", {} runs", a.runs)
     } else {
         String::new()
     };
     for (label, x, y) in [
-        ("latency p50 ms", a.latency_ms_p50, b.latency_ms_p50),
-        ("latency p99 ms", a.latency_ms_p99, b.latency_ms_p99),
-        ("latency max ms", a.latency_ms_max, b.latency_ms_max),
+        ("latency p50", a.latency_ms_p50, b.latency_ms_p50),
+        ("latency p99", a.latency_ms_p99, b.latency_ms_p99),
+        ("latency max", a.latency_ms_max, b.latency_ms_max),
     ] {
-        row(format!("{name}{all}: {label}"), x, y);
+        row(format!("{name}{all}: {label} {unit}"), x * scale, y * scale);
     }
     if !a.by_rank_ms_p99.is_empty() && !b.by_rank_ms_p99.is_empty() {
         let joined = |v: &[f64]| {
             v.iter()
-                .map(|x| format!("{x:.2}"))
+                .map(|x| format!("{:.2}", x * scale))
                 .collect::<Vec<_>>()
                 .join("/")
         };
@@ -78,7 +94,7 @@ fn print_latency_rows(name: &str, a: &LatencyRow, b: &LatencyRow) {
         ] {
             println!(
                 "{:<58} {:>18} {:>18} {:>8}",
-                format!("{name}: {label} ms, 1st/2nd/3rd"),
+                format!("{name}: {label} {unit}, 1st/2nd/3rd"),
                 joined(x),
                 joined(y),
                 ""
