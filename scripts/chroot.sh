@@ -31,7 +31,8 @@ chroot_base() {
     echo "chroot: debootstrap $suite $arch into $base (once; cached)" >&2
     # A foreign architecture's second stage runs its programs under qemu-user-static.
     [ "$arch" = "$(dpkg --print-architecture)" ] || binfmt_"$(_chroot_qemu_arch "$arch")"
-    rm -rf "$base" "$base.partial"
+    _chroot_remove "$base"
+    _chroot_remove "$base.partial"
     mkdir -p "$CHROOT_CACHE"
     debootstrap --variant=minbase --arch="$arch" "$suite" "$base.partial" "$CHROOT_MIRROR" >&2
     # Recommended packages are for people; the tests install what they use by name.
@@ -58,7 +59,7 @@ chroot_prepared() {
       in_chroot "$prepared.partial" apt-get install -y -q "$@" >/dev/null
       chroot_cleanup
     ) >&2
-    rm -rf "$prepared"
+    _chroot_remove "$prepared"
     mv "$prepared.partial" "$prepared"
     touch "$prepared/.complete"
   fi
@@ -74,7 +75,7 @@ chroot_fresh() {
   else
     base=$(chroot_base "$suite" "$arch")
   fi
-  rm -rf "$dir"
+  _chroot_remove "$dir"
   mkdir -p "$(dirname "$dir")"
   cp -a "$base" "$dir"
   local archives=$CHROOT_CACHE/apt-$suite-$arch
@@ -99,6 +100,19 @@ chroot_fresh() {
     mkdir -p "$dir/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
   fi
+}
+
+# Removes a chroot left by an earlier run. A run that was killed (SIGKILL, a lost
+# machine) leaves its mounts: the host's /dev and the checkout are bind-mounted there,
+# so they are unmounted first, deepest first, and rm never leaves the chroot's own file
+# system.
+_chroot_remove() {
+  local dir=$1 m
+  [ -e "$dir" ] || return 0
+  for m in $(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount -l "$m"
+  done
+  rm -rf --one-file-system "$dir"
 }
 
 chroot_bind() {
