@@ -16,13 +16,41 @@
 #   binfmt_aarch64               makes aarch64 programs run here, under qemu-user-static
 #                                registered with binfmt_misc; chroot_cleanup undoes what
 #                                it did, and only that
+#   chroot_exit_hook RC          if the sourcing script defines it, called at exit after
+#                                the cleanup (test-platforms.sh names the failed platform)
+# One run at a time: sourcing takes a lock (/run/lock/shmring-chroot.lock), which the
+# scripts it starts inherit, and waits while another run holds it; chroots and caches
+# left by a killed run are taken down under it.
 # Needs root (debootstrap, mount, chroot).
 
-CHROOT_CACHE=${SHMRING_CHROOT_CACHE:-/var/cache/shmring}
+# A failure inside $(...) fails the caller's command too.
+shopt -s inherit_errexit
+
+CHROOT_CACHE=$(realpath -m "${SHMRING_CHROOT_CACHE:-/var/cache/shmring}")
 CHROOT_MIRROR=${SHMRING_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 _chroot_mounts=()
 _binfmt_registered=""
 _binfmt_mounted=""
+
+if [ "${SHMRING_CHROOT_LOCKED:-}" != 1 ]; then
+  mkdir -p /run/lock
+  exec 9>/run/lock/shmring-chroot.lock
+  if ! flock -n 9; then
+    echo "chroot: another run holds /run/lock/shmring-chroot.lock; waiting" >&2
+    flock 9
+  fi
+  export SHMRING_CHROOT_LOCKED=1
+fi
+trap _chroot_exit EXIT
+
+_chroot_exit() {
+  local rc=$?
+  chroot_cleanup
+  if declare -F chroot_exit_hook >/dev/null; then
+    chroot_exit_hook "$rc"
+  fi
+  exit "$rc"
+}
 
 chroot_base() {
   local suite=$1 arch=$2
@@ -34,7 +62,8 @@ chroot_base() {
     _chroot_remove "$base"
     _chroot_remove "$base.partial"
     mkdir -p "$CHROOT_CACHE"
-    debootstrap --variant=minbase --arch="$arch" "$suite" "$base.partial" "$CHROOT_MIRROR" >&2
+    debootstrap --variant=minbase --arch="$arch" "$suite" "$base.partial" "$CHROOT_MIRROR" >&2 ||
+      { echo "chroot: debootstrap $suite $arch failed" >&2; return 1; }
     # Recommended packages are for people; the tests install what they use by name.
     echo 'APT::Install-Recommends "false";' >"$base.partial/etc/apt/apt.conf.d/90shmring"
     mv "$base.partial" "$base"
@@ -49,7 +78,7 @@ chroot_prepared() {
   local suite=$1 arch=$2
   shift 2
   local hash
-  hash=$(printf '%s\n' "$@" | sort -u | sha256sum | cut -c1-12)
+  hash=$(printf '%s\n' "$CHROOT_MIRROR" "$@" | LC_ALL=C sort -u | sha256sum | cut -c1-12)
   local prepared=$CHROOT_CACHE/prepared-$suite-$arch-$hash
   if [ ! -f "$prepared/.complete" ]; then
     echo "chroot: $suite $arch with $* into $prepared (once; cached)" >&2
@@ -57,8 +86,10 @@ chroot_prepared() {
       chroot_fresh "$suite" "$arch" "$prepared.partial"
       in_chroot "$prepared.partial" apt-get update -q >/dev/null
       in_chroot "$prepared.partial" apt-get install -y -q "$@" >/dev/null
+      # Every package there, or no cache.
+      in_chroot "$prepared.partial" dpkg-query -W "$@" >/dev/null
       chroot_cleanup
-    ) >&2
+    ) >&2 || { echo "chroot: installing into $prepared.partial failed" >&2; return 1; }
     _chroot_remove "$prepared"
     mv "$prepared.partial" "$prepared"
     touch "$prepared/.complete"
@@ -80,7 +111,7 @@ chroot_fresh() {
   cp -a "$base" "$dir"
   local archives=$CHROOT_CACHE/apt-$suite-$arch
   mkdir -p "$archives/partial"
-  trap chroot_cleanup EXIT
+  trap _chroot_exit EXIT
   [ "$arch" = "$(dpkg --print-architecture)" ] || binfmt_"$(_chroot_qemu_arch "$arch")"
   _chroot_mount -t proc proc "$dir/proc"
   _chroot_mount --bind /dev "$dir/dev"
@@ -90,7 +121,7 @@ chroot_fresh() {
   # Rings live in /dev/shm: a tmpfs of the chroot's own, not the host's.
   _chroot_mount -t tmpfs -o mode=1777 tmpfs "$dir/dev/shm"
   _chroot_mount --bind "$archives" "$dir/var/cache/apt/archives"
-  cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  cp --remove-destination /etc/resolv.conf "$dir/etc/resolv.conf"
   # A throwaway root needs no fsync after every file dpkg unpacks: under qemu-user
   # those syncs made installing GStreamer take many minutes.
   echo force-unsafe-io >"$dir/etc/dpkg/dpkg.cfg.d/90shmring-unsafe-io"
@@ -107,12 +138,22 @@ chroot_fresh() {
 # so they are unmounted first, deepest first, and rm never leaves the chroot's own file
 # system.
 _chroot_remove() {
-  local dir=$1 m
+  local dir m
+  dir=$(realpath -m -- "$1")
   [ -e "$dir" ] || return 0
-  for m in $(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r); do
+  for m in $(_chroot_mounts_under "$dir"); do
     umount -l "$m"
   done
+  if [ -n "$(_chroot_mounts_under "$dir")" ]; then
+    echo "chroot: $dir still has mounts; not removing it" >&2
+    return 1
+  fi
   rm -rf --one-file-system "$dir"
+}
+
+# Mount points at or under `dir`, deepest first.
+_chroot_mounts_under() {
+  awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | LC_ALL=C sort -r
 }
 
 chroot_bind() {
@@ -124,21 +165,28 @@ chroot_bind() {
 _chroot_mount() {
   local target=${*: -1}
   mount "$@"
-  _chroot_mounts=("$target" "${_chroot_mounts[@]}")
+  _chroot_mounts=("$BASHPID:$target" "${_chroot_mounts[@]}")
 }
 
+# Each mount and registration is undone by the process that made it: a subshell
+# ($(chroot_base ...), say) has copies of the lists and leaves its parent's alone.
 chroot_cleanup() {
-  local m
+  local m left=()
   for m in "${_chroot_mounts[@]}"; do
-    umount -l "$m" 2>/dev/null || true
+    if [ "${m%%:*}" = "$BASHPID" ]; then
+      umount -l "${m#*:}" 2>/dev/null || true
+    else
+      left+=("$m")
+    fi
   done
-  _chroot_mounts=()
+  _chroot_mounts=("${left[@]}")
   local fs=/proc/sys/fs/binfmt_misc
-  if [ -n "$_binfmt_registered" ]; then
-    echo -1 >"$fs/$_binfmt_registered" 2>/dev/null || true
+  if [ -n "$_binfmt_registered" ] && [ "${_binfmt_registered%%:*}" = "$BASHPID" ]; then
+    echo -1 >"$fs/${_binfmt_registered#*:}" 2>/dev/null || true
     _binfmt_registered=""
+    unset SHMRING_BINFMT_OWNER
   fi
-  if [ -n "$_binfmt_mounted" ]; then
+  if [ -n "$_binfmt_mounted" ] && [ "$_binfmt_mounted" = "$BASHPID" ]; then
     umount "$fs" 2>/dev/null || true
     _binfmt_mounted=""
   fi
@@ -153,26 +201,33 @@ _chroot_qemu_arch() {
 
 # qemu-user-static's interpreter for aarch64, registered with the fix-binary flag (F):
 # the kernel opens it once, so it runs programs inside a chroot that does not have it.
-# A registration already there (systemd-binfmt's, binfmt-support's) is used as it is,
-# if it has that flag; one without it would fail inside the chroot, so it is refused
-# with a message rather than replaced.
+# A registration of the system's (systemd-binfmt's, binfmt-support's) with that flag is
+# used as it is. Else the interpreter is registered under a name of ours,
+# shmring-aarch64, taken down at exit; one left by a killed run (the lock says no run is
+# using it) is replaced.
 binfmt_aarch64() {
   local fs=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
   [ -f "$conf" ] || { echo "chroot: $conf is missing: install qemu-user-static" >&2; return 1; }
-  trap chroot_cleanup EXIT
+  trap _chroot_exit EXIT
   if ! mountpoint -q "$fs"; then
     mount -t binfmt_misc binfmt_misc "$fs"
-    _binfmt_mounted=1
+    _binfmt_mounted=$BASHPID
   fi
-  if [ -e "$fs/qemu-aarch64" ]; then
-    if ! grep -q '^flags:.*F' "$fs/qemu-aarch64"; then
-      echo "chroot: $fs/qemu-aarch64 is registered without the F flag; aarch64 chroots need it" >&2
-      return 1
+  if [ -e "$fs/qemu-aarch64" ] && grep -q '^enabled' "$fs/qemu-aarch64" &&
+    grep -q '^flags:.*F' "$fs/qemu-aarch64"; then
+    return 0
+  fi
+  if [ -e "$fs/shmring-aarch64" ]; then
+    # Ours, or this run's parent process's (it exports its pid): in use.
+    if [ -n "$_binfmt_registered" ] ||
+      { [ -n "${SHMRING_BINFMT_OWNER:-}" ] && kill -0 "$SHMRING_BINFMT_OWNER" 2>/dev/null; }; then
+      return 0
     fi
-  else
-    cat "$conf" >"$fs/register"
-    _binfmt_registered=qemu-aarch64
+    echo -1 >"$fs/shmring-aarch64" # a killed run's
   fi
+  sed 's/^:qemu-aarch64:/:shmring-aarch64:/' "$conf" >"$fs/register"
+  _binfmt_registered=$BASHPID:shmring-aarch64
+  export SHMRING_BINFMT_OWNER=$BASHPID
 }
 
 in_chroot() {

@@ -21,6 +21,8 @@ cross_aarch64_env() {
     echo "cross: $sysroot has no arm64 GStreamer development files" >&2
     return 1
   }
+  # Flags of the host's own would replace these per-target ones.
+  unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$CROSS_MULTIARCH-gcc
   # --sysroot: the root's libc.so is a linker script naming absolute paths, which are
   # the root's own. The root's libraries need their own dependencies at link time

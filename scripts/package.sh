@@ -19,6 +19,7 @@
 # Tested by scripts/test-packages.sh in a clean Debian 12 chroot of the same
 # architecture (arm64: emulated, from scripts/test-platforms.sh).
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 repo=$PWD
 umask 022
@@ -61,7 +62,8 @@ deb=target/deb/$arch
 echo "== release build, installed into a staging root"
 build=target/meson-release-$arch
 root=$repo/$deb/root
-rm -rf "$build" "$deb" "$out"
+rm -rf "$build" "$deb"
+rm -f "$out"/*.deb "$out"/*.whl
 setup=(--buildtype=release --prefix=/usr --libdir="lib/$multiarch" -Dcargo_target_dir="$repo/target")
 if [ -n "$cross" ]; then
   mkdir -p "$deb"
@@ -197,9 +199,21 @@ build_deb() {
   dpkg-deb --root-owner-group -Zxz --build "$dir" "$out/${pkg}_${debversion}_${arch}.deb" >/dev/null
 }
 
+# Each package's libraries, worked out first: an empty answer is a failure (the
+# files link libc at least), not a package without dependencies.
+depends() {
+  local d
+  d=$(shlibdeps "$@")
+  [ -n "$d" ] || { echo "package.sh: dpkg-shlibdeps found no dependencies of $*" >&2; return 1; }
+  echo "$d"
+}
+plugin_deps=$(depends "$deb/gstreamer1.0-shmring/$plugindir/libgstshmring.so")
+tools_deps=$(depends "$tools/usr/bin/shmring")
+lib_deps=$(depends "$deb/libshmring0/$libdir/libshmring.so.$version")
+
 echo "== the packages"
 build_deb gstreamer1.0-shmring video \
-  "$(shlibdeps "$deb/gstreamer1.0-shmring/$plugindir/libgstshmring.so")" \
+  "$plugin_deps" \
   "GStreamer elements that share decoded video between processes
  shmringsink writes raw video into a ring of slots in a shared-memory file,
  each guarded by a seqlock and stamped with its pts and capture time; the
@@ -213,7 +227,7 @@ build_deb gstreamer1.0-shmring video \
 Recommends: gstreamer1.0-plugins-base
 Suggests: shmring-tools"
 build_deb shmring-tools video \
-  "$(shlibdeps "$tools/usr/bin/shmring"), gstreamer1.0-shmring (= $debversion)" \
+  "$tools_deps, gstreamer1.0-shmring (= $debversion)" \
   "command and systemd units for shmring rings
  shmring lists, inspects, watches and grabs frames from the shared-memory video
  rings of gstreamer1.0-shmring, removes rings of writers that died, serves rings
@@ -223,7 +237,7 @@ build_deb shmring-tools video \
  disabled; they run as the system user shmring." \
   "Recommends: gstreamer1.0-tools, gstreamer1.0-plugins-base, gstreamer1.0-plugins-good, gstreamer1.0-plugins-ugly"
 build_deb libshmring0 libs \
-  "$(shlibdeps "$deb/libshmring0/$libdir/libshmring.so.$version")" \
+  "$lib_deps" \
   "read and write shmring video rings from C (library)
  libshmring reads the shared-memory video rings that GStreamer's shmringsink
  writes (in place, never torn, following a restarted writer), fetches frames by

@@ -20,7 +20,7 @@ packages=(
   qemu-user qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   xvfb xauth python3-venv
   cbindgen
-  debootstrap lintian help2man dpkg-dev
+  debootstrap debian-archive-keyring lintian help2man dpkg-dev
 )
 
 missing=()

@@ -25,14 +25,17 @@ source scripts/chroot.sh
 source scripts/cross-aarch64.sh
 
 platform=""
-on_exit() {
-  local rc=$?
-  chroot_cleanup
-  if [ "$rc" -ne 0 ] && [ -n "$platform" ]; then
-    echo "test-platforms: FAILED on $platform (exit $rc)" >&2
+# Called by scripts/chroot.sh's exit handler, after its cleanup.
+chroot_exit_hook() {
+  if [ "$1" -ne 0 ] && [ -n "$platform" ]; then
+    echo "test-platforms: FAILED on $platform (exit $1)" >&2
   fi
-  exit "$rc"
 }
+[ -x target/pyenv/bin/maturin ] || { echo "test-platforms: run scripts/setup.sh first" >&2; exit 1; }
+rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+# The host's own flags would replace the cross build's per-target ones.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 
 # What the elements' tests use, on any platform: GStreamer's tools and the plugin sets
 # of the tests' pipelines (x264enc, avdec_h264, checksumsink, matroskamux), a real video
@@ -51,12 +54,15 @@ element_tests=(
 )
 
 # pytest against the plugin in BUILD, with the package installed in a fresh venv of
-# the chroot's Python; `install` is what pip installs (the source tree or a wheel).
+# the chroot's Python; `install` is what pip installs (the source tree or a wheel);
+# then variables for the tests' environment (VAR=value).
 pytest_in() {
   local root=$1 build=$2 install=$3
-  in_chroot "$root" env CARGO_TARGET_DIR="$repo/target/platform-python" \
+  shift 3
+  in_chroot "$root" env "$@" CARGO_TARGET_DIR="$repo/target/platform-python" \
+    RUSTUP_HOME="$rustup_home" CARGO_HOME="$cargo_home" \
     SHMRING_BUILD_DIR="$build" G_DEBUG=fatal_warnings bash -euo pipefail -c "
-    export PATH=/root/.cargo/bin:\$PATH
+    export PATH=$cargo_home/bin:\$PATH
     rm -rf /tmp/venv && python3 -m venv /tmp/venv
     /tmp/venv/bin/pip install -q --disable-pip-version-check $install 'numpy>=1.21' 'pytest>=7'
     cd '$repo/python' && /tmp/venv/bin/pytest -q -p no:cacheprovider tests
@@ -70,19 +76,19 @@ trixie() {
   chroot_fresh trixie amd64 "$root" "${runtime[@]}" build-essential pkg-config \
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
     gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0
-  trap on_exit EXIT
   chroot_bind "$root" "$repo"
   # The machine's Rust toolchain, used as it is: rustc and cargo run on Debian 13's
   # newer glibc.
-  chroot_bind "$root" /root/.rustup
-  chroot_bind "$root" /root/.cargo
+  chroot_bind "$root" "$rustup_home"
+  chroot_bind "$root" "$cargo_home"
   local version
   version=$(in_chroot "$root" gst-inspect-1.0 --version | sed -n 's/^GStreamer //p')
   platform="Debian 13 amd64, GStreamer $version"
   echo "== $platform: build the workspace, run the elements' tests and the graph"
   in_chroot "$root" env CARGO_TARGET_DIR="$repo/target/platform-trixie" G_DEBUG=fatal_warnings \
+    RUSTUP_HOME="$rustup_home" CARGO_HOME="$cargo_home" \
     CARGO_TERM_COLOR=never bash -euo pipefail -c "
-    export PATH=/root/.cargo/bin:\$PATH
+    export PATH=$cargo_home/bin:\$PATH
     cd '$repo'
     cargo build --workspace --examples --locked
     cargo test --locked --no-fail-fast ${element_tests[*]} --test demo
@@ -99,7 +105,6 @@ arm64() {
   echo "== $platform: a chroot with Debian 12's arm64 GStreamer, the sysroot of the cross build"
   chroot_fresh bookworm arm64 "$root" "${runtime[@]}" libc6-dev dpkg-dev \
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
-  trap on_exit EXIT
   chroot_bind "$root" "$repo"
   version=$(in_chroot "$root" gst-inspect-1.0 --version | sed -n 's/^GStreamer //p')
   platform="Debian 12 arm64 (qemu-user-static), GStreamer $version"
@@ -128,8 +133,9 @@ arm64() {
       --quiet --locked -m python/Cargo.toml --target "$CROSS_TRIPLE" \
       --compatibility linux --out target/platform-arm64-wheel
   )
-  pytest_in "$root" "$repo/target/platform-arm64/$CROSS_TRIPLE/debug" \
-    "$(ls "$repo"/target/platform-arm64-wheel/*.whl)"
+  local wheel
+  wheel=$(ls "$repo"/target/platform-arm64-wheel/*.whl)
+  pytest_in "$root" "$repo/target/platform-arm64/$CROSS_TRIPLE/debug" "$wheel" SHMRING_EMULATED=1
   chroot_cleanup
 
   echo "== $platform: the arm64 packages, built from the cross build, installed and used"
@@ -138,7 +144,6 @@ arm64() {
   echo "== $platform: all checks passed"
 }
 
-trap on_exit EXIT
 [ "$#" -gt 0 ] || set -- trixie arm64
 for p in "$@"; do
   case $p in

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# As shmring_common::testing::slowdown(): how many times longer than natively a test
+# gives work whose speed it depends on (6 under emulation, scripts/test-platforms.sh);
+# what a test checks never changes.
+SLOWDOWN = 6 if os.environ.get("SHMRING_EMULATED") else 1
 BUILD = pathlib.Path(os.environ.get("SHMRING_BUILD_DIR", REPO / "target" / "debug"))
 
 

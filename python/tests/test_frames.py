@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import shmring
-from conftest import BUILD, REPO, check, gst_launch, pattern, python_child, seq_of
+from conftest import BUILD, REPO, SLOWDOWN, check, gst_launch, pattern, python_child, seq_of
 
 W, H = 320, 240  # GRAY8 frames of 76 800 bytes
 
@@ -40,7 +40,8 @@ def writer_child(ring_dir, ring, frames, fps=0, fmt="GRAY8", restart=False):
 
 
 def test_every_frame_crosses_processes_byte_for_byte(ring_dir):
-    child = writer_child(ring_dir, "seq", 300, fps=500)
+    # 8 slots at 500 fps leave a reader 16 ms; an emulated one gets 6 times that.
+    child = writer_child(ring_dir, "seq", 300, fps=500 / SLOWDOWN)
     reader = shmring.Reader("seq", dir=ring_dir)
     child.stdin.write("go\n")
     child.stdin.flush()
