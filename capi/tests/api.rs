@@ -716,3 +716,51 @@ fn random_calls_with_random_arguments_never_crash() {
     shmring_reader_close(r);
     shmring_writer_close(w);
 }
+
+#[test]
+fn a_plane_layout_that_leaves_the_frame_is_refused_not_handed_to_c() {
+    use shmring_common::layout::{Descriptor, DESCRIPTOR_OFFSET, DESCRIPTOR_SIZE};
+    use std::os::unix::fs::FileExt;
+    let ring = Ring::new("capi-planes");
+    let w = ring.writer("cam", "I420", 32, 16);
+    let r = ring.reader("cam", 0);
+    write(w, &vec![0u8; shmring_writer_frame_size(w)], SHMRING_NO_TIME);
+    let mut f = null_mut();
+    assert_eq!(next(r, 1000, &mut f), SHMRING_OK);
+    assert_eq!(shmring_frame_plane_stride(f, 0), 32);
+    assert_eq!(shmring_frame_plane_offset(f, 1), 512);
+    shmring_frame_release(f);
+    // A hostile writer of the same user rewrites frame 1's descriptor (slot 1 of 8):
+    // a negative stride for plane 0, an offset beyond the frame for plane 1.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ring.dir.path.join("cam.ring"))
+        .unwrap();
+    let slot1 = DESCRIPTOR_OFFSET + DESCRIPTOR_SIZE;
+    let stride0 = slot1 + std::mem::offset_of!(Descriptor, plane_stride) as u64;
+    let offset1 = slot1 + std::mem::offset_of!(Descriptor, plane_offset) as u64 + 8;
+    file.write_all_at(&(-32i32).to_le_bytes(), stride0).unwrap();
+    file.write_all_at(&(1u64 << 40).to_le_bytes(), offset1)
+        .unwrap();
+    let mut f = null_mut();
+    assert_eq!(
+        at(r, 0, SHMRING_AT_OR_AFTER, &mut f),
+        SHMRING_OK,
+        "{}",
+        last_error()
+    );
+    assert_eq!(shmring_frame_seq(f), 1);
+    assert_eq!(shmring_frame_plane_stride(f, 0), 0);
+    assert!(
+        last_error().contains("does not lie within"),
+        "{}",
+        last_error()
+    );
+    assert_eq!(shmring_frame_plane_offset(f, 1), 0);
+    assert!(last_error().contains("plane 1"), "{}", last_error());
+    // The untouched plane is still given.
+    assert_eq!(shmring_frame_plane_stride(f, 2), 16);
+    shmring_frame_release(f);
+    shmring_reader_close(r);
+    shmring_writer_close(w);
+}
