@@ -764,3 +764,55 @@ fn a_plane_layout_that_leaves_the_frame_is_refused_not_handed_to_c() {
     shmring_reader_close(r);
     shmring_writer_close(w);
 }
+
+#[test]
+fn a_commit_while_another_thread_writes_is_busy_and_keeps_the_frame() {
+    let ring = Ring::new("capi-busy");
+    let w = ring.writer("cam", "BGRx", 1920, 1080);
+    let r = ring.reader("cam", 0);
+    let size = shmring_writer_frame_size(w);
+    let token = w as usize;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    // Another thread copies 8 MB frames in, holding the writer for a millisecond or so
+    // each time.
+    let other = std::thread::spawn(move || {
+        let frame = vec![1u8; size];
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: `frame` is valid for `size` bytes; NULL handle buffer.
+            let rc = unsafe {
+                shmring_writer_write(token as *mut _, frame.as_ptr(), size, 0, 0, null_mut(), 0)
+            };
+            assert!(rc == 0 || rc == -libc::EBUSY, "{rc}");
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen_busy = false;
+    while !seen_busy && std::time::Instant::now() < deadline {
+        let wf = shmring_writer_begin(w);
+        if wf.is_null() {
+            continue; // begun while the other thread held the writer
+        }
+        // SAFETY: valid for its size until the frame ends.
+        unsafe { std::ptr::write_bytes(shmring_write_frame_data(wf), 9, size) };
+        loop {
+            // SAFETY: NULL handle buffer.
+            let rc = unsafe { shmring_write_frame_commit(wf, 0, SHMRING_NO_TIME, null_mut(), 0) };
+            if rc == 0 {
+                break;
+            }
+            assert_eq!(rc, -libc::EBUSY, "{}", last_error());
+            // Nothing written, and the frame is still there, filled, to commit again.
+            seen_busy = true;
+            assert_eq!(shmring_write_frame_size(wf), size);
+            // SAFETY: the frame is still open, valid for its size.
+            let data = unsafe { std::slice::from_raw_parts(shmring_write_frame_data(wf), size) };
+            assert!(data.iter().all(|&b| b == 9));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    other.join().unwrap();
+    assert!(seen_busy, "no commit met the other thread's write in 20 s");
+    shmring_reader_close(r);
+    shmring_writer_close(w);
+}
