@@ -90,7 +90,9 @@ trixie() {
     CARGO_TERM_COLOR=never bash -euo pipefail -c "
     export PATH=$cargo_home/bin:\$PATH
     cd '$repo'
-    cargo build --workspace --examples --locked
+    # --lib and --bins too: with --examples alone, cargo builds the plugin and the CLI
+    # only as dependencies and never puts libgstshmring.so or shmring in debug/.
+    cargo build --workspace --lib --bins --examples --locked
     cargo test --locked --no-fail-fast ${element_tests[*]} --test demo
   "
   echo "== $platform: the Python package (pip install ./python, pytest)"
