@@ -131,7 +131,34 @@ impl Follower {
     /// without holding the follower, so that its ring stays readable meanwhile.
     pub fn adopt(&mut self, mut reader: Box<RingReader>) -> Attached {
         let head = reader.head();
-        let how = if self.attached_before {
+        let how = if reader.holds_units() {
+            // Encoded units are read from a keyframe (`next_unit`): looking back, the
+            // one at or before the moment; else the newest.
+            let lookback = match self.start {
+                StartAt::LookBack(ns) if ns > 0 && !self.attached_before => Some(ns),
+                _ => None,
+            };
+            let since = lookback.map(|ns| realtime_ns().saturating_sub(ns));
+            let first = since.and_then(|t| reader.keyframe_for(t).ok().flatten());
+            match (lookback, first) {
+                (Some(ns), Some(k)) => {
+                    reader.seek_to_unit(k);
+                    Attached::LookBack {
+                        ns,
+                        first: Some(k),
+                        head,
+                    }
+                }
+                _ => {
+                    reader.seek_after(0);
+                    if self.attached_before {
+                        Attached::Reattached
+                    } else {
+                        Attached::Newest
+                    }
+                }
+            }
+        } else if self.attached_before {
             // A new writer: take its frames from the first one still held.
             reader.seek_after(0);
             Attached::Reattached

@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u32 = 1;
-/// Layout minor version: additions that older readers can ignore.
-pub const LAYOUT_MINOR: u32 = 1;
+/// Layout minor version: additions that older readers can ignore. 1.2 added rings of
+/// encoded units (`Superblock::kind`); a reader older than 1.2 must not be pointed at
+/// one (docs/ring-format.md).
+pub const LAYOUT_MINOR: u32 = 2;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const SUPERBLOCK_SIZE: u64 = 4096;
@@ -27,8 +29,11 @@ pub const DESCRIPTOR_OFFSET: u64 = SUPERBLOCK_SIZE;
 
 /// Fewest slots a ring may have: one being written while one stays readable.
 pub const MIN_SLOTS: u32 = 2;
-/// Most slots a ring may have.
+/// Most slots a ring of frames may have.
 pub const MAX_SLOTS: u32 = 1024;
+/// Most units (descriptors) a ring of encoded units may have: ten minutes at 50 fps,
+/// 7.5 MiB of descriptors.
+pub const MAX_UNITS: u32 = 30_000;
 /// Largest payload slot: 1 GiB (an 8K RGBA64 frame is 265 MB).
 pub const MAX_SLOT_SIZE: u64 = 1 << 30;
 /// Largest ring file: 64 GiB.
@@ -47,6 +52,34 @@ pub const LEASES_PER_READER: usize = 4;
 /// Bytes of caps text one caps slot holds.
 pub const CAPS_CAPACITY: usize = CAPS_WORDS * 8;
 const CAPS_WORDS: usize = 190;
+
+/// What a ring holds, as stored in `Superblock::kind` (layout 1.2; 0 in older rings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingKind {
+    /// Decoded frames, one per payload slot (every ring before layout 1.2).
+    Frames,
+    /// Encoded access units of any size, in one payload slot used as a byte arena
+    /// (`Descriptor::payload_at`), with a keyframe reference per unit (units.rs).
+    Units,
+}
+
+impl RingKind {
+    pub fn to_raw(self) -> u32 {
+        match self {
+            RingKind::Frames => 0,
+            RingKind::Units => 1,
+        }
+    }
+
+    /// `None` for a kind this layout does not know.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(RingKind::Frames),
+            1 => Some(RingKind::Units),
+            _ => None,
+        }
+    }
+}
 
 /// What the writer of a ring is doing, as stored in `Superblock::writer_state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +181,10 @@ pub struct Superblock {
     /// Frames of `committed` that upstream filled in a slot the writer lent, so they
     /// were not copied (Relaxed: statistics). Layout 1.1; zero in older writers' rings.
     pub committed_in_place: AtomicU64,
-    pub _reserved: [AtomicU64; 109],
+    /// A `RingKind` (layout 1.2). Written before the file is renamed into place.
+    pub kind: AtomicU32,
+    pub _pad: AtomicU32,
+    pub _reserved: [AtomicU64; 108],
     pub caps: [CapsSlot; 2],
 }
 
@@ -185,7 +221,14 @@ pub struct Descriptor {
     pub plane_offset: [AtomicU64; MAX_PLANES],
     /// Plane strides (i32 bits).
     pub plane_stride: [AtomicU32; MAX_PLANES],
-    pub _reserved: [AtomicU64; 15],
+    /// Where the unit's bytes start in the payload slot (layout 1.2): always 0 in a ring
+    /// of frames; in a ring of units, the unit's offset in the byte arena.
+    pub payload_at: AtomicU64,
+    /// In a ring of units, the sequence of the keyframe this unit depends on (its own
+    /// for a keyframe; 0: none written yet). 0 in a ring of frames. Relaxed, written
+    /// before the commit word like every field.
+    pub keyframe_seq: AtomicU64,
+    pub _reserved: [AtomicU64; 13],
 }
 
 /// The header of the reader table (its entry 0). Readers map the table page read-write.
@@ -288,6 +331,7 @@ const _: () = {
     assert!(offset_of!(Superblock, reader_table_len) == 136);
     assert!(offset_of!(Superblock, payload_count) == 140);
     assert!(offset_of!(Superblock, committed_in_place) == 144);
+    assert!(offset_of!(Superblock, kind) == 152);
     assert!(size_of::<ReaderTableHeader>() == READER_ENTRY_SIZE as usize);
     assert!(size_of::<ReaderEntry>() == READER_ENTRY_SIZE as usize);
     assert!(offset_of!(ReaderEntry, leases) == 8);
@@ -313,7 +357,9 @@ const _: () = {
     assert!(offset_of!(Descriptor, n_planes) == 80);
     assert!(offset_of!(Descriptor, plane_offset) == 88);
     assert!(offset_of!(Descriptor, plane_stride) == 120);
-    assert!(offset_of!(Descriptor, _reserved) == 136);
+    assert!(offset_of!(Descriptor, payload_at) == 136);
+    assert!(offset_of!(Descriptor, keyframe_seq) == 144);
+    assert!(offset_of!(Descriptor, _reserved) == 152);
     // Little-endian hosts only: the file format is little-endian and read in place.
     assert!(cfg!(target_endian = "little"));
 };

@@ -147,7 +147,13 @@ impl RingReader {
             Copy::Older => Copy::Older,
             Copy::Torn => Copy::Torn,
         };
-        let Some(table) = &self.leases else {
+        // Units of a ring of units share one arena, which a lease would pin whole:
+        // they are small, and always copied.
+        let Some(table) = self
+            .leases
+            .as_ref()
+            .filter(|_| self.geom.kind == RingKind::Frames)
+        else {
             return Ok(copied(self.copy(seq, alloc)?));
         };
         let (d, c1, info) = match self.open_frame(seq)? {

@@ -36,12 +36,13 @@ pub mod spec;
 mod sys;
 #[doc(hidden)]
 pub mod testing;
+pub mod units;
 mod waits;
 pub mod writer;
 
 pub use error::{Error, Result};
 pub use follow::{Attached, Follow, Follower, StartAt};
-pub use layout::WriterState;
+pub use layout::{RingKind, WriterState};
 pub use lending::{Lender, Loan, RING_POOL_OPTION};
 pub use location::{default_dir, validate_name, Handle, RingLocation};
 pub use mapping::Geometry;
@@ -55,6 +56,7 @@ pub use sigbus::{
     is_installed as sigbus_guard_installed, GUARD_ENV as SIGBUS_GUARD_ENV,
 };
 pub use sys::{monotonic_ns, realtime_ns, wait_path, WaitPath};
+pub use units::{is_keyframe, UnitSizing, UnitWriter, DELTA_UNIT_FLAG};
 pub use writer::{Origin, RingWriter, SlotWriter, WriterConfig};
 
 /// How a frame's planes lie in its payload (GStreamer's video geometry, kept as numbers
@@ -93,6 +95,12 @@ pub struct FrameInfo {
     /// Payload bytes.
     pub len: u64,
     pub payload_index: u32,
+    /// Where the payload starts in its slot: 0 for a frame, the unit's place in the
+    /// arena of a ring of units.
+    pub payload_at: u64,
+    /// In a ring of units, the keyframe this unit depends on (its own sequence for a
+    /// keyframe; 0: none). 0 in a ring of frames.
+    pub keyframe_seq: u64,
     pub caps_version: u32,
     pub pts: Option<u64>,
     pub dts: Option<u64>,

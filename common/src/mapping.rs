@@ -23,6 +23,8 @@ pub struct Geometry {
     pub reader_table_offset: u64,
     pub payload_offset: u64,
     pub total_size: u64,
+    /// Frames, or encoded units in one byte arena (payload slot 0, `slot_stride` long).
+    pub kind: RingKind,
 }
 
 impl Geometry {
@@ -60,6 +62,34 @@ impl Geometry {
             reader_table_offset: reader_table_offset(slot_count),
             payload_offset,
             total_size,
+            kind: RingKind::Frames,
+        })
+    }
+
+    /// Geometry for a new ring of `units` encoded units (descriptors) whose bytes share
+    /// one arena of `arena` bytes (rounded up to a page). No spares: units are copied,
+    /// never leased (units.rs).
+    pub fn for_units(units: u32, arena: u64) -> Result<Self> {
+        if !(MIN_SLOTS..=MAX_UNITS).contains(&units) {
+            return Err(Error::InvalidGeometry {
+                what: format!("{units} units, expected {MIN_SLOTS} to {MAX_UNITS}"),
+            });
+        }
+        if arena == 0 || arena > MAX_SLOT_SIZE {
+            return Err(Error::InvalidGeometry {
+                what: format!("an arena of {arena} bytes, expected 1 to {MAX_SLOT_SIZE}"),
+            });
+        }
+        let slot_stride = round_up_page(arena);
+        let payload_offset = payload_offset(units);
+        Ok(Geometry {
+            slot_count: units,
+            payload_count: 1,
+            slot_stride,
+            reader_table_offset: reader_table_offset(units),
+            payload_offset,
+            total_size: payload_offset + slot_stride,
+            kind: RingKind::Units,
         })
     }
 
@@ -87,10 +117,20 @@ impl Geometry {
             });
         }
         let bad = |what: String| Err(Error::corrupt(path, what));
-        let slot_count = sb.slot_count.load(Relaxed);
-        if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
+        let raw_kind = sb.kind.load(Relaxed);
+        let Some(kind) = RingKind::from_raw(raw_kind) else {
             return bad(format!(
-                "slot count {slot_count}, expected {MIN_SLOTS} to {MAX_SLOTS}"
+                "ring kind {raw_kind}, expected 0 (frames) or 1 (units)"
+            ));
+        };
+        let max_slots = match kind {
+            RingKind::Frames => MAX_SLOTS,
+            RingKind::Units => MAX_UNITS,
+        };
+        let slot_count = sb.slot_count.load(Relaxed);
+        if !(MIN_SLOTS..=max_slots).contains(&slot_count) {
+            return bad(format!(
+                "slot count {slot_count}, expected {MIN_SLOTS} to {max_slots}"
             ));
         }
         let dsize = sb.descriptor_size.load(Relaxed);
@@ -114,7 +154,14 @@ impl Geometry {
             ));
         }
         let payload_count = sb.payload_count.load(Relaxed);
-        if payload_count < slot_count || payload_count - slot_count > MAX_SPARES {
+        if kind == RingKind::Units && payload_count != 1 {
+            return bad(format!(
+                "{payload_count} payload slots in a ring of units, expected 1 (its arena)"
+            ));
+        }
+        if kind == RingKind::Frames
+            && (payload_count < slot_count || payload_count - slot_count > MAX_SPARES)
+        {
             return bad(format!(
                 "{payload_count} payload slots for {slot_count} slots"
             ));
@@ -152,6 +199,7 @@ impl Geometry {
             reader_table_offset: toff,
             payload_offset: poff,
             total_size: total,
+            kind,
         })
     }
 
@@ -417,11 +465,15 @@ impl Mapping {
         }
     }
 
-    /// Copies `dst.len()` bytes of payload slot `index` into `dst`. The bytes may be
-    /// changing under us (the writer may be reusing the slot); the caller accepts them
-    /// only after re-checking the slot's commit word. None if out of bounds.
-    pub fn copy_payload(&self, geom: &Geometry, index: u32, dst: &mut [u8]) -> Option<()> {
-        let src = self.payload_ptr(geom, index, dst.len() as u64)?;
+    /// Copies `dst.len()` bytes of payload slot `index`, from byte `at` of it, into
+    /// `dst`. The bytes may be changing under us (the writer may be reusing the slot);
+    /// the caller accepts them only after re-checking the slot's commit word. None if
+    /// out of bounds.
+    pub fn copy_payload(&self, geom: &Geometry, index: u32, at: u64, dst: &mut [u8]) -> Option<()> {
+        let end = at.checked_add(dst.len() as u64)?;
+        let slot = self.payload_ptr(geom, index, end)?;
+        // SAFETY: slot..slot+end is inside the mapping (payload_ptr), so is slot+at.
+        let src = unsafe { slot.add(at as usize) };
         // SAFETY: src..src+len is inside the mapping (payload_ptr) and cannot overlap
         // `dst`, which is memory of this process outside any ring mapping. The source
         // may be written concurrently by another process: this is the seqlock's racy

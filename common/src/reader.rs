@@ -190,7 +190,9 @@ pub struct RingReader {
     pub(crate) geom: Geometry,
     epoch: u64,
     /// Last sequence returned by latest/next (0: none yet).
-    last: u64,
+    pub(crate) last: u64,
+    /// `last` was set by `seek_to_unit`: the next unit is `last + 1`, even after 0.
+    pub(crate) unit_sought: bool,
     pub(crate) eos_returned: bool,
     /// When the next wait with nothing new looks at the writer's lock. Kept across
     /// calls, so that callers looping with short timeouts still see a dead writer.
@@ -284,6 +286,7 @@ impl RingReader {
             geom,
             epoch,
             last: 0,
+            unit_sought: false,
             eos_returned: false,
             liveness_due: Instant::now() + LIVENESS_CHECK_INTERVAL,
             interrupter,
@@ -312,9 +315,18 @@ impl RingReader {
         self.map.superblock().head.load(Ordering::Acquire)
     }
 
-    /// Makes the next `next` start after `seq` (0: from the oldest frame still held).
+    /// Makes the next `next` start after `seq` (0: from the oldest frame still held;
+    /// for `next_unit`, from the newest keyframe).
     pub fn seek_after(&mut self, seq: u64) {
         self.last = seq;
+        self.unit_sought = false;
+    }
+
+    /// Makes the next `next_unit` return unit `seq` (a keyframe from `keyframe_for`),
+    /// then the units after it.
+    pub fn seek_to_unit(&mut self, seq: u64) {
+        self.last = seq.saturating_sub(1);
+        self.unit_sought = true;
     }
 
     /// The writer's pid as the ring records it.
@@ -703,7 +715,12 @@ impl RingReader {
         self.check_size(self.guarded())?;
         let payload_index = info.payload_index;
         self.map
-            .copy_payload(&self.geom, payload_index, &mut dst[..info.len as usize])
+            .copy_payload(
+                &self.geom,
+                payload_index,
+                info.payload_at,
+                &mut dst[..info.len as usize],
+            )
             .ok_or_else(|| {
                 Error::corrupt(
                     self.loc.path(),
@@ -739,9 +756,22 @@ impl RingReader {
             ));
         }
         let len = d.payload_len.load(Ordering::Relaxed);
-        if len > self.geom.slot_stride {
+        let payload_at = d.payload_at.load(Ordering::Relaxed);
+        let keyframe_seq = d.keyframe_seq.load(Ordering::Relaxed);
+        if self.geom.kind == RingKind::Frames && (payload_at != 0 || keyframe_seq != 0) {
             return bad(format!(
-                "payload of {len} bytes in a slot of {}",
+                "a frame at byte {payload_at} of its slot, keyframe {keyframe_seq}: a ring of frames has neither"
+            ));
+        }
+        if keyframe_seq > seq {
+            return bad(format!("its keyframe {keyframe_seq} comes after it"));
+        }
+        if payload_at
+            .checked_add(len)
+            .is_none_or(|end| end > self.geom.slot_stride)
+        {
+            return bad(format!(
+                "payload of {len} bytes at byte {payload_at} of a slot of {}",
                 self.geom.slot_stride
             ));
         }
@@ -765,6 +795,8 @@ impl RingReader {
             epoch: self.epoch,
             len,
             payload_index,
+            payload_at,
+            keyframe_seq,
             caps_version: d.caps_version.load(Ordering::Relaxed),
             pts: opt(d.pts.load(Ordering::Relaxed)),
             dts: opt(d.dts.load(Ordering::Relaxed)),

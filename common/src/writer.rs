@@ -108,15 +108,15 @@ impl Drop for Heartbeat {
 /// The one writer of a ring. Holds an exclusive lock on the ring file for its whole
 /// life; dropping it marks the ring closed, wakes every reader and removes the file.
 pub struct RingWriter {
-    loc: RingLocation,
+    pub(crate) loc: RingLocation,
     file: Arc<File>,
-    map: Arc<Mapping>,
+    pub(crate) map: Arc<Mapping>,
     /// Where each payload slot is; shared with the loans of `lender()`.
     payloads: Shared,
     /// Of the payload slots beyond `slot_count`: those readers may lease, those lent.
     lease_slots: u32,
     pool_slots: u32,
-    geom: Geometry,
+    pub(crate) geom: Geometry,
     epoch: u64,
     origin: Origin,
     /// Set when a newer ring replaced this one under the same name: do not unlink.
@@ -130,7 +130,15 @@ impl RingWriter {
     /// Creates the ring at `loc`, or takes over the ring of a dead writer there. A live
     /// writer's ring is never touched: that is `Error::Busy` with its pid.
     pub fn create(loc: &RingLocation, config: &WriterConfig) -> Result<Self> {
-        let geom = config.geometry()?;
+        Self::create_as(loc, config, config.geometry()?)
+    }
+
+    /// `create` with a geometry of the caller's (a ring of units, units.rs).
+    pub(crate) fn create_as(
+        loc: &RingLocation,
+        config: &WriterConfig,
+        geom: Geometry,
+    ) -> Result<Self> {
         if config.perms & !0o660 != 0 || config.perms & 0o600 != 0o600 {
             return Err(Error::InvalidGeometry {
                 what: format!(
@@ -367,6 +375,11 @@ impl RingWriter {
     /// budget cause it): the frame is dropped, counted, and the next one may succeed.
     pub fn begin(&mut self) -> Result<SlotWriter<'_>> {
         check_mapped(&self.map, self.loc.path())?;
+        if self.geom.kind != RingKind::Frames {
+            return Err(Error::InvalidGeometry {
+                what: "a ring of units takes units (UnitWriter::write), not frames".into(),
+            });
+        }
         // Look before marking the slot, which would end its old frame for readers: when
         // nothing can be written, that frame stays readable.
         let next = self.map.superblock().head.load(Ordering::Relaxed) + 1;
@@ -423,7 +436,7 @@ impl RingWriter {
 
     /// Marks the slot of the next frame as being written; returns the frame's sequence
     /// and the slot.
-    fn mark_next_writing(&self) -> (u64, u32) {
+    pub(crate) fn mark_next_writing(&self) -> (u64, u32) {
         let seq = self.map.superblock().head.load(Ordering::Relaxed) + 1;
         let index = self.geom.slot_of(seq);
         let desc = self.map.descriptor(&self.geom, index);
@@ -645,6 +658,7 @@ fn build(
         .store(READER_TABLE_SIZE as u32, Ordering::Relaxed);
     sb.payload_count
         .store(geom.payload_count, Ordering::Relaxed);
+    sb.kind.store(geom.kind.to_raw(), Ordering::Relaxed);
     map.reader_table(geom)
         .lease_budget
         .store(config.spares, Ordering::Relaxed);

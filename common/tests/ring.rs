@@ -505,7 +505,7 @@ fn readers_refuse_what_is_not_a_ring_and_say_what_they_found() {
     v[8] = 9; // layout major
     std::fs::write(p("version"), &v).unwrap();
     let e = reader_error(&dir, "version");
-    assert!(e.contains("layout 9.1") && e.contains("1.x"), "{e}");
+    assert!(e.contains("layout 9.2") && e.contains("1.x"), "{e}");
     std::fs::write(p("trunc"), &good[..good.len() - 4096]).unwrap();
     assert!(reader_error(&dir, "trunc").contains("truncated"));
     let mut v = good.clone();

@@ -1,0 +1,359 @@
+//! Encoded video in a ring: access units of any size in one byte arena, and the
+//! keyframes a reader starts from.
+//!
+//! A ring of units (`RingKind::Units`) keeps the descriptor table of a ring of frames,
+//! one descriptor per unit (`seq % units`), but all units share payload slot 0 as a
+//! byte arena. Each descriptor says where its unit lies (`payload_at`) and which
+//! keyframe it depends on (`keyframe_seq`: its own sequence for a keyframe).
+//!
+//! The writer lays units out one after the other and starts again at byte 0 when a
+//! unit does not fit before the arena's end (a unit never wraps). Before it writes over
+//! bytes, it ends every older unit lying there: it stores `writing(old)` in their
+//! commit words, which the SeqCst fence of `mark_next_writing` orders before the new
+//! bytes. A reader copying an old unit then sees its commit word change and throws the
+//! copy away: the seqlock of frames, unchanged, and the writer never waits. Units are
+//! copied, never leased (a lease would pin the whole arena).
+//!
+//! A reader starts at a keyframe, because a decoder cannot: `newest_keyframe` for a
+//! live reader, `keyframe_for` for a moment in the past, found by binary search over
+//! the units' capture times (which the writer keeps from going backwards) and then the
+//! unit's `keyframe_seq`: O(log n). `next_unit` then returns every unit in order, and
+//! jumps to the newest keyframe when the writer has overwritten the next one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::commit::{check_mapped, publish};
+use crate::error::{Error, Result};
+use crate::layout::*;
+use crate::location::RingLocation;
+use crate::mapping::Geometry;
+use crate::reader::{Copy, Frame, Next, RingReader, MAX_TORN_RETRIES};
+use crate::writer::{RingWriter, WriterConfig};
+use crate::{FrameInfo, FrameMeta};
+
+/// GStreamer's GST_BUFFER_FLAG_DELTA_UNIT: a unit that is not a keyframe.
+pub const DELTA_UNIT_FLAG: u32 = 1 << 13;
+
+/// Fewest arena bytes a ring of units gets, whatever its bit rate: room for a few
+/// large keyframes.
+pub const MIN_ARENA: u64 = 4 << 20;
+
+/// How a ring of units is sized: `history` of video at `bitrate`, `fps` units a second.
+#[derive(Clone, Debug)]
+pub struct UnitSizing {
+    pub history_ns: u64,
+    /// Bits a second, a hint: a stream above it keeps less history, never fails.
+    pub bitrate: u64,
+    /// Units a second (the caps' frame rate; 30 when the caps have none).
+    pub fps: f64,
+}
+
+impl UnitSizing {
+    /// Headroom over the hinted bit rate, for keyframes and a stream above its hint.
+    pub const HEADROOM: f64 = 1.5;
+
+    /// The ring's geometry: units for the history at the frame rate (plus a quarter),
+    /// arena bytes for it at the bit rate (plus `HEADROOM`).
+    pub fn geometry(&self) -> Result<Geometry> {
+        let bad = |what: String| Error::InvalidGeometry { what };
+        if !(self.fps.is_finite() && self.fps > 0.0) {
+            return Err(bad(format!("{} units a second", self.fps)));
+        }
+        let seconds = self.history_ns as f64 / 1e9;
+        let units = (seconds * self.fps * 1.25).ceil() + 2.0;
+        if units > f64::from(MAX_UNITS) {
+            return Err(bad(format!(
+                "{seconds} s at {} fps is {units} units, more than the {MAX_UNITS} a ring holds",
+                self.fps
+            )));
+        }
+        let arena = seconds * self.bitrate as f64 / 8.0 * Self::HEADROOM;
+        if arena > MAX_SLOT_SIZE as f64 {
+            return Err(bad(format!(
+                "{seconds} s at {} bit/s needs {arena} bytes, more than {MAX_SLOT_SIZE}",
+                self.bitrate
+            )));
+        }
+        Geometry::for_units(units as u32, (arena as u64).max(MIN_ARENA))
+    }
+}
+
+/// Where a unit the writer still holds lies in the arena.
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    seq: u64,
+    start: u64,
+    end: u64,
+}
+
+/// The writer of a ring of units.
+pub struct UnitWriter {
+    ring: RingWriter,
+    /// The units whose bytes are intact, oldest first. They lie one after the other,
+    /// from the oldest's start to `cursor`, through the arena's end and byte 0 once.
+    live: VecDeque<Placed>,
+    /// Where the next unit goes, unless it does not fit before the arena's end.
+    cursor: u64,
+    /// The last keyframe written (0: none yet).
+    keyframe: u64,
+    /// The last capture time written: units never go back in time.
+    captured_at: u64,
+}
+
+impl UnitWriter {
+    /// Creates the ring of units at `loc` (or takes over a dead writer's), sized by
+    /// `sizing`. `perms` and `caps` as for `WriterConfig`.
+    pub fn create(
+        loc: &RingLocation,
+        sizing: &UnitSizing,
+        perms: u32,
+        caps: Option<String>,
+    ) -> Result<Self> {
+        let config = WriterConfig {
+            slots: MIN_SLOTS,
+            perms,
+            caps,
+            spares: 0,
+            loans: 0,
+            ..Default::default()
+        };
+        let ring = RingWriter::create_as(loc, &config, sizing.geometry()?)?;
+        Ok(UnitWriter {
+            ring,
+            live: VecDeque::new(),
+            cursor: 0,
+            keyframe: 0,
+            captured_at: 0,
+        })
+    }
+
+    /// The ring (caps, state, handles, counters).
+    pub fn ring(&self) -> &RingWriter {
+        &self.ring
+    }
+
+    pub fn ring_mut(&mut self) -> &mut RingWriter {
+        &mut self.ring
+    }
+
+    /// The arena's size: the largest unit the ring takes.
+    pub fn arena(&self) -> u64 {
+        self.ring.geom.slot_stride
+    }
+
+    /// Writes one unit: a keyframe unless `meta.flags` has `DELTA_UNIT_FLAG`. Ends the
+    /// oldest units whose bytes or descriptor it takes. Never waits. Returns its
+    /// sequence.
+    pub fn write(&mut self, meta: &FrameMeta, data: &[u8]) -> Result<u64> {
+        let (map, geom) = (&self.ring.map, self.ring.geom);
+        check_mapped(map, self.ring.loc.path())?;
+        let len = data.len() as u64;
+        // An empty unit still takes a byte, so that every unit has a place of its own
+        // and the units a write covers are always the oldest.
+        let room = len.max(1);
+        let arena = geom.slot_stride;
+        if room > arena {
+            return Err(Error::FrameTooLarge {
+                len,
+                capacity: arena,
+            });
+        }
+        let wraps = self.cursor + room > arena;
+        let at = if wraps { 0 } else { self.cursor };
+        while let Some(old) = self.live.front().copied() {
+            let takes_descriptor = self.live.len() >= geom.slot_count as usize;
+            // On a wrap, the units between the cursor and the arena's end go too, so
+            // that the live units stay one run (their bytes are not overwritten, but
+            // they are the oldest and fewer than one unit's worth of bytes).
+            let left_behind = wraps && old.start >= self.cursor;
+            let overlaps = old.start < at + room && old.end > at;
+            if !(takes_descriptor || left_behind || overlaps) {
+                break;
+            }
+            self.live.pop_front();
+            let d = map.descriptor(&geom, geom.slot_of(old.seq));
+            // Relaxed: ordered before the new unit's bytes by mark_next_writing's
+            // SeqCst fence below, as the frames' own `writing(seq)` store is. Pairs with
+            // a reader's Acquire fence and commit-word re-check after its copy.
+            let _ = d.commit.compare_exchange(
+                committed(old.seq),
+                writing(old.seq),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        let (seq, index) = self.ring.mark_next_writing();
+        // SAFETY: we are the lock-holding writer on a read-write mapping, and the &mut
+        // borrow of self keeps this the only view of the arena in this process.
+        let payload = unsafe { map.payload_mut(&geom, 0) };
+        payload[at as usize..(at + len) as usize].copy_from_slice(data);
+        let keyframe = meta.flags & DELTA_UNIT_FLAG == 0;
+        if keyframe {
+            self.keyframe = seq;
+        }
+        let mut meta = meta.clone();
+        let captured_at = meta.captured_at_ns.unwrap_or_else(crate::sys::realtime_ns);
+        self.captured_at = self.captured_at.max(captured_at);
+        meta.captured_at_ns = Some(self.captured_at);
+        let d = map.descriptor(&geom, index);
+        // Relaxed: ordered before the commit word's Release store in `publish`.
+        d.payload_at.store(at, Ordering::Relaxed);
+        d.keyframe_seq.store(self.keyframe, Ordering::Relaxed);
+        publish(map, &geom, index, seq, 0, &meta, len)?;
+        self.live.push_back(Placed {
+            seq,
+            start: at,
+            end: at + room,
+        });
+        self.cursor = at + room;
+        Ok(seq)
+    }
+}
+
+/// Whether `info` is a keyframe by its descriptor: its own keyframe, not a delta unit.
+pub fn is_keyframe(info: &FrameInfo) -> bool {
+    info.keyframe_seq == info.seq && info.flags & DELTA_UNIT_FLAG == 0
+}
+
+impl RingReader {
+    /// Whether the ring holds encoded units rather than frames.
+    pub fn holds_units(&self) -> bool {
+        self.geom.kind == RingKind::Units
+    }
+
+    /// The keyframe `info` depends on, if the ring still holds it as a keyframe.
+    fn keyframe_of(&self, info: &FrameInfo) -> Result<Option<u64>> {
+        if info.keyframe_seq == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .peek(info.keyframe_seq)?
+            .filter(is_keyframe)
+            .map(|k| k.seq))
+    }
+
+    /// The first keyframe the ring holds from unit `seq` on (at most one GOP of
+    /// descriptors looked at, or the ring's when it holds no keyframe).
+    fn keyframe_from(&self, seq: u64) -> Result<Option<u64>> {
+        let head = self.head().min(MAX_SEQ);
+        for s in seq.max(1)..=head {
+            if self.peek(s)?.as_ref().is_some_and(is_keyframe) {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest keyframe the ring holds, where a live reader starts.
+    pub fn newest_keyframe(&self) -> Result<Option<u64>> {
+        let head = self.head().min(MAX_SEQ);
+        match self.peek(head)? {
+            Some(info) => self.keyframe_of(&info),
+            None => Ok(None),
+        }
+    }
+
+    /// The keyframe to start from to show the moment `captured_at_ns` (wall clock):
+    /// the one at or before it; or, when the ring no longer holds that one (or the
+    /// moment is older than its history), the oldest keyframe it holds after. None if
+    /// it holds none. O(log n): a binary search over capture times, which never go
+    /// back in a ring of units, then the unit's keyframe.
+    pub fn keyframe_for(&self, captured_at_ns: u64) -> Result<Option<u64>> {
+        let head = self.head().min(MAX_SEQ);
+        if head == 0 {
+            return Ok(None);
+        }
+        let oldest = self.geom.oldest_held(head);
+        // Every unit below `lo` is gone or captured at or before the moment; none from
+        // `hi` on is. Gone units are the oldest (the arena ends them first).
+        let (mut lo, mut hi) = (oldest, head + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let before = self
+                .peek(mid)?
+                .is_none_or(|i| i.captured_at_ns <= captured_at_ns);
+            if before {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let at = lo.saturating_sub(1).max(oldest);
+        if let Some(info) = self.peek(at)? {
+            if info.captured_at_ns <= captured_at_ns {
+                if let Some(k) = self.keyframe_of(&info)? {
+                    return Ok(Some(k));
+                }
+            }
+        }
+        self.keyframe_from(at)
+    }
+
+    /// The next unit in order, copied into `alloc`'s buffer. A reader that has read
+    /// nothing yet (or was `seek_after` 0) starts at the newest keyframe. When the unit
+    /// it wants is gone (the writer overwrote it), it jumps to the newest keyframe and
+    /// says how many units it skipped in `missed`; until a keyframe comes, it waits.
+    pub fn next_unit<B: AsMut<[u8]>>(
+        &mut self,
+        timeout: Duration,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Next<B>> {
+        let deadline = Instant::now() + timeout;
+        let previous = self.last;
+        let mut want = previous.saturating_add(1).min(MAX_SEQ);
+        let mut need_keyframe = previous == 0 && !std::mem::take(&mut self.unit_sought);
+        let mut retries = 0;
+        loop {
+            if need_keyframe {
+                match self.newest_keyframe()? {
+                    // Once at a keyframe, only a lost unit brings us back here.
+                    Some(k) if k >= want || previous == 0 => want = k,
+                    _ => {
+                        // None held yet (or none newer than what we lost): wait for
+                        // the writer's next unit, then look again.
+                        let head = self.head();
+                        if let Err(other) = self.wait_beyond::<B>(head, deadline)? {
+                            return Ok(other);
+                        }
+                        continue;
+                    }
+                }
+            }
+            if let Err(other) = self.wait_beyond::<B>(want - 1, deadline)? {
+                return Ok(other);
+            }
+            match self.copy(want, &mut alloc)? {
+                Copy::Ok(info, data) => {
+                    let missed = if previous == 0 {
+                        0
+                    } else {
+                        want - previous - 1
+                    };
+                    self.last = want;
+                    self.note_progress(want, missed, retries);
+                    return Ok(Next::Frame(Frame {
+                        info,
+                        data,
+                        missed,
+                        torn_retries: retries,
+                    }));
+                }
+                // Gone (overwritten, or ended for its bytes), or changed while we
+                // copied it: this reader fell behind by more than the ring holds.
+                Copy::Newer | Copy::Older | Copy::Torn => {
+                    retries += 1;
+                    want = want.saturating_add(1).min(MAX_SEQ);
+                    need_keyframe = true;
+                    if retries >= MAX_TORN_RETRIES && Instant::now() >= deadline {
+                        return Ok(Next::TimedOut);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! The ring of units: placement in the arena, keyframes, and the seqlock under a
+//! writer that overwrites what a reader copies.
+
+use super::*;
+use crate::testing::{check, fill, TestDir};
+use crate::RingReader;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+const SECOND: u64 = 1_000_000_000;
+
+/// A ring of units with the smallest arena (`MIN_ARENA`) and `seconds` × 30 fps units.
+fn unit_ring(dir: &TestDir, name: &str, seconds: u64) -> UnitWriter {
+    let sizing = UnitSizing {
+        history_ns: seconds * SECOND,
+        bitrate: 1,
+        fps: 30.0,
+    };
+    UnitWriter::create(&dir.ring(name), &sizing, 0o600, Some("video/x-h264".into())).unwrap()
+}
+
+/// Unit `seq`'s metadata: a keyframe every `gop` units, captured at `seq` × 10 ms.
+fn meta(seq: u64, gop: u64) -> FrameMeta {
+    FrameMeta {
+        captured_at_ns: Some(1_000 * SECOND + seq * 10_000_000),
+        flags: if (seq - 1).is_multiple_of(gop) {
+            0
+        } else {
+            DELTA_UNIT_FLAG
+        },
+        ..Default::default()
+    }
+}
+
+/// Unit `seq`'s bytes: a size that varies with seq, filled with its pattern.
+fn unit(seq: u64, base: usize) -> Vec<u8> {
+    let mut v = vec![0; base + (seq as usize * 7919) % base];
+    fill(&mut v, seq);
+    v
+}
+
+fn read(r: &mut RingReader) -> Frame<Vec<u8>> {
+    match r
+        .next_unit(Duration::from_secs(5), |i| vec![0; i.len as usize])
+        .unwrap()
+    {
+        Next::Frame(f) => f,
+        other => panic!("no unit: {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn sixty_seconds_of_720p_at_2_mbit_fit_well_under_64_mib() {
+    let g = UnitSizing {
+        history_ns: 60 * SECOND,
+        bitrate: 2_000_000,
+        fps: 30.0,
+    }
+    .geometry()
+    .unwrap();
+    assert_eq!(g.kind, RingKind::Units);
+    assert!(
+        g.slot_stride >= 15_000_000,
+        "60 s × 2 Mbit/s is 15 MB: {g:?}"
+    );
+    assert!(g.total_size < 32 << 20, "{} bytes", g.total_size);
+    assert!(u64::from(g.slot_count) >= 60 * 30, "{g:?}");
+}
+
+#[test]
+fn sizing_refuses_what_a_ring_cannot_hold() {
+    for (history_s, bitrate, fps) in [
+        (60, 2_000_000, 0.0),
+        (60, 2_000_000, f64::NAN),
+        (3600, 2_000_000, 30.0),           // 135 000 units
+        (60, u64::MAX, 30.0),              // beyond MAX_SLOT_SIZE
+        (u64::MAX / SECOND, 1_000, 1e-12), // huge history, tiny rate
+    ] {
+        let sizing = UnitSizing {
+            history_ns: history_s * SECOND,
+            bitrate,
+            fps,
+        };
+        assert!(sizing.geometry().is_err(), "{sizing:?}");
+    }
+}
+
+#[test]
+fn units_of_every_size_come_back_in_order_from_a_keyframe() {
+    let dir = TestDir::new("units-order");
+    let mut w = unit_ring(&dir, "u", 10);
+    let mut r = RingReader::open(&dir.ring("u")).unwrap();
+    assert!(r.holds_units());
+    for seq in 1..=25 {
+        assert_eq!(w.write(&meta(seq, 10), &unit(seq, 20_000)).unwrap(), seq);
+    }
+    // A fresh reader starts at the newest keyframe (21), then every unit.
+    for want in 21..=25 {
+        let f = read(&mut r);
+        assert_eq!(f.info.seq, want);
+        assert_eq!(f.info.keyframe_seq, 21);
+        assert_eq!(is_keyframe(&f.info), want == 21);
+        assert_eq!(check(&f.data, want), Ok(()));
+        assert_eq!(f.data.len(), unit(want, 20_000).len());
+    }
+    w.write(&meta(26, 10), &[]).unwrap(); // an empty unit is a unit too
+    assert_eq!(read(&mut r).data.len(), 0);
+}
+
+#[test]
+fn the_arena_wraps_and_overwritten_units_are_gone_never_torn() {
+    let dir = TestDir::new("units-wrap");
+    let mut w = unit_ring(&dir, "u", 60);
+    let r = RingReader::open(&dir.ring("u")).unwrap();
+    let arena = w.arena();
+    let size = 300_000;
+    let count = 3 * arena / size as u64;
+    for seq in 1..=count {
+        w.write(&meta(seq, 5), &unit(seq, size / 2)).unwrap();
+    }
+    let mut held = 0;
+    let mut bytes = 0;
+    for seq in 1..=count {
+        if let Some(info) = r.peek(seq).unwrap() {
+            held += 1;
+            bytes += info.len;
+            assert!(info.payload_at + info.len <= arena);
+            let mut v = vec![0; info.len as usize];
+            match r.copy(seq, &mut |_| std::mem::take(&mut v)).unwrap() {
+                Copy::Ok(_, data) => assert_eq!(check(&data, seq), Ok(()), "unit {seq}"),
+                _ => panic!("unit {seq} peeked but not copied"),
+            }
+        } else {
+            assert!(held == 0, "unit {seq} gone after a held one");
+        }
+    }
+    assert!(
+        held > 0 && bytes <= arena && bytes > arena / 2,
+        "{held} units, {bytes} bytes"
+    );
+    let too_big = vec![0; arena as usize + 1];
+    assert!(matches!(
+        w.write(&meta(count + 1, 5), &too_big),
+        Err(Error::FrameTooLarge { .. })
+    ));
+}
+
+#[test]
+fn the_keyframe_for_a_moment_is_found_as_a_scan_would_find_it() {
+    let dir = TestDir::new("units-index");
+    let mut w = unit_ring(&dir, "u", 30);
+    let r = RingReader::open(&dir.ring("u")).unwrap();
+    assert_eq!(r.keyframe_for(0).unwrap(), None);
+    // Enough 40 kB units to wrap the 4 MiB arena: the oldest GOPs are gone.
+    let count = 400;
+    for seq in 1..=count {
+        w.write(&meta(seq, 12), &unit(seq, 20_000)).unwrap();
+    }
+    let held: Vec<FrameInfo> = (1..=count).filter_map(|s| r.peek(s).unwrap()).collect();
+    let oldest_key = held.iter().find(|i| is_keyframe(i)).unwrap().seq;
+    assert!(held[0].seq > 1, "the arena wrapped");
+    for t in (0..=count + 5).map(|s| 1_000 * SECOND + s * 10_000_000 + 3) {
+        let scan = held
+            .iter()
+            .rev()
+            .find(|i| i.captured_at_ns <= t)
+            .and_then(|i| r.peek(i.keyframe_seq).unwrap())
+            .filter(is_keyframe)
+            .map_or(oldest_key, |k| k.seq);
+        assert_eq!(r.keyframe_for(t).unwrap(), Some(scan), "moment {t}");
+    }
+    // Capture times never go back in a ring of units, whatever the writer is told.
+    let back = FrameMeta {
+        captured_at_ns: Some(5),
+        ..meta(count + 1, 12)
+    };
+    w.write(&back, b"x").unwrap();
+    assert!(
+        r.peek(count + 1).unwrap().unwrap().captured_at_ns >= held.last().unwrap().captured_at_ns
+    );
+}
+
+#[test]
+fn a_reader_that_falls_behind_jumps_to_the_newest_keyframe_and_counts_it() {
+    let dir = TestDir::new("units-behind");
+    let mut w = unit_ring(&dir, "u", 2); // 77 units
+    let mut r = RingReader::open(&dir.ring("u")).unwrap();
+    w.write(&meta(1, 10), &unit(1, 100)).unwrap();
+    assert_eq!(read(&mut r).info.seq, 1);
+    for seq in 2..=200 {
+        w.write(&meta(seq, 10), &unit(seq, 100)).unwrap();
+    }
+    let f = read(&mut r);
+    assert_eq!(f.info.seq, 191, "the newest keyframe");
+    assert!(is_keyframe(&f.info));
+    assert_eq!(f.missed, 189);
+    assert_eq!(read(&mut r).info.seq, 192);
+}
+
+#[test]
+fn a_sought_unit_is_where_reading_starts_even_the_first() {
+    let dir = TestDir::new("units-seek");
+    let mut w = unit_ring(&dir, "u", 10);
+    let mut r = RingReader::open(&dir.ring("u")).unwrap();
+    for seq in 1..=30 {
+        w.write(&meta(seq, 10), &unit(seq, 100)).unwrap();
+    }
+    let k = r.keyframe_for(1_000 * SECOND + 5 * 10_000_000).unwrap();
+    assert_eq!(k, Some(1));
+    r.seek_to_unit(1);
+    for want in 1..=12 {
+        assert_eq!(read(&mut r).info.seq, want);
+    }
+    r.seek_after(0);
+    assert_eq!(read(&mut r).info.seq, 21, "seek_after(0) is a fresh start");
+}
+
+#[test]
+fn a_reader_racing_a_writer_that_laps_it_never_returns_a_torn_unit() {
+    let dir = TestDir::new("units-race");
+    let mut w = unit_ring(&dir, "u", 1);
+    let mut r = RingReader::open(&dir.ring("u")).unwrap();
+    let stop = AtomicBool::new(false);
+    let written = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut seq = 1;
+            while !stop.load(Ordering::Relaxed) {
+                // 50 kB to 1 MB units: a 4 MiB arena wraps every few units.
+                w.write(
+                    &meta(seq, 4),
+                    &unit(seq, 50_000 + (seq as usize % 10) * 50_000),
+                )
+                .unwrap();
+                written.store(seq, Ordering::Relaxed);
+                seq += 1;
+            }
+        });
+        let (mut units, mut jumps) = (0, 0);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let f = read(&mut r);
+            assert_eq!(check(&f.data, f.info.seq), Ok(()), "unit {}", f.info.seq);
+            if f.missed > 0 {
+                jumps += 1;
+                assert!(is_keyframe(&f.info), "a jump lands on a keyframe");
+            }
+            units += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(units > 10, "{units} units read, {jumps} jumps");
+    });
+    assert!(written.load(Ordering::Relaxed) > 10);
+}
+
+/// Writes `value` over the u64 at `offset` of the ring file (a hostile process).
+fn poke(dir: &TestDir, name: &str, offset: u64, value: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.ring(name).path())
+        .unwrap();
+    f.write_all_at(&value.to_le_bytes(), offset).unwrap();
+}
+
+#[test]
+fn hostile_rings_of_units_are_errors_that_say_what_never_a_panic() {
+    let dir = TestDir::new("units-hostile");
+    let desc = |seq: u64, field: u64| DESCRIPTOR_OFFSET + (seq % 77) * DESCRIPTOR_SIZE + field;
+    let mut w = unit_ring(&dir, "u", 2);
+    for seq in 1..=20 {
+        w.write(&meta(seq, 5), &unit(seq, 100)).unwrap();
+    }
+    let r = RingReader::open(&dir.ring("u")).unwrap();
+    let arena = w.arena();
+    // A unit placed past the arena's end.
+    poke(&dir, "u", desc(20, 136), arena - 10);
+    let e = r.peek(20).unwrap_err().to_string();
+    assert!(e.contains("payload of") && e.contains("frame 20"), "{e}");
+    // A keyframe after the unit that depends on it.
+    poke(&dir, "u", desc(20, 136), 0);
+    poke(&dir, "u", desc(20, 144), 21);
+    let e = r.peek(20).unwrap_err().to_string();
+    assert!(e.contains("keyframe 21 comes after it"), "{e}");
+    // Units claiming keyframes that are not: found out, never followed.
+    poke(&dir, "u", desc(20, 144), 19); // 19 is a delta unit
+    poke(&dir, "u", desc(19, 144), 19); // ... claiming to be its own keyframe
+    assert!(r.newest_keyframe().unwrap().is_none(), "19 is a delta unit");
+    assert_eq!(
+        r.keyframe_for(u64::MAX).unwrap(),
+        None,
+        "no real one from 20 on"
+    );
+    let at_12 = 1_000 * SECOND + 12 * 10_000_000;
+    assert_eq!(
+        r.keyframe_for(at_12).unwrap(),
+        Some(11),
+        "GOPs not poked are whole"
+    );
+    // A ring of another kind, or an arena that is two slots.
+    drop(r);
+    poke(&dir, "u", 152, 7);
+    let e = RingReader::open(&dir.ring("u")).err().unwrap().to_string();
+    assert!(e.contains("ring kind 7"), "{e}");
+    poke(&dir, "u", 152, 1);
+    poke(&dir, "u", 136, 2 << 32 | 4096); // payload_count 2 (reader_table_len kept)
+    let e = RingReader::open(&dir.ring("u")).err().unwrap().to_string();
+    assert!(e.contains("2 payload slots in a ring of units"), "{e}");
+}
