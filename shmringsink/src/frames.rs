@@ -225,9 +225,10 @@ impl ShmRingSink {
     }
 }
 
-/// What the ring records of `buffer`, a frame of `info`, besides its bytes.
-fn frame_meta(buffer: &gst::BufferRef, info: &VideoInfo, caps_version: u32) -> FrameMeta {
-    let captured_at_ns = buffer
+/// The capture time of `buffer` (ns since the Unix epoch): its `timestamp/x-unix`
+/// reference timestamp meta, as rtspsrc and shmringsrc add it. None: the time of commit.
+pub(crate) fn captured_at(buffer: &gst::BufferRef) -> Option<u64> {
+    buffer
         .meta::<gst::ReferenceTimestampMeta>()
         .into_iter()
         .chain(buffer.iter_meta::<gst::ReferenceTimestampMeta>())
@@ -236,7 +237,12 @@ fn frame_meta(buffer: &gst::BufferRef, info: &VideoInfo, caps_version: u32) -> F
                 .structure(0)
                 .is_some_and(|s| s.name() == "timestamp/x-unix")
         })
-        .map(|m| m.timestamp().nseconds());
+        .map(|m| m.timestamp().nseconds())
+}
+
+/// What the ring records of `buffer`, a frame of `info`, besides its bytes.
+fn frame_meta(buffer: &gst::BufferRef, info: &VideoInfo, caps_version: u32) -> FrameMeta {
+    let captured_at_ns = captured_at(buffer);
     let mut video = VideoLayout {
         format: info.format().into_glib() as u32,
         width: info.width(),

@@ -10,7 +10,9 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
 use gst_video::VideoInfo;
-use shmring_common::{Lender, Origin, RingLocation, RingWriter, WriterConfig, WriterState};
+use shmring_common::{
+    Lender, Origin, RingLocation, RingWriter, UnitWriter, WriterConfig, WriterState,
+};
 
 use crate::pool::RingPool;
 
@@ -40,6 +42,7 @@ struct Settings {
     pool_slots: u32,
     ignore_latency: bool,
     history: u64,
+    bitrate: u64,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             pool_slots: DEFAULT_POOL_SLOTS,
             ignore_latency: DEFAULT_IGNORE_LATENCY,
             history: 0,
+            bitrate: crate::units::DEFAULT_BITRATE,
         }
     }
 }
@@ -104,6 +108,8 @@ impl RingInfo {
 pub(crate) struct State {
     pub(crate) loc: RingLocation,
     pub(crate) writer: Option<RingWriter>,
+    /// The ring of units, instead of `writer`, while the caps are encoded video.
+    pub(crate) units: Option<UnitWriter>,
     pub(crate) info: Option<gst_video::VideoInfo>,
     /// The ring's caps version for `info`.
     pub(crate) caps_version: u32,
@@ -155,6 +161,13 @@ impl ObjectImpl for ShmRingSink {
                     .nick("History")
                     .blurb("With slots=0: nanoseconds of video the ring keeps, converted to slots at the caps' frame rate, up to 1024 slots and 1 GiB (0: half a second). For look-back readers (shmringsrc start=) and requests by capture time")
                     .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("bitrate")
+                    .nick("Bit rate")
+                    .blurb("For encoded video (H.264, H.265): the stream's bit rate in bits a second, a hint that sizes the ring with history (0: 30 s) of it, with half as much again to spare. A stream above it keeps less history")
+                    .minimum(1)
+                    .default_value(crate::units::DEFAULT_BITRATE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("perms")
@@ -221,6 +234,7 @@ impl ObjectImpl for ShmRingSink {
             "dir" => settings.dir = value.get().expect("type checked upstream"),
             "slots" => settings.slots = value.get().expect("type checked upstream"),
             "history" => settings.history = value.get().expect("type checked upstream"),
+            "bitrate" => settings.bitrate = value.get().expect("type checked upstream"),
             "perms" => settings.perms = value.get().expect("type checked upstream"),
             "post-handles" => settings.post_handles = value.get().expect("type checked upstream"),
             "lease-slots" => settings.lease_slots = value.get().expect("type checked upstream"),
@@ -245,6 +259,7 @@ impl ObjectImpl for ShmRingSink {
             "dir" => settings.dir.to_value(),
             "slots" => settings.slots.to_value(),
             "history" => settings.history.to_value(),
+            "bitrate" => settings.bitrate.to_value(),
             "perms" => settings.perms.to_value(),
             "post-handles" => settings.post_handles.to_value(),
             "lease-slots" => settings.lease_slots.to_value(),
@@ -263,8 +278,9 @@ impl ElementImpl for ShmRingSink {
             gst::subclass::ElementMetadata::new(
                 "Shared-memory ring sink",
                 "Sink/Video",
-                "Writes raw video into a seqlocked ring in shared memory that any number of \
-                 shmringsrc elements in other processes read; never waits for a reader",
+                "Writes raw video, or H.264/H.265 access units, into a seqlocked ring in shared \
+                 memory that any number of shmringsrc elements in other processes read; never \
+                 waits for a reader",
                 "shmring developers",
             )
         });
@@ -273,9 +289,10 @@ impl ElementImpl for ShmRingSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
+            let mut caps = gst_video::VideoCapsBuilder::new()
                 .format_list(preferred_formats())
                 .build();
+            caps.merge(crate::units::encoded_caps());
             vec![gst::PadTemplate::new(
                 "sink",
                 gst::PadDirection::Sink,
@@ -346,6 +363,17 @@ impl ShmRingSink {
         Some(result)
     }
 
+    pub(crate) fn note_caps_change(&self) {
+        self.stats.lock().unwrap().caps_changes += 1;
+    }
+
+    /// Counts a new ring and copies what the stats show of it.
+    pub(crate) fn note_ring(&self, w: &RingWriter) {
+        let mut stats = self.stats.lock().unwrap();
+        stats.rings_created += 1;
+        stats.ring = Some(RingInfo::of(w));
+    }
+
     /// Makes or changes the ring for `caps` (`set_caps` with the state in hand).
     fn set_caps_in(
         &self,
@@ -355,6 +383,8 @@ impl ShmRingSink {
         caps_text: &str,
         config: &WriterConfig,
     ) -> Result<(), gst::LoggableError> {
+        // Raw video after encoded: the ring of units is closed, a ring of frames made.
+        state.units = None;
         let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
         // The writer stays in the state while it changes: a caps change that fails
         // leaves the ring as it was, still written with the caps it had.
@@ -466,6 +496,7 @@ impl BaseSinkImpl for ShmRingSink {
         *self.state.lock().unwrap() = Some(State {
             loc,
             writer: None,
+            units: None,
             info: None,
             caps_version: 0,
         });
@@ -479,6 +510,18 @@ impl BaseSinkImpl for ShmRingSink {
     }
 
     fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        if crate::units::is_encoded(caps) {
+            let (sizing, perms) = {
+                let s = self.settings.lock().unwrap();
+                (
+                    crate::units::unit_sizing(caps, s.history, s.bitrate),
+                    s.perms,
+                )
+            };
+            return self
+                .with_state(|state| self.set_caps_units(state, caps, &sizing, perms))
+                .unwrap_or_else(|| Err(gst::loggable_error!(CAT, "caps before start")));
+        }
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| {
             gst::loggable_error!(CAT, "caps {caps} are not raw video GStreamer can describe")
         })?;
@@ -534,7 +577,10 @@ impl BaseSinkImpl for ShmRingSink {
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let post_handles = self.settings.lock().unwrap().post_handles;
         let written = self
-            .with_state(|state| self.write_frame(state, buffer))
+            .with_state(|state| match state.units {
+                Some(_) => self.write_unit(state, buffer),
+                None => self.write_frame(state, buffer),
+            })
             .unwrap_or(Err(gst::FlowError::Flushing))?;
         let mut stats = self.stats.lock().unwrap();
         let Some((seq, in_place, size, handle)) = written else {
@@ -561,14 +607,11 @@ impl BaseSinkImpl for ShmRingSink {
             _ => None,
         };
         if let Some(state) = state {
-            if let Some(w) = self
-                .state
-                .lock()
-                .unwrap()
-                .as_mut()
-                .and_then(|s| s.writer.as_mut())
-            {
-                w.set_state(state);
+            if let Some(s) = self.state.lock().unwrap().as_mut() {
+                let units = s.units.as_mut().map(UnitWriter::ring_mut);
+                if let Some(w) = s.writer.as_mut().or(units) {
+                    w.set_state(state);
+                }
             }
         }
         self.parent_event(event)

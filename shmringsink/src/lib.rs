@@ -1,4 +1,4 @@
-//! `shmringsink`: writes raw video frames into a shmring ring in shared memory, where any
+//! `shmringsink`: writes raw video frames (or H.264/H.265 access units) into a shmring ring in shared memory, where any
 //! number of `shmringsrc` elements in other processes read them. It never waits for a
 //! reader.
 
@@ -6,6 +6,7 @@ mod frames;
 mod imp;
 mod pool;
 mod sizing;
+mod units;
 
 use gst::glib;
 use gst::prelude::*;

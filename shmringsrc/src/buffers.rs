@@ -9,6 +9,7 @@ use shmring_common::{Frame, FrameInfo, Payload};
 
 use crate::imp::{ShmRingSrc, Stream, CAT};
 use crate::timestamps::{self, Dropped, FrameTimes, Stamper};
+use crate::units::UnitStamps;
 use crate::{Mode, Timestamps};
 
 /// Why a frame read from the ring does not leave the source.
@@ -117,8 +118,9 @@ impl ShmRingSrc {
             self.count(|s| s.missed(mode, frame.missed.saturating_add(1)));
             return Ok(Err(Skipped::CapsGone));
         }
+        let units = stream.follower.reader().is_some_and(|r| r.holds_units());
         let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
-        if frame.info.len != expected {
+        if !units && frame.info.len != expected {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
@@ -132,7 +134,23 @@ impl ShmRingSrc {
             );
             return Err(gst::FlowError::Error);
         }
-        let (pts, duration, times) = match self.stamp(stream, &frame.info) {
+        let stamped = if units {
+            self.stamp_unit(stream, &frame.info)
+        } else {
+            self.stamp(stream, &frame.info)
+                .map(|(pts, duration, times)| UnitStamps {
+                    pts,
+                    dts: pts,
+                    duration,
+                    times,
+                })
+        };
+        let UnitStamps {
+            pts,
+            dts,
+            duration,
+            times,
+        } = match stamped {
             Ok(stamped) => stamped,
             Err(dropped) => {
                 stream.discont = true;
@@ -170,7 +188,13 @@ impl ShmRingSrc {
         {
             let b = buffer.get_mut().expect("new buffer is writable");
             b.set_pts(pts);
-            b.set_dts(pts);
+            b.set_dts(dts);
+            if units && frame.info.flags & shmring_common::DELTA_UNIT_FLAG != 0 {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+            if units && frame.missed > 0 {
+                self.count(|s| s.keyframe_jumps += 1);
+            }
             b.set_offset(frame.info.seq);
             b.set_offset_end(frame.info.seq.saturating_add(1));
             b.set_duration(duration);
@@ -189,6 +213,14 @@ impl ShmRingSrc {
         }
         self.count(|s| s.received(mode, frame.missed, frame.torn_retries));
         Ok(Ok(buffer))
+    }
+
+    /// The PTS, DTS and duration of the buffer of a unit (see `units`), and its own
+    /// times, checked.
+    fn stamp_unit(&self, stream: &mut Stream, info: &FrameInfo) -> Result<UnitStamps, Dropped> {
+        let caps_duration = self.negotiated.lock().unwrap().frame_duration;
+        let now = self.obj().current_running_time();
+        stream.unit_clock.stamp(info, now, caps_duration)
     }
 
     /// The PTS and duration of the buffer of a frame (see `timestamps`), and the

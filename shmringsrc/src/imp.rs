@@ -73,6 +73,8 @@ pub(crate) struct Stream {
     pub(crate) info: Option<gst_video::VideoInfo>,
     pub(crate) discont: bool,
     pub(crate) stamper: Stamper,
+    /// The stamps of units, when the ring holds encoded video.
+    pub(crate) unit_clock: crate::units::UnitClock,
 }
 
 impl Stream {
@@ -297,7 +299,8 @@ impl ElementImpl for ShmRingSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().build();
+            let mut caps = gst_video::VideoCapsBuilder::new().build();
+            caps.merge(crate::units::encoded_caps());
             vec![gst::PadTemplate::new(
                 "src",
                 gst::PadDirection::Src,
@@ -442,6 +445,7 @@ impl ShmRingSrc {
         }
         stream.discont = true;
         stream.caps_version = 0;
+        stream.unit_clock.reset();
     }
 
     /// Makes the frame's caps the pad's caps when they changed. Ok(false) when the
@@ -509,27 +513,36 @@ impl ShmRingSrc {
         version: u32,
         text: &str,
     ) -> Result<bool, gst::FlowError> {
-        let caps = text
-            .parse::<gst::Caps>()
-            .ok()
-            .filter(|c| c.is_fixed())
-            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok().map(|i| (c, i)));
+        let caps = text.parse::<gst::Caps>().ok().filter(|c| c.is_fixed());
+        let encoded = caps.as_ref().is_some_and(|c| crate::units::is_encoded(c));
+        let caps = caps.and_then(|c| match gst_video::VideoInfo::from_caps(&c) {
+            Ok(i) => Some((c, Some(i))),
+            Err(_) if encoded => Some((c, None)),
+            Err(_) => None,
+        });
         let Some((caps, vinfo)) = caps else {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Format,
                 (
-                    "Ring {} carries caps that are not fixed raw video: {}",
+                    "Ring {} carries caps that are neither fixed raw video nor H.264/H.265: {}",
                     stream.loc(),
                     text
                 )
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let fps = vinfo.fps();
-        let frame_duration = (fps.numer() > 0)
-            .then(|| gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64))
-            .flatten();
+        let frame_duration = match &vinfo {
+            Some(vinfo) => {
+                let fps = vinfo.fps();
+                (fps.numer() > 0)
+                    .then(|| {
+                        gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                    })
+                    .flatten()
+            }
+            None => crate::units::unit_duration(&caps),
+        };
         let slots = stream
             .follower
             .reader()
@@ -566,9 +579,12 @@ impl ShmRingSrc {
             })?;
         }
         stream.allocator.stop();
-        stream.allocator = Allocator::for_caps(&caps, vinfo.size());
+        // Units vary in size: they get buffers of their own size, from no pool.
+        stream.allocator = vinfo
+            .as_ref()
+            .map_or_else(Allocator::default, |i| Allocator::for_caps(&caps, i.size()));
         stream.caps = Some(caps);
-        stream.info = Some(vinfo);
+        stream.info = vinfo;
         stream.caps_version = version;
         Ok(changed)
     }
@@ -611,6 +627,7 @@ impl BaseSrcImpl for ShmRingSrc {
             info: None,
             discont: true,
             stamper: Stamper::default(),
+            unit_clock: Default::default(),
         });
         Ok(())
     }

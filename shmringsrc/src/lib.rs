@@ -8,6 +8,7 @@ mod imp;
 mod stats;
 mod streaming;
 mod timestamps;
+mod units;
 
 use gst::glib;
 use gst::prelude::*;

@@ -22,6 +22,9 @@ pub(crate) struct Stats {
     pub(crate) too_late: u64,
     /// Frames whose values from the ring are out of range, dropped.
     pub(crate) invalid: u64,
+    /// Times a reader of encoded units fell behind by more than the ring holds and
+    /// jumped to the newest keyframe.
+    pub(crate) keyframe_jumps: u64,
 }
 
 impl Stats {
@@ -81,6 +84,7 @@ impl ShmRingSrc {
             .field("handles-invalid", s.handles_invalid)
             .field("too-late", s.too_late)
             .field("invalid", s.invalid)
+            .field("keyframe-jumps", s.keyframe_jumps)
             .build()
     }
 }

@@ -25,6 +25,11 @@ impl ShmRingSrc {
             // place) writes there instead of copying a read-only leased frame first.
             let ring_pool = self.ring_pool.lock().unwrap().clone();
             let next = match (&ring_pool, mode) {
+                // Encoded units: from a keyframe, every one, in both modes (a decoder
+                // cannot skip); a reader left behind jumps to the newest keyframe.
+                _ if reader.holds_units() => reader
+                    .next_unit(timeout, |i| allocator.alloc(i))
+                    .map(|n| n.map(Payload::Copied)),
                 (Some(pool), Mode::Sequential) => reader
                     .next(timeout, |i| allocator.alloc_from(pool, i))
                     .map(|n| n.map(Payload::Copied)),

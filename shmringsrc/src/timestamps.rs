@@ -194,6 +194,8 @@ mod tests {
             epoch: 1,
             len: 0,
             payload_index: 0,
+            payload_at: 0,
+            keyframe_seq: 0,
             caps_version: 1,
             pts,
             dts: None,
