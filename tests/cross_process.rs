@@ -1,111 +1,18 @@
 //! Writers and readers in separate processes: `gst-launch-1.0` pipelines (the way users
 //! run them) against each other and against a reader pipeline in this test process.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
 use shmring_common::testing::TestDir;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstshmring::plugin_register_static().unwrap();
-    });
-}
-
-/// Where cargo left libgstshmring.so for this test binary (target/<profile>/).
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_owned();
-    assert!(
-        dir.join("libgstshmring.so").exists(),
-        "no libgstshmring.so in {}: run `cargo build` before `cargo test` (scripts/test.sh does)",
-        dir.display()
-    );
-    dir
-}
-
-/// A gst-launch-1.0 process; killed when dropped if still running.
-struct Launch(Child);
-
-impl Launch {
-    fn start(dir: &TestDir, pipeline: &str) -> Self {
-        let mut cmd = Command::new("gst-launch-1.0");
-        cmd.arg("-q").args(pipeline.split_whitespace());
-        Self::spawn(dir, cmd)
-    }
-
-    /// Any program, with the plugin and the test's ring directory in its environment.
-    fn spawn(dir: &TestDir, mut cmd: Command) -> Self {
-        let child = cmd
-            .env("GST_PLUGIN_PATH", plugin_dir())
-            .env("SHMRING_DIR", &dir.path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gst-launch-1.0 runs");
-        Launch(child)
-    }
-
-    /// Waits for the process to end within `limit`: its status and stderr.
-    fn wait(&mut self, limit: Duration) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                let mut err = String::new();
-                use std::io::Read;
-                self.0
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return (status, err);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gst-launch did not finish within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits for a clean exit within `limit`; fails with its stderr otherwise.
-    fn finish(mut self, limit: Duration) {
-        let (status, err) = self.wait(limit);
-        assert!(status.success(), "gst-launch failed ({status}): {err}");
-        assert!(
-            !err.contains("CRITICAL") && !err.contains("WARNING"),
-            "{err}"
-        );
-    }
-
-    /// Waits for an exit on an error (not a signal) within `limit`: its stderr.
-    fn fail(mut self, limit: Duration) -> String {
-        use std::os::unix::process::ExitStatusExt;
-        let (status, err) = self.wait(limit);
-        assert_eq!(status.signal(), None, "killed by a signal: {err}");
-        assert!(!status.success(), "expected an error: {err}");
-        err
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Launch {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+#[path = "support/processes.rs"]
+mod processes;
+use processes::*;
 
 const WRITER: &str = "videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! shmringsink";
 
@@ -475,19 +382,6 @@ fn the_sigbus_guard_says_it_is_there_and_an_application_can_turn_it_off() {
     );
 }
 
-fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Ends a gst-launch-1.0 -e process as Ctrl-C would: EOS first, a finished file after.
-fn interrupt(launch: &Launch) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(launch.0.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-}
-
 #[test]
 fn a_recorder_started_by_an_event_writes_the_seconds_before_it() {
     let dir = TestDir::new("xp-record");
@@ -579,20 +473,6 @@ fn a_ring_forwarded_over_rtp_becomes_a_ring_again() {
     let _sender = Launch::spawn(&dir, send);
     let reader = Launch::start(&dir, "shmringsrc ring=there num-buffers=30 ! fakesink");
     reader.finish(Duration::from_secs(60));
-}
-
-/// Plays `pipeline` until it ends, which must be EOS within 20 s.
-fn play_to_eos(pipeline: &gst::Element) {
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(20),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the pipeline ends within 20 s");
-    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
 }
 
 /// SHA-1 (as checksumsink prints it) of every frame `pipeline` makes at an appsink.

@@ -70,7 +70,7 @@ fn every_subcommand_on_live_and_dead_rings() {
         "8 lease slots and 4 pool slots by default"
     );
     assert!(json["lease_budget"].as_u64().unwrap() <= 8);
-    assert_eq!(json["layout"], "1.1");
+    assert_eq!(json["layout"], "1.2");
     // videotestsrc fills the sink's pool of ring slots: its frames are not copied.
     let (committed, in_place) = (
         json["committed"].as_u64().unwrap(),
