@@ -164,6 +164,18 @@ fn short_caps(r: &RingReader) -> String {
                 .map(|v| v.rsplit(')').next().unwrap_or(v).to_owned())
         })
     };
+    let codec = caps
+        .split(',')
+        .next()
+        .and_then(|name| name.strip_prefix("video/x-"));
+    if let (Some(u), Some(codec)) = (r.unit_stats().ok().flatten(), codec) {
+        return format!(
+            "{} {:.1}Mb/s gop {}",
+            codec.to_uppercase(),
+            u.bitrate / 1e6,
+            fmt_opt(u.gop, |g| g.to_string())
+        );
+    }
     match (field("format"), field("width"), field("height")) {
         (Some(f), Some(w), Some(h)) => format!("{f} {w}x{h}"),
         _ => caps.chars().take(40).collect(),
@@ -263,8 +275,13 @@ fn ring_json(r: &RingReader, ring: &str) -> serde_json::Value {
         })
         .collect();
     let rt = rates(r);
+    let units = r.unit_stats().ok().flatten();
     let v = json!({
         "ring": ring,
+        "kind": if r.holds_units() { "units" } else { "frames" },
+        "bitrate": units.map(|u| u.bitrate),
+        "gop": units.and_then(|u| u.gop),
+        "history_s": units.map(|u| u.history_ns as f64 / 1e9),
         "capture_age_ms": rt.capture_latency.map(|d| d.as_secs_f64() * 1e3),
         "path": r.location().path(),
         "layout": format!("{}.{}", sb.layout_major.load(Relaxed), sb.layout_minor.load(Relaxed)),

@@ -46,6 +46,8 @@ struct RingSample {
     readers: i64,
     readers_without_entry: i64,
     per_reader: Vec<ReaderSample>,
+    /// A ring of encoded units: what it holds now.
+    units: Option<shmring_common::UnitStats>,
 }
 
 struct ReaderSample {
@@ -99,6 +101,7 @@ impl RingCollector {
             let total = reader_total(&r).max(listed.len());
             let mut per_pid: HashMap<u32, u32> = HashMap::new();
             out.push(RingSample {
+                units: r.unit_stats().ok().flatten(),
                 committed: sb.committed.load(Relaxed),
                 in_place: sb.committed_in_place.load(Relaxed),
                 aborted: sb.aborted.load(Relaxed),
@@ -258,6 +261,33 @@ impl Collector for RingCollector {
                     ConstGauge::new(1i64),
                 )
             }),
+        )?;
+        let units = |f: fn(&shmring_common::UnitStats) -> f64| {
+            rings
+                .iter()
+                .filter_map(move |s| Some((ring(s), ConstGauge::new(f(s.units.as_ref()?)))))
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut e,
+            "shmring_bitrate_bits_per_second",
+            "Rings of encoded video: bits a second over the newest units",
+            Gauge,
+            units(|u| u.bitrate),
+        )?;
+        family(
+            &mut e,
+            "shmring_gop_units",
+            "Rings of encoded video: units from the keyframe before the newest to the newest (NaN: fewer than two held)",
+            Gauge,
+            units(|u| u.gop.map_or(f64::NAN, |g| g as f64)),
+        )?;
+        family(
+            &mut e,
+            "shmring_history_seconds",
+            "Rings of encoded video: capture time from the oldest unit held to the newest",
+            Gauge,
+            units(|u| u.history_ns as f64 / 1e9),
         )?;
         family(
             &mut e,

@@ -492,3 +492,47 @@ fn the_grafana_dashboard_asks_only_for_metrics_the_exporter_has() {
     }
     assert!(asked >= 8);
 }
+
+/// The writer of an encoded ring: 30 fps H.264 at about 400 kbit/s, a keyframe every
+/// 15 frames.
+const H264: &str = "video/x-raw,width=320,height=240,framerate=30/1 \
+    ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=400 \
+    ! video/x-h264";
+
+#[test]
+fn an_encoded_ring_shows_its_bit_rate_gop_and_history_everywhere() {
+    let dir = TestDir::new("cli-units");
+    let _w = Writer::start(&dir, "cam-h264", H264);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Two seconds of units: several GOPs, a bit rate to measure.
+    let json: serde_json::Value = loop {
+        let out = shmring(&dir.path, &["stat", "cam-h264", "--json"]);
+        if out.status.success() {
+            let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+            if json["history_s"].as_f64().unwrap_or(0.0) > 2.0 {
+                break json;
+            }
+        }
+        assert!(Instant::now() < deadline, "no encoded history");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(json["kind"], "units");
+    assert_eq!(json["gop"], 15, "{json}");
+    let bitrate = json["bitrate"].as_f64().unwrap();
+    assert!((50e3..2e6).contains(&bitrate), "{bitrate} bit/s");
+    assert!(json["caps"].as_str().unwrap().starts_with("video/x-h264"));
+    let ls = stdout(&shmring(&dir.path, &["ls"]));
+    assert!(ls.contains("H264 ") && ls.contains("gop 15"), "{ls}");
+
+    let exporter = Exporter::start(&dir);
+    let (status, body) = http_get(&exporter.addr.to_string(), "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}");
+    let ring = "ring=\"cam-h264\"";
+    assert_eq!(
+        metric(&body, "shmring_gop_units", ring),
+        Some(15.0),
+        "{body}"
+    );
+    assert!(metric(&body, "shmring_bitrate_bits_per_second", ring).unwrap() > 50e3);
+    assert!(metric(&body, "shmring_history_seconds", ring).unwrap() > 2.0);
+}

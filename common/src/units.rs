@@ -355,5 +355,73 @@ impl RingReader {
     }
 }
 
+/// What a ring of units holds now: its bit rate, GOP and history.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct UnitStats {
+    /// Bits a second over the newest units (at most `BITRATE_UNITS`), by capture time.
+    pub bitrate: f64,
+    /// Units from the keyframe before the newest one to the newest (None: fewer than
+    /// two keyframes held).
+    pub gop: Option<u64>,
+    /// Capture time from the oldest unit held to the newest.
+    pub history_ns: u64,
+    /// Units held.
+    pub units: u64,
+}
+
+/// Units the bit rate of `unit_stats` is measured over.
+pub const BITRATE_UNITS: u64 = 300;
+
+impl RingReader {
+    /// What the ring of units holds now (None for a ring of frames). Descriptors
+    /// only: O(log n + `BITRATE_UNITS`).
+    pub fn unit_stats(&self) -> Result<Option<UnitStats>> {
+        if !self.holds_units() {
+            return Ok(None);
+        }
+        let head = self.head().min(MAX_SEQ);
+        let Some(newest) = self.peek(head)? else {
+            return Ok(Some(UnitStats::default()));
+        };
+        // The oldest unit held: gone units are the oldest.
+        let (mut lo, mut hi) = (self.geom.oldest_held(head), head);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.peek(mid)?.is_some() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let history_ns = match self.peek(lo)? {
+            Some(oldest) => newest.captured_at_ns.saturating_sub(oldest.captured_at_ns),
+            None => 0,
+        };
+        let from = head.saturating_sub(BITRATE_UNITS - 1).max(lo);
+        let mut bitrate = 0.0;
+        if let (Some(start), true) = (self.peek(from)?, from < head) {
+            let mut bytes = 0u64;
+            for seq in from + 1..=head {
+                bytes = bytes.saturating_add(self.peek(seq)?.map_or(0, |i| i.len));
+            }
+            let span = newest.captured_at_ns.saturating_sub(start.captured_at_ns);
+            if span > 0 {
+                bitrate = bytes as f64 * 8.0 * 1e9 / span as f64;
+            }
+        }
+        let k1 = newest.keyframe_seq;
+        let k0 = match k1 {
+            0 | 1 => None,
+            _ => self.peek(k1 - 1)?.map(|i| i.keyframe_seq),
+        };
+        Ok(Some(UnitStats {
+            bitrate,
+            gop: k0.filter(|&k0| k0 > 0 && k0 < k1).map(|k0| k1 - k0),
+            history_ns,
+            units: head - lo + 1,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -306,3 +306,23 @@ fn hostile_rings_of_units_are_errors_that_say_what_never_a_panic() {
     let e = RingReader::open(&dir.ring("u")).err().unwrap().to_string();
     assert!(e.contains("2 payload slots in a ring of units"), "{e}");
 }
+
+#[test]
+fn stats_say_the_bit_rate_gop_and_history_held() {
+    let dir = TestDir::new("units-stats");
+    let mut w = unit_ring(&dir, "u", 30);
+    let r = RingReader::open(&dir.ring("u")).unwrap();
+    assert_eq!(r.unit_stats().unwrap(), Some(UnitStats::default()));
+    // 1000-byte units every 10 ms: 800 kbit/s; a keyframe every 12.
+    for seq in 1..=100 {
+        w.write(&meta(seq, 12), &[seq as u8; 1000]).unwrap();
+    }
+    let s = r.unit_stats().unwrap().unwrap();
+    assert!((s.bitrate - 800_000.0).abs() < 1.0, "{s:?}");
+    assert_eq!(s.gop, Some(12));
+    assert_eq!((s.units, s.history_ns), (100, 99 * 10_000_000));
+    let frames = TestDir::new("units-stats-frames");
+    let _f = RingWriter::create(&frames.ring("f"), &WriterConfig::default()).unwrap();
+    let rf = RingReader::open(&frames.ring("f")).unwrap();
+    assert_eq!(rf.unit_stats().unwrap(), None);
+}
