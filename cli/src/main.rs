@@ -58,7 +58,7 @@ enum Cmd {
         #[arg(short, long, default_value = "frame.png")]
         output: PathBuf,
     },
-    /// Serve rings over RTSP (rtsp://HOST:PORT/RING), H.264 encoded while clients watch
+    /// Serve rings over RTSP (rtsp://HOST:PORT/RING): encoded rings as they are, decoded ones H.264 encoded while clients watch
     Serve {
         /// Rings to serve (default: every ring of the directory, those made later too)
         rings: Vec<String>,

@@ -1,6 +1,8 @@
 //! `shmring serve`: rings over RTSP with gst-rtsp-server. Each ring is a shared media:
 //! one `shmringsrc ! encoder ! rtph264pay` pipeline, started by the first client and
-//! stopped after the last, whatever the number of clients between.
+//! stopped after the last, whatever the number of clients between. A ring of the
+//! camera's own H.264 or H.265 is served as it is: `shmringsrc ! h264parse !
+//! rtph264pay`, no encoder.
 //!
 //! Every client is untrusted: a ring without a live writer is refused at once, a media
 //! that brings no frame within [`FIRST_FRAME_TIMEOUT`] is abandoned, clients are served
@@ -127,14 +129,48 @@ struct Media {
 }
 
 impl Media {
+    /// The codec of the ring when it holds encoded units ("h264" or "h265"), served
+    /// without an encoder.
+    fn encoded_codec(&self) -> Option<&'static str> {
+        let r = crate::rings::open(&self.dir, &self.ring).ok()?;
+        if !r.holds_units() {
+            return None;
+        }
+        let (_, caps) = r.current_caps().ok()??;
+        match caps.split(',').next()? {
+            "video/x-h264" => Some("h264"),
+            "video/x-h265" => Some("h265"),
+            _ => None,
+        }
+    }
+
     /// `shmringsrc ! queue ! videoconvert ! I420 ! encoder ! h264parse ! rtph264pay`,
-    /// element by element: the ring's name and directory are property values.
+    /// or for an encoded ring `shmringsrc ! h26Xparse ! rtph26Xpay`, element by
+    /// element: the ring's name and directory are property values.
     fn build(&self) -> std::result::Result<gst::Element, glib::BoolError> {
         let make = |factory: &str| gst::ElementFactory::make(factory).build();
         let src = gst::ElementFactory::make("shmringsrc")
             .property("ring", &self.ring)
             .property("dir", self.dir.to_string_lossy().as_ref())
             .build()?;
+        if let Some(codec) = self.encoded_codec() {
+            eprintln!(
+                "shmring serve: /{}: {} from the ring, served as it is (no encoder)",
+                self.ring,
+                codec.to_uppercase()
+            );
+            let parse = make(&format!("{codec}parse"))?;
+            let pay = gst::ElementFactory::make(&format!("rtp{codec}pay"))
+                .name("pay0")
+                .property("pt", 96u32)
+                .property("config-interval", -1i32)
+                .build()?;
+            let bin = gst::Bin::new();
+            let chain = [&src, &parse, &pay];
+            bin.add_many(chain)?;
+            gst::Element::link_many(chain)?;
+            return Ok(bin.upcast());
+        }
         let queue = gst::ElementFactory::make("queue")
             .property_from_str("leaky", "downstream")
             .property("max-size-buffers", 2u32)

@@ -536,3 +536,17 @@ fn an_encoded_ring_shows_its_bit_rate_gop_and_history_everywhere() {
     assert!(metric(&body, "shmring_bitrate_bits_per_second", ring).unwrap() > 50e3);
     assert!(metric(&body, "shmring_history_seconds", ring).unwrap() > 2.0);
 }
+
+#[test]
+fn serve_sends_an_encoded_ring_as_it_is_without_an_encoder() {
+    let dir = TestDir::new("cli-serve-units");
+    let _w = Writer::start(&dir, "cam-h264", H264);
+    let server = Server::start(&dir, &[], &[]);
+    let client = Client::start(&server.url("cam-h264"), "");
+    client.more_than(30, Duration::from_secs(30)).unwrap();
+    let log = server.log();
+    assert!(
+        log.contains("/cam-h264: H264 from the ring, served as it is (no encoder)"),
+        "{log}"
+    );
+}
