@@ -559,7 +559,9 @@ fn assert_written_in_place_and_read_elsewhere(name: &str, frames: &str, written:
         .stdout(Stdio::piped())
         .spawn()
         .expect("gst-launch-1.0 runs");
-    std::thread::sleep(Duration::from_millis(500)); // the reader waits for the ring
+    // The reader starts up and waits for the ring: a sequential reader attached late
+    // would miss the first frames, which only its start-up decides.
+    std::thread::sleep(Duration::from_millis(500) * shmring_common::testing::slowdown());
     play_to_eos(&writer);
     let stats = writer
         .downcast_ref::<gst::Bin>()

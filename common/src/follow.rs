@@ -149,13 +149,18 @@ impl Follower {
                         head,
                     }
                 }
+                // A new writer: from its oldest keyframe held, as frames from the
+                // oldest frame held.
+                _ if self.attached_before => {
+                    match reader.keyframe_for(0) {
+                        Ok(Some(k)) => reader.seek_to_unit(k),
+                        _ => reader.seek_after(0),
+                    }
+                    Attached::Reattached
+                }
                 _ => {
                     reader.seek_after(0);
-                    if self.attached_before {
-                        Attached::Reattached
-                    } else {
-                        Attached::Newest
-                    }
+                    Attached::Newest
                 }
             }
         } else if self.attached_before {

@@ -46,7 +46,9 @@ impl Payloads {
     pub(crate) fn new(geom: &Geometry, max_pins: u32) -> Self {
         let (n, count) = (geom.slot_count, geom.payload_count);
         Payloads {
-            payload_of: (0..n).collect(),
+            // A ring of units has one payload slot for all its descriptors (units.rs),
+            // and never lends or leases it.
+            payload_of: (0..n).map(|i| if i < count { i } else { 0 }).collect(),
             place: (0..count)
                 .map(|p| if p < n { Place::Ring } else { Place::Free })
                 .collect(),

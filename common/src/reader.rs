@@ -676,6 +676,11 @@ impl RingReader {
         let d = self.map.descriptor(&self.geom, index);
         // Acquire: pairs with the writer's Release store of `committed(seq)`.
         let c1 = d.commit.load(Ordering::Acquire);
+        if self.geom.kind == RingKind::Units && c1 == writing(seq) {
+            // A unit's own `writing(seq)` after its commit: the writer ended it to
+            // write over its bytes (units.rs). Gone, as if a newer unit had its slot.
+            return Ok(Err(Copy::Newer));
+        }
         if c1 != committed(seq) {
             self.check_mapped()?; // a truncated mapping reads 0 here
             return Ok(Err(if c1 >> 1 > seq {

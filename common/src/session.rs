@@ -190,6 +190,10 @@ impl Session {
                 let watch = r.watch(); // before the poll: no wake-up is lost
                 let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
                 let next = match mode {
+                    // Encoded units: from a keyframe, every one (units.rs), in both modes.
+                    _ if r.holds_units() => r
+                        .next_unit(Duration::ZERO, alloc)?
+                        .map(crate::reader::Payload::Copied),
                     ReadMode::Latest => r.latest_zero_copy(Duration::ZERO, alloc)?,
                     ReadMode::Next => r.next_zero_copy(Duration::ZERO, alloc)?,
                 };

@@ -149,6 +149,12 @@ impl UnitWriter {
     pub fn write(&mut self, meta: &FrameMeta, data: &[u8]) -> Result<u64> {
         let (map, geom) = (&self.ring.map, self.ring.geom);
         check_mapped(map, self.ring.loc.path())?;
+        if geom.kind != RingKind::Units {
+            // `ring_mut().replace()` made it a ring of frames.
+            return Err(Error::InvalidGeometry {
+                what: "units go to a ring of units, and this one holds frames".into(),
+            });
+        }
         let len = data.len() as u64;
         // An empty unit still takes a byte, so that every unit has a place of its own
         // and the units a write covers are always the oldest.
@@ -234,11 +240,27 @@ impl RingReader {
             .map(|k| k.seq))
     }
 
-    /// The first keyframe the ring holds from unit `seq` on (at most one GOP of
-    /// descriptors looked at, or the ring's when it holds no keyframe).
-    fn keyframe_from(&self, seq: u64) -> Result<Option<u64>> {
-        let head = self.head().min(MAX_SEQ);
-        for s in seq.max(1)..=head {
+    /// The oldest unit the ring holds when its head is `head`: the units the writer
+    /// ended are the oldest, so a binary search finds it. `head + 1` when none.
+    fn oldest_unit(&self, head: u64) -> Result<u64> {
+        let (mut lo, mut hi) = (self.geom.oldest_held(head), head.saturating_add(1));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.peek(mid)?.is_some() {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The first keyframe the ring holds from unit `seq` to `head` (one GOP of
+    /// descriptors looked at; at most the ring's, when it holds no keyframe).
+    fn keyframe_from(&self, seq: u64, head: u64) -> Result<Option<u64>> {
+        let from = seq.max(self.oldest_unit(head)?);
+        let to = head.min(from.saturating_add(u64::from(self.geom.slot_count)));
+        for s in from..=to {
             if self.peek(s)?.as_ref().is_some_and(is_keyframe) {
                 return Ok(Some(s));
             }
@@ -288,7 +310,7 @@ impl RingReader {
                 }
             }
         }
-        self.keyframe_from(at)
+        self.keyframe_from(at, head)
     }
 
     /// The next unit in order, copied into `alloc`'s buffer. A reader that has read
@@ -302,8 +324,10 @@ impl RingReader {
     ) -> Result<Next<B>> {
         let deadline = Instant::now() + timeout;
         let previous = self.last;
-        let mut want = previous.saturating_add(1).min(MAX_SEQ);
-        let mut need_keyframe = previous == 0 && !std::mem::take(&mut self.unit_sought);
+        // Beyond MAX_SEQ only for a hostile head, which `wait_beyond` refuses.
+        let mut want = previous.saturating_add(1);
+        let sought = std::mem::take(&mut self.unit_sought);
+        let mut need_keyframe = previous == 0 && !sought;
         let mut retries = 0;
         loop {
             if need_keyframe {
@@ -326,10 +350,9 @@ impl RingReader {
             }
             match self.copy(want, &mut alloc)? {
                 Copy::Ok(info, data) => {
-                    let missed = if previous == 0 {
-                        0
-                    } else {
-                        want - previous - 1
+                    let missed = match previous {
+                        0 => 0,
+                        _ => want.saturating_sub(previous + 1),
                     };
                     self.last = want;
                     self.note_progress(want, missed, retries);
@@ -344,7 +367,7 @@ impl RingReader {
                 // copied it: this reader fell behind by more than the ring holds.
                 Copy::Newer | Copy::Older | Copy::Torn => {
                     retries += 1;
-                    want = want.saturating_add(1).min(MAX_SEQ);
+                    want = want.saturating_add(1);
                     need_keyframe = true;
                     if retries >= MAX_TORN_RETRIES && Instant::now() >= deadline {
                         return Ok(Next::TimedOut);
@@ -383,16 +406,7 @@ impl RingReader {
         let Some(newest) = self.peek(head)? else {
             return Ok(Some(UnitStats::default()));
         };
-        // The oldest unit held: gone units are the oldest.
-        let (mut lo, mut hi) = (self.geom.oldest_held(head), head);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.peek(mid)?.is_some() {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        let lo = self.oldest_unit(head)?.min(head);
         let history_ns = match self.peek(lo)? {
             Some(oldest) => newest.captured_at_ns.saturating_sub(oldest.captured_at_ns),
             None => 0,

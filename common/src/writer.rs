@@ -290,9 +290,10 @@ impl RingWriter {
             // The writer cycles through `slot_count` payloads; a spare only takes a
             // slot's place while a reader holds that slot's payload, so the spares do
             // not add to how far back the slot written next was last touched.
-            bypass_cache: copy::bypass_cache_for(
-                u64::from(geom.slot_count).saturating_mul(geom.slot_stride),
-            ),
+            bypass_cache: copy::bypass_cache_for(match geom.kind {
+                RingKind::Frames => u64::from(geom.slot_count).saturating_mul(geom.slot_stride),
+                RingKind::Units => geom.slot_stride, // one arena, written in order
+            }),
             _heartbeat: Heartbeat {
                 stop: Some(stop),
                 thread,

@@ -326,3 +326,89 @@ fn stats_say_the_bit_rate_gop_and_history_held() {
     let rf = RingReader::open(&frames.ring("f")).unwrap();
     assert_eq!(rf.unit_stats().unwrap(), None);
 }
+
+#[test]
+fn a_unit_the_writer_ended_is_gone_for_every_way_of_reading() {
+    let dir = TestDir::new("units-gone");
+    let mut w = unit_ring(&dir, "u", 60);
+    let mut r = RingReader::open(&dir.ring("u")).unwrap();
+    // 1 MB units: the 4 MiB arena holds the last few, their descriptors many more.
+    for seq in 1..=12 {
+        w.write(&meta(seq, 3), &unit(seq, 1 << 19)).unwrap();
+    }
+    assert!(r.peek(1).unwrap().is_none());
+    let handle = crate::Handle {
+        ring: "u".into(),
+        epoch: r.epoch(),
+        seq: 1,
+    };
+    let got = r.by_handle(&handle, |i| vec![0; i.len as usize]).unwrap();
+    assert!(matches!(got, crate::ByHandle::Gone), "not 'not yet'");
+    // In order from the oldest: lapped, not a corrupt ring.
+    r.seek_after(0);
+    match r.next(Duration::ZERO, |i| vec![0; i.len as usize]).unwrap() {
+        Next::Frame(f) => assert_eq!(check(&f.data, f.info.seq), Ok(())),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // A session reads units from a keyframe.
+    let s = crate::session::Session::open(dir.ring("u"), false).unwrap();
+    match s
+        .read(crate::session::ReadMode::Next, None, || false)
+        .unwrap()
+    {
+        crate::session::Read::Frame(f) => assert!(is_keyframe(&f.info), "{:?}", f.info),
+        _ => panic!("no unit"),
+    }
+}
+
+#[test]
+fn empty_units_at_the_arena_end_and_a_hostile_head_are_handled() {
+    let dir = TestDir::new("units-edges");
+    let mut w = unit_ring(&dir, "u", 60);
+    let r = RingReader::open(&dir.ring("u")).unwrap();
+    let arena = w.arena() as usize;
+    // Fill to one byte short of the end, then empty units, then a wrap.
+    w.write(&meta(1, 1), &vec![1; arena - 1]).unwrap();
+    w.write(&meta(2, 1), &[]).unwrap();
+    w.write(&meta(3, 1), &[]).unwrap(); // no room for its byte: wraps, ends 1
+    w.write(&meta(4, 1), &unit(4, 1000)).unwrap();
+    assert!(r.peek(1).unwrap().is_none(), "its first byte went to 3");
+    assert_eq!(r.peek(2).unwrap().unwrap().payload_at, arena as u64 - 1);
+    assert_eq!(r.peek(3).unwrap().unwrap().payload_at, 0);
+    assert_eq!(r.peek(4).unwrap().unwrap().payload_at, 1);
+    // A writer's ring replaced by a ring of frames takes no more units.
+    w.ring_mut().replace(&WriterConfig::default()).unwrap();
+    assert!(w.write(&meta(5, 1), b"x").is_err());
+    drop(w);
+
+    // A head at the largest sequence, and its descriptor committed there.
+    let mut w = unit_ring(&dir, "h", 2);
+    w.write(&meta(1, 1), b"k").unwrap();
+    let mut r = RingReader::open(&dir.ring("h")).unwrap();
+    assert_eq!(read(&mut r).info.seq, 1);
+    poke(&dir, "h", 88, MAX_SEQ); // head
+    let slot = MAX_SEQ % 77;
+    poke(
+        &dir,
+        "h",
+        DESCRIPTOR_OFFSET + slot * DESCRIPTOR_SIZE,
+        committed(MAX_SEQ),
+    );
+    poke(
+        &dir,
+        "h",
+        DESCRIPTOR_OFFSET + slot * DESCRIPTOR_SIZE + 144,
+        MAX_SEQ,
+    );
+    r.seek_to_unit(MAX_SEQ);
+    let f = read(&mut r);
+    assert_eq!(f.info.seq, MAX_SEQ);
+    let again = r.next_unit(Duration::from_millis(50), |i| vec![0; i.len as usize]);
+    assert!(
+        matches!(again, Ok(Next::TimedOut)) || again.is_err(),
+        "the same unit twice: {:?}",
+        again.map(|n| n.map(|_| ()))
+    );
+    assert!(r.keyframe_for(u64::MAX).is_ok());
+    assert!(r.unit_stats().is_ok());
+}
