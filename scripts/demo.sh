@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --locked
 export GST_PLUGIN_PATH=${CARGO_TARGET_DIR:-$PWD/target}/release
+export PATH=$GST_PLUGIN_PATH:$PATH # shmring, built beside the plugin
 exec examples/pipelines/three-cameras.sh "${1:-30}"

@@ -21,6 +21,14 @@ fn three_camera_graph_delivers_all_six_streams_and_stops_cleanly() {
     let status = Command::new(format!("{root}/examples/pipelines/three-cameras.sh"))
         .arg("10")
         .env("GST_PLUGIN_PATH", &plugin_dir)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                plugin_dir.display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
         .env("SHMRING_DIR", &rings.path)
         .env("OUT_DIR", &out)
         .env("RTSP_PORT", port.to_string())
@@ -96,4 +104,12 @@ fn three_camera_graph_delivers_all_six_streams_and_stops_cleanly() {
     );
     assert!(number("skew_ms_p99") < 2.0 * period_ms, "{aligned}");
     assert!(aligned.contains("\"errors\": []"), "{aligned}");
+    // Each camera's own H.264 went into an encoded ring beside the decoded one.
+    for n in 1..=3 {
+        let json = std::fs::read_to_string(out.join(format!("cam{n}-h264.json")))
+            .expect("the encoded ring's stat written");
+        assert!(json.contains("\"kind\": \"units\""), "{json}");
+        assert!(json.contains("\"gop\": 30"), "key-int-max=30: {json}");
+        assert!(json.contains("video/x-h264"), "{json}");
+    }
 }

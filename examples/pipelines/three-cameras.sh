@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The three-camera graph as plain gst-launch-1.0 processes:
-#   3 cameras (RTSP -> decodebin -> shmringsink camN)
+#   3 cameras (RTSP -> parsebin -> shmringsink camN-h264, the camera's own H.264
+#              kept 30 s for look-back; and -> decodebin -> shmringsink camN)
 #   3 stages  (shmringsrc camN -> scale / colour / edges -> shmringsink procN)
 #   1 mosaic  (all six rings tiled with name, fps, latency; PNG; a window if a display exists)
 #   1 aligned stage (cam1..3 side by side by capture time; the skew between tiles)
@@ -64,6 +65,10 @@ kill -INT "$aligned" 2>/dev/null
 wait "$aligned"; aligned_status=$?
 set -e
 trap - INT TERM
+# What the encoded rings hold (bit rate, GOP, look-back), while their writers live.
+if command -v shmring > /dev/null; then
+  for n in 1 2 3; do shmring stat --json "cam$n-h264" > "$out/cam$n-h264.json" || true; done
+fi
 cleanup; stopped=$?
 echo "three-cameras: mosaic in $out/mosaic.png, figures in $out/summary.json and $out/aligned.json"
 [ -f "$out/aligned.json" ] && echo "aligned by capture time: $(cat "$out/aligned.json" | tr -d '\n ')"
