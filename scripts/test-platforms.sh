@@ -51,7 +51,7 @@ element_tests=(
   -p gst-plugin-shmringsink -p gst-plugin-shmringsrc -p gst-plugin-shmring
   --lib --test elements --test element_lifecycle --test element_timing
   --test element_zero_copy --test formats --test hostile_rings --test cross_process
-  --test encoded
+  --test encoded --test element_units
 )
 
 # pytest against the plugin in BUILD, with the package installed in a fresh venv of

@@ -268,6 +268,15 @@ impl RingReader {
         Ok(None)
     }
 
+    /// The keyframe unit `seq` depends on, if the ring still holds both: where a
+    /// decoder must start to show it.
+    pub fn keyframe_of_unit(&self, seq: u64) -> Result<Option<u64>> {
+        match self.peek(seq)? {
+            Some(info) => self.keyframe_of(&info),
+            None => Ok(None),
+        }
+    }
+
     /// The newest keyframe the ring holds, where a live reader starts.
     pub fn newest_keyframe(&self) -> Result<Option<u64>> {
         let head = self.head().min(MAX_SEQ);

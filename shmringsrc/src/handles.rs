@@ -143,6 +143,18 @@ impl ShmRingSrc {
         stream: &mut Stream,
     ) -> Result<gst::Buffer, gst::FlowError> {
         loop {
+            if let Some(seq) = stream.gop.pop_front() {
+                if let Some(buffer) = self.deliver_gop_unit(stream, seq)? {
+                    return Ok(buffer);
+                }
+                continue;
+            }
+            if let Some((handle, at)) = stream.gop_then.take() {
+                if let Some(buffer) = self.deliver_handle(stream, &handle, at)? {
+                    return Ok(buffer);
+                }
+                continue;
+            }
             let (handle, at) = match self.next_request(stream)? {
                 Request::Handle(h) => (h, None),
                 Request::At(t, rule) => match self.resolve_at(stream, t, rule)? {
@@ -154,10 +166,64 @@ impl ShmRingSrc {
                     }
                 },
             };
+            if handle.ring == stream.loc().display_name() {
+                self.ensure_attached(stream)?;
+            }
+            if let Some(keyframe) = self.gop_start(stream, &handle) {
+                // Encoded video: the units from its keyframe first, so that a decoder
+                // can show it; the request is answered when its own unit goes out.
+                stream.gop = (keyframe..handle.seq).collect();
+                stream.gop_then = Some((handle, at));
+                stream.discont = true;
+                continue;
+            }
             if let Some(buffer) = self.deliver_handle(stream, &handle, at)? {
                 return Ok(buffer);
             }
         }
+    }
+
+    /// For a unit of an encoded ring this source reads, the keyframe before it that
+    /// its GOP starts at; None for a keyframe, a frame, or a unit not held.
+    fn gop_start(&self, stream: &Stream, handle: &Handle) -> Option<u64> {
+        let reader = stream.follower.reader()?;
+        if !reader.holds_units() || reader.epoch() != handle.epoch {
+            return None;
+        }
+        let keyframe = reader.keyframe_of_unit(handle.seq).ok()??;
+        (keyframe < handle.seq).then_some(keyframe)
+    }
+
+    /// Outputs unit `seq` of a requested unit's GOP, without an answer of its own;
+    /// None (and the rest of the GOP dropped) when it is gone.
+    fn deliver_gop_unit(
+        &self,
+        stream: &mut Stream,
+        seq: u64,
+    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let Some(reader) = stream.follower.reader() else {
+            stream.gop.clear();
+            return Ok(None);
+        };
+        let handle = Handle {
+            ring: stream.loc().display_name().to_owned(),
+            epoch: reader.epoch(),
+            seq,
+        };
+        if let ByHandle::Frame(f) = self.read_handle(stream, &handle)? {
+            let f = Frame {
+                data: Payload::Copied(f.data),
+                info: f.info,
+                missed: f.missed,
+                torn_retries: f.torn_retries,
+            };
+            if let Ok(buffer) = self.to_buffer(stream, f, Mode::Handle)? {
+                return Ok(Some(buffer));
+            }
+        }
+        gst::debug!(CAT, imp = self, "unit {seq} of a requested GOP is gone");
+        stream.gop.clear();
+        Ok(None)
     }
 
     /// The handle of the frame a request by capture time names, or why there is none.

@@ -75,6 +75,13 @@ pub(crate) struct Stream {
     pub(crate) stamper: Stamper,
     /// The stamps of units, when the ring holds encoded video.
     pub(crate) unit_clock: crate::units::UnitClock,
+    /// `handle` mode on encoded video: the units from a requested unit's keyframe up
+    /// to it, still to output, then the request itself.
+    pub(crate) gop: std::collections::VecDeque<u64>,
+    pub(crate) gop_then: Option<(
+        shmring_common::Handle,
+        Option<(u64, shmring_common::AtRule)>,
+    )>,
 }
 
 impl Stream {
@@ -628,6 +635,8 @@ impl BaseSrcImpl for ShmRingSrc {
             discont: true,
             stamper: Stamper::default(),
             unit_clock: Default::default(),
+            gop: Default::default(),
+            gop_then: None,
         });
         Ok(())
     }

@@ -1,0 +1,134 @@
+//! The elements on encoded video, in one process with gst-check harnesses: units of
+//! made-up H.264 (the ring does not look inside them), their flags and caps, a caps
+//! change, handles that bring their GOP, and rings of units made hostile.
+
+mod support;
+
+use std::str::FromStr;
+
+use gst::prelude::*;
+use shmring_common::testing::TestDir;
+use support::*;
+
+/// Caps of H.264 in avc form with `codec_data` of one byte, `sps`.
+fn h264(sps: u8) -> gst::Caps {
+    gst::Caps::from_str(&format!(
+        "video/x-h264,stream-format=avc,alignment=au,width=320,height=240,framerate=30/1,codec_data=(buffer)01{sps:02x}"
+    ))
+    .unwrap()
+}
+
+/// Unit `n` (from 0) of a stream with a keyframe every `gop` units.
+fn unit(n: u64, gop: u64) -> gst::Buffer {
+    let mut b = frame(100 + (n as usize * 37) % 900, n, n * 33);
+    let bm = b.get_mut().unwrap();
+    bm.set_dts(gst::ClockTime::from_mseconds(n * 33));
+    if n % gop != 0 {
+        bm.set_flags(gst::BufferFlags::DELTA_UNIT);
+    }
+    b
+}
+
+#[test]
+fn units_keep_their_bytes_flags_and_caps_and_a_caps_change_is_followed() {
+    init();
+    let dir = TestDir::new("units-caps");
+    let mut w = sink(&dir, "u", "bitrate=1000000");
+    w.set_src_caps(h264(1));
+    for n in 0..12 {
+        w.push(unit(n, 5)).unwrap();
+    }
+    let mut r = src(&dir, "u", "mode=sequential");
+    // A fresh reader starts at the newest keyframe, 10.
+    let first = pull(&mut r);
+    assert_eq!(bytes(&first), bytes(&unit(10, 5)));
+    assert!(!first.flags().contains(gst::BufferFlags::DELTA_UNIT));
+    let second = pull(&mut r);
+    assert_eq!(bytes(&second), bytes(&unit(11, 5)));
+    assert!(second.flags().contains(gst::BufferFlags::DELTA_UNIT));
+    assert_eq!(
+        second.dts().unwrap() - first.dts().unwrap(),
+        gst::ClockTime::from_mseconds(33),
+        "the writer's distances"
+    );
+    let caps = r.sinkpad().unwrap().current_caps().unwrap();
+    assert_eq!(caps, h264(1));
+    // New SPS: the same ring, new caps; the reader follows.
+    w.set_src_caps(h264(2));
+    w.push(unit(15, 5)).unwrap();
+    assert_eq!(bytes(&pull(&mut r)), bytes(&unit(15, 5)));
+    assert_eq!(r.sinkpad().unwrap().current_caps().unwrap(), h264(2));
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "rings-created"), 1);
+    assert_eq!(stat::<u64>(&mut w, "shmringsink", "caps-changes"), 1);
+}
+
+#[test]
+fn a_handle_to_a_delta_unit_brings_its_gop_from_the_keyframe() {
+    init();
+    let dir = TestDir::new("units-handle");
+    let mut w = sink(&dir, "u", "");
+    w.set_src_caps(h264(1));
+    for n in 0..8 {
+        w.push(unit(n, 5)).unwrap();
+    }
+    let last = w
+        .find_element("shmringsink")
+        .unwrap()
+        .property::<Option<String>>("last-handle")
+        .unwrap();
+    // Unit 8 of the ring is n = 7: its keyframe is n = 5, ring unit 6.
+    let mut r = src(&dir, "u", "mode=handle");
+    let element = r.find_element("shmringsrc").unwrap();
+    assert!(element.emit_by_name::<bool>("request-frame", &[&last]));
+    let got: Vec<gst::Buffer> = (0..3).map(|_| pull(&mut r)).collect();
+    for (b, n) in got.iter().zip(5..) {
+        assert_eq!(bytes(b), bytes(&unit(n, 5)), "unit {n}");
+    }
+    assert!(got[0].flags().contains(gst::BufferFlags::DISCONT));
+    assert!(!got[0].flags().contains(gst::BufferFlags::DELTA_UNIT));
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "handles-delivered"), 1);
+}
+
+#[test]
+fn a_hostile_ring_of_units_is_an_error_that_says_what_not_a_panic() {
+    use std::os::unix::fs::FileExt;
+    init();
+    let dir = TestDir::new("units-hostile-el");
+    let mut w = sink(&dir, "u", "");
+    w.set_src_caps(h264(1));
+    for n in 0..4 {
+        w.push(unit(n, 5)).unwrap();
+    }
+    // Unit 4's descriptor says its bytes lie past the arena's end.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.ring("u").path())
+        .unwrap();
+    let slots = shmring_common::RingReader::open(&dir.ring("u"))
+        .unwrap()
+        .geometry()
+        .slot_count as u64;
+    let payload_at = 4096 + (4 % slots) * 256 + 136;
+    file.write_all_at(&(u64::MAX - 8).to_le_bytes(), payload_at)
+        .unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc ring=u dir={} mode=sequential start=60000000000 ! fakesink",
+        dir.path.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error, not a hang");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {:?}", e.error(), e.debug());
+    assert!(
+        text.contains("frame 4") && text.contains("payload of"),
+        "{text}"
+    );
+}
