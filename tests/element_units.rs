@@ -23,7 +23,7 @@ fn unit(n: u64, gop: u64) -> gst::Buffer {
     let mut b = frame(100 + (n as usize * 37) % 900, n, n * 33);
     let bm = b.get_mut().unwrap();
     bm.set_dts(gst::ClockTime::from_mseconds(n * 33));
-    if n % gop != 0 {
+    if !n.is_multiple_of(gop) {
         bm.set_flags(gst::BufferFlags::DELTA_UNIT);
     }
     b
