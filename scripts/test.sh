@@ -88,3 +88,4 @@ cargo bench --locked -p shmring-common --bench ring -- --quick
 (cd /tmp && "$repo/target/pyenv/bin/python" "$repo/python/benches/readers.py" --quick)
 (cd /tmp && "$repo/target/pyenv/bin/python" "$repo/scripts/serve-latency.py" --flashes 5)
 bash scripts/bench.sh --quick --out target/bench-quick
+python3 scripts/bench-encoded.py --seconds 5 --rounds 1 --shmring "$repo/target/debug/shmring"
