@@ -132,3 +132,41 @@ fn a_hostile_ring_of_units_is_an_error_that_says_what_not_a_panic() {
         "{text}"
     );
 }
+
+#[test]
+fn a_ring_of_units_claiming_raw_caps_is_an_error_not_frames_of_the_wrong_size() {
+    init();
+    let dir = TestDir::new("units-rawcaps");
+    let sizing = shmring_common::UnitSizing {
+        history_ns: 1_000_000_000,
+        bitrate: 1,
+        fps: 30.0,
+    };
+    let raw =
+        "video/x-raw, format=(string)GRAY8, width=(int)8, height=(int)8, framerate=(fraction)30/1";
+    let mut w =
+        shmring_common::UnitWriter::create(&dir.ring("u"), &sizing, 0o600, Some(raw.into()))
+            .unwrap();
+    w.write(&shmring_common::FrameMeta::default(), &[0; 64])
+        .unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc ring=u dir={} ! fakesink",
+        dir.path.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error, not a hang");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    let text = e.error().to_string();
+    assert!(
+        text.contains("holds encoded units but carries caps of raw video"),
+        "{text}"
+    );
+}

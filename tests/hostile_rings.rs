@@ -403,8 +403,13 @@ fn a_requested_frame_older_than_max_age_is_reported_too_late() {
 fn caps_a_reader_cannot_use_and_frames_of_the_wrong_size_are_errors_that_say_what() {
     init();
     for (caps, len, expect) in [
-        ("not caps at all", 64, "not fixed raw video"),
-        ("video/x-raw, format=(string)GRAY8", 64, "not fixed raw video"),
+        ("not caps at all", 64, "neither fixed raw video nor H.264/H.265"),
+        ("video/x-raw, format=(string)GRAY8", 64, "neither fixed raw video"),
+        (
+            "video/x-h264, stream-format=(string)avc, alignment=(string)au",
+            64,
+            "holds decoded frames but carries caps of encoded video",
+        ),
         (
             "video/x-raw, format=(string)GRAY8, width=(int)0, height=(int)8, framerate=(fraction)30/1",
             64,

@@ -522,6 +522,29 @@ impl ShmRingSrc {
     ) -> Result<bool, gst::FlowError> {
         let caps = text.parse::<gst::Caps>().ok().filter(|c| c.is_fixed());
         let encoded = caps.as_ref().is_some_and(|c| crate::units::is_encoded(c));
+        let units = stream.follower.reader().is_some_and(|r| r.holds_units());
+        if caps.is_some() && encoded != units {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "Ring {} holds {} but carries caps of {}: {}",
+                    stream.loc(),
+                    if units {
+                        "encoded units"
+                    } else {
+                        "decoded frames"
+                    },
+                    if encoded {
+                        "encoded video"
+                    } else {
+                        "raw video"
+                    },
+                    text
+                )
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        }
         let caps = caps.and_then(|c| match gst_video::VideoInfo::from_caps(&c) {
             Ok(i) => Some((c, Some(i))),
             Err(_) if encoded => Some((c, None)),
