@@ -87,6 +87,20 @@ fn a_handle_to_a_delta_unit_brings_its_gop_from_the_keyframe() {
     assert!(got[0].flags().contains(gst::BufferFlags::DISCONT));
     assert!(!got[0].flags().contains(gst::BufferFlags::DELTA_UNIT));
     assert_eq!(stat::<u64>(&mut r, "shmringsrc", "handles-delivered"), 1);
+    // The next unit of the same GOP: that unit alone, after the ones already out.
+    w.push(unit(8, 5)).unwrap();
+    let next = w
+        .find_element("shmringsink")
+        .unwrap()
+        .property::<Option<String>>("last-handle")
+        .unwrap();
+    assert!(element.emit_by_name::<bool>("request-frame", &[&next]));
+    let b = pull(&mut r);
+    assert_eq!(bytes(&b), bytes(&unit(8, 5)));
+    assert!(b.dts().unwrap() > got[2].dts().unwrap(), "stamps go on");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(r.try_pull().is_none(), "the GOP is not sent again");
+    assert_eq!(stat::<u64>(&mut r, "shmringsrc", "handles-delivered"), 2);
 }
 
 #[test]

@@ -100,6 +100,9 @@ pub struct UnitWriter {
     keyframe: u64,
     /// The last capture time written: units never go back in time.
     captured_at: u64,
+    /// A unit was dropped since the last keyframe: the units that depend on it are
+    /// dropped too, until the next keyframe.
+    gop_broken: bool,
 }
 
 impl UnitWriter {
@@ -126,6 +129,7 @@ impl UnitWriter {
             cursor: 0,
             keyframe: 0,
             captured_at: 0,
+            gop_broken: false,
         })
     }
 
@@ -145,8 +149,23 @@ impl UnitWriter {
 
     /// Writes one unit: a keyframe unless `meta.flags` has `DELTA_UNIT_FLAG`. Ends the
     /// oldest units whose bytes or descriptor it takes. Never waits. Returns its
-    /// sequence.
-    pub fn write(&mut self, meta: &FrameMeta, data: &[u8]) -> Result<u64> {
+    /// sequence; None when it was dropped because a unit it depends on was (larger
+    /// than the arena): no reader could decode it.
+    pub fn write(&mut self, meta: &FrameMeta, data: &[u8]) -> Result<Option<u64>> {
+        let keyframe = meta.flags & DELTA_UNIT_FLAG == 0;
+        if keyframe {
+            self.gop_broken = false;
+        } else if self.gop_broken {
+            return Ok(None);
+        }
+        let written = self.write_unit(meta, data, keyframe);
+        if written.is_err() {
+            self.gop_broken = true;
+        }
+        written.map(Some)
+    }
+
+    fn write_unit(&mut self, meta: &FrameMeta, data: &[u8], keyframe: bool) -> Result<u64> {
         let (map, geom) = (&self.ring.map, self.ring.geom);
         check_mapped(map, self.ring.loc.path())?;
         if geom.kind != RingKind::Units {
@@ -195,7 +214,6 @@ impl UnitWriter {
         // borrow of self keeps this the only view of the arena in this process.
         let payload = unsafe { map.payload_mut(&geom, 0) };
         payload[at as usize..(at + len) as usize].copy_from_slice(data);
-        let keyframe = meta.flags & DELTA_UNIT_FLAG == 0;
         if keyframe {
             self.keyframe = seq;
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One camera producer: the camera's own H.264 (or H.265), parsed once, into the
-# encoded ring camN-h264 (30 s of look-back at CAM_BITRATE, default 4 Mbit/s: for
+# One camera producer: the camera's own H.264 (or H.265, in the same ring name: its
+# caps say which), parsed once, into the encoded ring camN-h264 (30 s of look-back at CAM_BITRATE, default 4 Mbit/s: for
 # record-on-event.sh and shmring serve, no re-encoding), and decoded once into the
 # ring camN (for the processing stages).
 # Usage: camera.sh N RTSP_URL

@@ -15,7 +15,12 @@
 set -euo pipefail
 ring=$1 seconds=$2 out=$3
 start=$((seconds * 1000000000))
-caps=$(shmring stat "$ring" 2>/dev/null | sed -n 's/^caps  *//p' || true)
+if command -v shmring > /dev/null; then
+  caps=$(shmring stat "$ring" 2>/dev/null | sed -n 's/^caps  *//p' || true)
+else
+  echo "record-on-event: shmring is not on PATH: $ring is taken for a ring of decoded frames" >&2
+  caps=
+fi
 case $caps in
   video/x-h264*) encode=(h264parse) ;;
   video/x-h265*) encode=(h265parse) ;;

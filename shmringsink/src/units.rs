@@ -112,7 +112,8 @@ impl ShmRingSink {
 
     /// Writes `buffer`, one access unit, into the ring of units: its sequence, false
     /// (never in place), its size and handle; None when it was dropped (larger than
-    /// the whole arena).
+    /// the whole arena, or after such a unit until the next keyframe: counted in
+    /// `frames-dropped`).
     #[allow(clippy::type_complexity)]
     pub(crate) fn write_unit(
         &self,
@@ -137,12 +138,20 @@ impl ShmRingSink {
             ..Default::default()
         };
         match w.write(&meta, &map) {
-            Ok(seq) => Ok(Some((
+            Ok(Some(seq)) => Ok(Some((
                 seq,
                 false,
                 map.size(),
                 w.ring().handle(seq).to_string(),
             ))),
+            Ok(None) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "a unit whose GOP lost a unit: dropped until the next keyframe"
+                );
+                Ok(None)
+            }
             Err(shmring_common::Error::FrameTooLarge { len, capacity }) => {
                 gst::element_imp_warning!(
                     self,

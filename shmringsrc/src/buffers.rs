@@ -113,12 +113,18 @@ impl ShmRingSrc {
         frame: Frame<Payload<OutBuf>>,
         mode: Mode,
     ) -> Result<Result<gst::Buffer, Skipped>, gst::FlowError> {
+        let units = stream.follower.reader().is_some_and(|r| r.holds_units());
         if !self.follow_caps(stream, &frame.info)? {
             stream.discont = true;
+            self.resync_units(stream, units);
             self.count(|s| s.missed(mode, frame.missed.saturating_add(1)));
             return Ok(Err(Skipped::CapsGone));
         }
-        let units = stream.follower.reader().is_some_and(|r| r.holds_units());
+        if units && frame.missed > 0 && mode == Mode::Latest {
+            // Jumped to the newest keyframe: live again from the newest unit.
+            let newest = stream.follower.reader().and_then(crate::units::newest_time);
+            stream.unit_clock.start_live(newest);
+        }
         let expected = stream.info.as_ref().map(|i| i.size() as u64).unwrap_or(0);
         if !units && frame.info.len != expected {
             gst::element_imp_error!(
@@ -143,6 +149,8 @@ impl ShmRingSrc {
                     dts: pts,
                     duration,
                     times,
+                    decode_only: false,
+                    discont: false,
                 })
         };
         let UnitStamps {
@@ -150,10 +158,13 @@ impl ShmRingSrc {
             dts,
             duration,
             times,
+            decode_only,
+            discont,
         } = match stamped {
             Ok(stamped) => stamped,
             Err(dropped) => {
                 stream.discont = true;
+                self.resync_units(stream, units);
                 self.count(|s| s.dropped(&dropped));
                 match &dropped {
                     Dropped::TooLate { .. } => gst::debug!(
@@ -192,6 +203,12 @@ impl ShmRingSrc {
             if units && frame.info.flags & shmring_common::DELTA_UNIT_FLAG != 0 {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
+            if decode_only {
+                b.set_flags(gst::BufferFlags::DECODE_ONLY);
+            }
+            if discont {
+                stream.discont = true;
+            }
             if units && frame.missed > 0 {
                 self.count(|s| s.keyframe_jumps += 1);
             }
@@ -213,6 +230,15 @@ impl ShmRingSrc {
         }
         self.count(|s| s.received(mode, frame.missed, frame.torn_retries));
         Ok(Ok(buffer))
+    }
+
+    /// After a unit that does not leave (its caps gone, a value out of range), the
+    /// units after it up to the next keyframe cannot be decoded: read on from the
+    /// newest keyframe instead.
+    fn resync_units(&self, stream: &mut Stream, units: bool) {
+        if let (true, Some(r)) = (units, stream.follower.reader_mut()) {
+            r.seek_after(0);
+        }
     }
 
     /// The PTS, DTS and duration of the buffer of a unit (see `units`), and its own

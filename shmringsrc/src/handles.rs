@@ -166,32 +166,46 @@ impl ShmRingSrc {
                     }
                 },
             };
-            if handle.ring == stream.loc().display_name() {
-                self.ensure_attached(stream)?;
-            }
-            if let Some(keyframe) = self.gop_start(stream, &handle) {
-                // Encoded video: the units from its keyframe first, so that a decoder
-                // can show it; the request is answered when its own unit goes out.
-                stream.gop = (keyframe..handle.seq).collect();
-                stream.gop_then = Some((handle, at));
-                stream.discont = true;
-                continue;
-            }
             if let Some(buffer) = self.deliver_handle(stream, &handle, at)? {
                 return Ok(buffer);
             }
         }
     }
 
-    /// For a unit of an encoded ring this source reads, the keyframe before it that
-    /// its GOP starts at; None for a keyframe, a frame, or a unit not held.
-    fn gop_start(&self, stream: &Stream, handle: &Handle) -> Option<u64> {
+    /// For a unit of an encoded ring this source reads, the first unit to output
+    /// before it so that a decoder can show it: its keyframe, or the unit after the
+    /// last one output when that is of the same GOP; and whether it is the keyframe.
+    /// None for a keyframe, a frame, the next unit of a GOP, or a unit not held.
+    fn gop_start(&self, stream: &Stream, handle: &Handle) -> Option<(u64, bool)> {
         let reader = stream.follower.reader()?;
         if !reader.holds_units() || reader.epoch() != handle.epoch {
             return None;
         }
         let keyframe = reader.keyframe_of_unit(handle.seq).ok()??;
-        (keyframe < handle.seq).then_some(keyframe)
+        let start = match stream.last_unit {
+            Some((epoch, last))
+                if epoch == handle.epoch && keyframe <= last && last < handle.seq =>
+            {
+                last + 1
+            }
+            _ => keyframe,
+        };
+        (start < handle.seq).then_some((start, start == keyframe))
+    }
+
+    /// Answers a request (by handle, or by capture time when `at` says so).
+    fn answer(
+        &self,
+        handle: &Handle,
+        at: Option<(u64, AtRule)>,
+        status: &str,
+        reason: Option<&str>,
+    ) {
+        let text = handle.to_string();
+        match at {
+            Some((t, rule)) => self.post_at_status(t, rule_name(rule), Some(&text), status, reason),
+            None => self.post_handle_status(&text, status, reason),
+        }
     }
 
     /// Outputs unit `seq` of a requested unit's GOP, without an answer of its own;
@@ -218,11 +232,17 @@ impl ShmRingSrc {
                 torn_retries: f.torn_retries,
             };
             if let Ok(buffer) = self.to_buffer(stream, f, Mode::Handle)? {
+                stream.last_unit = Some((handle.epoch, seq));
                 return Ok(Some(buffer));
             }
         }
         gst::debug!(CAT, imp = self, "unit {seq} of a requested GOP is gone");
         stream.gop.clear();
+        if let Some((request, at)) = stream.gop_then.take() {
+            self.count(|s| s.handles_gone += 1);
+            let why = format!("unit {seq} of its GOP was overwritten before it went out");
+            self.answer(&request, at, "gone", Some(&why));
+        }
         Ok(None)
     }
 
@@ -327,6 +347,28 @@ impl ShmRingSrc {
             }
             result = self.read_handle(stream, request)?;
         }
+        if matches!(result, ByHandle::Frame(_)) {
+            if let Some((start, fresh)) = self.gop_start(stream, request) {
+                // Encoded video: the units before it first, from its keyframe (or
+                // from the last unit output, in the same GOP), so that a decoder can
+                // show it; the request is answered when its own unit goes out.
+                stream.gop = (start..request.seq).collect();
+                stream.gop_then = Some((request.clone(), at));
+                if fresh {
+                    stream.unit_clock.reset();
+                    stream.discont = true;
+                }
+                return Ok(None);
+            }
+            let units = stream.follower.reader().is_some_and(|r| r.holds_units());
+            let next_of_last =
+                stream.last_unit == Some((request.epoch, request.seq.wrapping_sub(1)));
+            if units && !next_of_last {
+                // A keyframe asked for afresh: its stamps start from now.
+                stream.unit_clock.reset();
+                stream.discont = true;
+            }
+        }
         match result {
             ByHandle::Frame(f) => {
                 let f = Frame {
@@ -337,6 +379,7 @@ impl ShmRingSrc {
                 };
                 match self.to_buffer(stream, f, Mode::Handle)? {
                     Ok(buffer) => {
+                        stream.last_unit = Some((request.epoch, request.seq));
                         self.count(|s| s.handles_delivered += 1);
                         post("delivered", None);
                         return Ok(Some(buffer));

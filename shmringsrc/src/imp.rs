@@ -78,6 +78,9 @@ pub(crate) struct Stream {
     /// `handle` mode on encoded video: the units from a requested unit's keyframe up
     /// to it, still to output, then the request itself.
     pub(crate) gop: std::collections::VecDeque<u64>,
+    /// The last unit output in `handle` mode (epoch, seq): a request further into the
+    /// same GOP continues from it instead of sending the GOP again.
+    pub(crate) last_unit: Option<(u64, u64)>,
     pub(crate) gop_then: Option<(
         shmring_common::Handle,
         Option<(u64, shmring_common::AtRule)>,
@@ -453,6 +456,10 @@ impl ShmRingSrc {
         stream.discont = true;
         stream.caps_version = 0;
         stream.unit_clock.reset();
+        let r = stream.follower.reader().expect("attached");
+        if r.holds_units() && self.settings.lock().unwrap().mode == Mode::Latest {
+            stream.unit_clock.start_live(crate::units::newest_time(r));
+        }
     }
 
     /// Makes the frame's caps the pad's caps when they changed. Ok(false) when the
@@ -545,10 +552,12 @@ impl ShmRingSrc {
             );
             return Err(gst::FlowError::NotNegotiated);
         }
-        let caps = caps.and_then(|c| match gst_video::VideoInfo::from_caps(&c) {
-            Ok(i) => Some((c, Some(i))),
-            Err(_) if encoded => Some((c, None)),
-            Err(_) => None,
+        // Encoded caps first: VideoInfo takes any video/* as a format of size 0.
+        let caps = caps.and_then(|c| match encoded {
+            true => Some((c, None)),
+            false => gst_video::VideoInfo::from_caps(&c)
+                .ok()
+                .map(|i| (c, Some(i))),
         });
         let Some((caps, vinfo)) = caps else {
             gst::element_imp_error!(
@@ -659,6 +668,7 @@ impl BaseSrcImpl for ShmRingSrc {
             stamper: Stamper::default(),
             unit_clock: Default::default(),
             gop: Default::default(),
+            last_unit: None,
             gop_then: None,
         });
         Ok(())
@@ -739,11 +749,12 @@ impl BaseSrcImpl for ShmRingSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            let (frame, slots) = {
+            let (frame, slots, encoded) = {
                 let n = self.negotiated.lock().unwrap();
                 (
                     n.frame_duration.unwrap_or(gst::ClockTime::ZERO),
                     n.slots.max(1),
+                    n.caps.as_ref().is_some_and(|c| crate::units::is_encoded(c)),
                 )
             };
             let (mode, timestamps, max_age) = {
@@ -757,7 +768,8 @@ impl BaseSrcImpl for ShmRingSrc {
             let (min, max) = timestamps::latency(
                 frame,
                 held,
-                timestamps == Timestamps::Capture,
+                // Units keep the writer's times (units.rs): capture does not apply.
+                timestamps == Timestamps::Capture && !encoded,
                 gst::ClockTime::from_nseconds(max_age.min(timestamps::MAX_MAX_AGE_NS)),
             );
             q.set(true, min, max);

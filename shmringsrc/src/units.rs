@@ -12,7 +12,7 @@ use gst::prelude::*;
 use gst::ClockTime;
 use shmring_common::FrameInfo;
 
-use crate::timestamps::{Dropped, FrameTimes, MAX_RING_TIME_NS};
+use crate::timestamps::{Dropped, FrameTimes, Stamper, MAX_RING_TIME_NS};
 
 /// Whether `caps` are encoded video (a ring of units).
 pub(crate) fn is_encoded(caps: &gst::CapsRef) -> bool {
@@ -25,6 +25,12 @@ pub(crate) fn encoded_caps() -> gst::Caps {
     let mut caps = gst::Caps::new_empty_simple("video/x-h264");
     caps.merge(gst::Caps::new_empty_simple("video/x-h265"));
     caps
+}
+
+/// The writer's time (DTS, else PTS) of the newest unit `reader` holds.
+pub(crate) fn newest_time(reader: &shmring_common::RingReader) -> Option<u64> {
+    let info = reader.peek(reader.head()).ok()??;
+    info.dts.or(info.pts)
 }
 
 /// The duration of one unit by the caps' frame rate, if they say one.
@@ -42,20 +48,44 @@ pub(crate) struct UnitStamps {
     pub dts: Option<ClockTime>,
     pub duration: Option<ClockTime>,
     pub times: FrameTimes,
+    /// A unit before the one a live reader started at: to decode, not to show.
+    pub decode_only: bool,
+    /// The writer's times jumped (or went back): the stamps start again from now.
+    pub discont: bool,
 }
+
+/// How far the writer's times may jump between two units read before they are taken
+/// as a new start (a writer that flushed, reconnected, or wrote nonsense).
+const MAX_JUMP_NS: u64 = 10_000_000_000;
 
 /// Moves the writer's unit times onto this pipeline's running time (see the module).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct UnitClock {
-    /// The writer's time of the first unit read (its DTS, else PTS), and the running
-    /// time it was read at.
+    /// A writer time and the running time it maps to.
     base: Option<(u64, u64)>,
+    /// A live reader: the writer time of the newest unit when it started, which maps to
+    /// the running time of its first buffer; the units before it only prime the decoder.
+    live_from: Option<u64>,
+    /// The writer time of the last unit stamped, and the end of the last stamp given.
+    last_writer: Option<u64>,
+    last_out: u64,
 }
 
 impl UnitClock {
-    /// Starts again: the next unit read is the new base (a new ring).
+    /// Starts again: the next unit read is the new base (a new ring, a requested GOP).
     pub(crate) fn reset(&mut self) {
         self.base = None;
+        self.live_from = None;
+        self.last_writer = None;
+    }
+
+    /// A live reader starting now: `newest` (the writer time of the newest unit held)
+    /// is stamped with the running time the first buffer leaves at, so that a sink
+    /// shows live units on time; the units from the keyframe before it are
+    /// `decode_only`.
+    pub(crate) fn start_live(&mut self, newest: Option<u64>) {
+        self.reset();
+        self.live_from = newest.filter(|&t| t <= MAX_RING_TIME_NS);
     }
 
     /// The stamps of `info`'s buffer, read at running time `now`.
@@ -67,28 +97,50 @@ impl UnitClock {
     ) -> Result<UnitStamps, Dropped> {
         let times = FrameTimes::of(info)?;
         let now = now.map_or(0, ClockTime::nseconds);
+        let duration = Stamper::nominal(times.duration, caps_duration);
         let valid = |t: Option<u64>| t.filter(|&t| t <= MAX_RING_TIME_NS);
         let (pts, dts) = (valid(info.pts), valid(info.dts));
         let Some(reference) = dts.or(pts) else {
             // No writer time: stamped on arrival, in order.
+            let at = now.max(self.last_out);
+            self.last_out = at;
             return Ok(UnitStamps {
-                pts: Some(ClockTime::from_nseconds(now)),
+                pts: Some(ClockTime::from_nseconds(at)),
                 dts: None,
-                duration: times.duration.or(caps_duration),
+                duration,
                 times,
+                decode_only: false,
+                discont: false,
             });
         };
-        let (writer_base, ours) = *self.base.get_or_insert((reference, now));
+        let jumped = self
+            .last_writer
+            .is_some_and(|last| reference.abs_diff(last) > MAX_JUMP_NS);
+        if jumped {
+            self.base = None;
+            self.live_from = None;
+        }
+        self.last_writer = Some(reference);
+        let live_from = self.live_from.filter(|&t| t >= reference);
+        // A new base never stamps behind what went out already.
+        let (writer_base, ours) = *self
+            .base
+            .get_or_insert((live_from.unwrap_or(reference), now.max(self.last_out)));
         let moved = |t: u64| {
             let t = i128::from(ours) + i128::from(t) - i128::from(writer_base);
             ClockTime::from_nseconds(t.clamp(0, i128::from(MAX_RING_TIME_NS)) as u64)
         };
-        Ok(UnitStamps {
+        let stamps = UnitStamps {
             pts: pts.map(moved),
             dts: dts.map(moved),
-            duration: times.duration.or(caps_duration),
+            duration,
             times,
-        })
+            decode_only: live_from.is_some_and(|t| reference < t),
+            discont: jumped,
+        };
+        let end = stamps.dts.or(stamps.pts).map_or(0, ClockTime::nseconds);
+        self.last_out = self.last_out.max(end);
+        Ok(stamps)
     }
 }
 
@@ -140,30 +192,55 @@ mod tests {
     }
 
     #[test]
+    fn a_live_reader_shows_the_newest_unit_now_and_only_decodes_those_before() {
+        let mut c = UnitClock::default();
+        // The keyframe is 1.5 s older than the newest unit held.
+        c.start_live(Some(1_600 * MS));
+        let now = Some(ClockTime::from_seconds(3));
+        let key = c
+            .stamp(&info(Some(100 * MS), Some(100 * MS)), now, None)
+            .unwrap();
+        assert!(key.decode_only);
+        assert_eq!(key.dts, Some(ClockTime::from_mseconds(1_500)));
+        let newest = c
+            .stamp(&info(Some(1_600 * MS), Some(1_600 * MS)), now, None)
+            .unwrap();
+        assert!(!newest.decode_only);
+        assert_eq!(newest.dts, now, "on time, not 1.5 s late");
+        let next = c
+            .stamp(&info(Some(1_633 * MS), Some(1_633 * MS)), now, None)
+            .unwrap();
+        assert!(!next.decode_only);
+        assert_eq!(next.dts, Some(ClockTime::from_mseconds(3_033)));
+    }
+
+    #[test]
     fn hostile_unit_times_are_clamped_or_ignored_never_a_panic() {
         let mut c = UnitClock::default();
         c.stamp(&info(Some(0), Some(0)), None, None).unwrap();
         for t in [u64::MAX, u64::MAX - 1, MAX_RING_TIME_NS + 1, 1 << 63] {
             let s = c.stamp(&info(Some(t), Some(t)), None, None).unwrap();
-            assert_eq!(
-                (s.pts, s.dts),
-                (Some(ClockTime::ZERO), None),
-                "{t}: on arrival"
-            );
+            assert_eq!(s.dts, None, "{t}: ignored");
+            assert!(s.pts.is_some(), "{t}: stamped on arrival");
         }
+        // A writer time 292 years on is a jump: stamped from now, not in 2318.
+        let now = Some(ClockTime::from_seconds(7));
         let s = c
-            .stamp(&info(Some(MAX_RING_TIME_NS), None), None, None)
+            .stamp(&info(Some(MAX_RING_TIME_NS), None), now, None)
             .unwrap();
-        assert_eq!(s.pts, Some(ClockTime::from_nseconds(MAX_RING_TIME_NS)));
-        let mut c = UnitClock::default();
-        c.stamp(&info(Some(MAX_RING_TIME_NS), None), None, None)
+        assert_eq!(s.pts, now);
+        assert!(s.discont);
+        // And back again: never behind what went out.
+        let s = c
+            .stamp(&info(Some(0), None), Some(ClockTime::from_seconds(1)), None)
             .unwrap();
-        let s = c.stamp(&info(Some(0), None), None, None).unwrap();
-        assert_eq!(
-            s.pts,
-            Some(ClockTime::ZERO),
-            "before the base: clamped at 0"
-        );
+        assert_eq!(s.pts, now);
+        assert!(s.discont);
+        // A duration from the ring is at most a second.
+        let mut long = info(Some(5), None);
+        long.duration = Some(1 << 62);
+        let s = c.stamp(&long, now, None).unwrap();
+        assert_eq!(s.duration, Some(ClockTime::SECOND));
         let mut bad = info(Some(0), None);
         bad.captured_at_ns = u64::MAX;
         assert!(matches!(

@@ -91,7 +91,10 @@ fn units_of_every_size_come_back_in_order_from_a_keyframe() {
     let mut r = RingReader::open(&dir.ring("u")).unwrap();
     assert!(r.holds_units());
     for seq in 1..=25 {
-        assert_eq!(w.write(&meta(seq, 10), &unit(seq, 20_000)).unwrap(), seq);
+        assert_eq!(
+            w.write(&meta(seq, 10), &unit(seq, 20_000)).unwrap(),
+            Some(seq)
+        );
     }
     // A fresh reader starts at the newest keyframe (21), then every unit.
     for want in 21..=25 {
@@ -137,11 +140,22 @@ fn the_arena_wraps_and_overwritten_units_are_gone_never_torn() {
         held > 0 && bytes <= arena && bytes > arena / 2,
         "{held} units, {bytes} bytes"
     );
+    // A keyframe larger than the arena: it and the units that depend on it are
+    // dropped, until the next keyframe.
     let too_big = vec![0; arena as usize + 1];
+    let next = (count / 5 + 1) * 5 + 1; // after count, and a keyframe: (next - 1) % 5 == 0
     assert!(matches!(
-        w.write(&meta(count + 1, 5), &too_big),
+        w.write(&meta(next, 5), &too_big),
         Err(Error::FrameTooLarge { .. })
     ));
+    for seq in next + 1..next + 5 {
+        assert_eq!(
+            w.write(&meta(seq, 5), b"delta").unwrap(),
+            None,
+            "unit {seq}"
+        );
+    }
+    assert!(w.write(&meta(next + 5, 5), b"key").unwrap().is_some());
 }
 
 #[test]
