@@ -29,6 +29,27 @@ fn unit(n: u64, gop: u64) -> gst::Buffer {
     b
 }
 
+/// The first error of `shmringsrc ring=u <props> ! fakesink`, with its debug text,
+/// within 10 s.
+fn first_error(dir: &TestDir, props: &str) -> String {
+    let pipeline = gst::parse::launch(&format!(
+        "shmringsrc ring=u dir={} {props} ! fakesink",
+        dir.path.display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+        .expect("an error, not a hang");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    format!("{} {:?}", e.error(), e.debug())
+}
+
 #[test]
 fn units_keep_their_bytes_flags_and_caps_and_a_caps_change_is_followed() {
     init();
@@ -125,22 +146,7 @@ fn a_hostile_ring_of_units_is_an_error_that_says_what_not_a_panic() {
     let payload_at = 4096 + (4 % slots) * 256 + 136;
     file.write_all_at(&(u64::MAX - 8).to_le_bytes(), payload_at)
         .unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "shmringsrc ring=u dir={} mode=sequential start=60000000000 ! fakesink",
-        dir.path.display()
-    ))
-    .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
-        .expect("an error, not a hang");
-    pipeline.set_state(gst::State::Null).unwrap();
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    let text = format!("{} {:?}", e.error(), e.debug());
+    let text = first_error(&dir, "mode=sequential start=60000000000");
     assert!(
         text.contains("frame 4") && text.contains("payload of"),
         "{text}"
@@ -163,22 +169,7 @@ fn a_ring_of_units_claiming_raw_caps_is_an_error_not_frames_of_the_wrong_size() 
             .unwrap();
     w.write(&shmring_common::FrameMeta::default(), &[0; 64])
         .unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "shmringsrc ring=u dir={} ! fakesink",
-        dir.path.display()
-    ))
-    .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
-        .expect("an error, not a hang");
-    pipeline.set_state(gst::State::Null).unwrap();
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    let text = e.error().to_string();
+    let text = first_error(&dir, "");
     assert!(
         text.contains("holds encoded units but carries caps of raw video"),
         "{text}"
