@@ -70,13 +70,15 @@ impl ShmRingSink {
     }
 
     /// Writes `buffer` into the ring, in place or copied: its sequence, whether in place,
-    /// its size and its handle; None when it was dropped (every slot held).
+    /// its size and the ring's epoch (its handle, made only when asked for: readers are
+    /// woken already, and wait for this thread to leave the CPU); None when it was
+    /// dropped (every slot held).
     #[allow(clippy::type_complexity)]
     pub(crate) fn write_frame(
         &self,
         state: &mut State,
         buffer: &gst::Buffer,
-    ) -> Result<Option<(u64, bool, usize, String)>, gst::FlowError> {
+    ) -> Result<Option<(u64, bool, usize, u64)>, gst::FlowError> {
         let State {
             writer: Some(writer),
             info: Some(info),
@@ -99,12 +101,7 @@ impl ShmRingSink {
                 return Err(gst::FlowError::Error);
             }
         };
-        Ok(Some((
-            seq,
-            in_place,
-            info.size(),
-            writer.handle(seq).to_string(),
-        )))
+        Ok(Some((seq, in_place, info.size(), writer.epoch())))
     }
 
     /// Copies `buffer` into the next slot, plane by plane in the default layout for

@@ -73,7 +73,10 @@ struct Stats {
     bytes: u64,
     caps_changes: u64,
     rings_created: u64,
-    last_handle: Option<String>,
+    /// The ring's name in handles, and the epoch and sequence of the last frame: its
+    /// handle is made when asked for, not for every frame.
+    ring_name: String,
+    last: Option<(u64, u64)>,
     /// What the stats show of the current ring, copied when it is made, so that a
     /// property read never waits for the writer (which a frame copy holds).
     ring: Option<RingInfo>,
@@ -88,6 +91,14 @@ struct RingInfo {
     pool_slots: u32,
     epoch: u64,
     bypass_cache: bool,
+}
+
+impl Stats {
+    fn last_handle(&self) -> Option<String> {
+        let (epoch, seq) = self.last?;
+        let ring = self.ring_name.clone();
+        Some(shmring_common::Handle { ring, epoch, seq }.to_string())
+    }
 }
 
 impl RingInfo {
@@ -249,7 +260,7 @@ impl ObjectImpl for ShmRingSink {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         // One lock at a time: the statistics are not read under `settings`.
         match pspec.name() {
-            "last-handle" => return self.stats.lock().unwrap().last_handle.to_value(),
+            "last-handle" => return self.stats.lock().unwrap().last_handle().to_value(),
             "stats" => return self.stats_structure().to_value(),
             _ => {}
         }
@@ -492,7 +503,10 @@ impl BaseSinkImpl for ShmRingSink {
         let loc = RingLocation::parse(&ring, settings.dir.as_deref().map(std::path::Path::new))
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         gst::debug!(CAT, imp = self, "will write ring {loc}");
-        *self.stats.lock().unwrap() = Stats::default();
+        *self.stats.lock().unwrap() = Stats {
+            ring_name: loc.display_name().to_owned(),
+            ..Stats::default()
+        };
         *self.state.lock().unwrap() = Some(State {
             loc,
             writer: None,
@@ -583,16 +597,17 @@ impl BaseSinkImpl for ShmRingSink {
             })
             .unwrap_or(Err(gst::FlowError::Flushing))?;
         let mut stats = self.stats.lock().unwrap();
-        let Some((seq, in_place, size, handle)) = written else {
+        let Some((seq, in_place, size, epoch)) = written else {
             stats.frames_dropped += 1;
             return Ok(gst::FlowSuccess::Ok);
         };
         stats.frames += 1;
         stats.frames_in_place += u64::from(in_place);
         stats.bytes += size as u64;
-        stats.last_handle = Some(handle.clone());
+        stats.last = Some((epoch, seq));
+        let handle = post_handles.then(|| stats.last_handle()).flatten();
         drop(stats);
-        if post_handles {
+        if let Some(handle) = handle {
             self.post_handle(&handle, seq, buffer.pts());
         }
         Ok(gst::FlowSuccess::Ok)

@@ -111,7 +111,7 @@ impl ShmRingSink {
     }
 
     /// Writes `buffer`, one access unit, into the ring of units: its sequence, false
-    /// (never in place), its size and handle; None when it was dropped (larger than
+    /// (never in place), its size and the ring's epoch; None when it was dropped (larger than
     /// the whole arena, or after such a unit until the next keyframe: counted in
     /// `frames-dropped`).
     #[allow(clippy::type_complexity)]
@@ -119,7 +119,7 @@ impl ShmRingSink {
         &self,
         state: &mut State,
         buffer: &gst::Buffer,
-    ) -> Result<Option<(u64, bool, usize, String)>, gst::FlowError> {
+    ) -> Result<Option<(u64, bool, usize, u64)>, gst::FlowError> {
         let Some(w) = state.units.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
@@ -138,12 +138,7 @@ impl ShmRingSink {
             ..Default::default()
         };
         match w.write(&meta, &map) {
-            Ok(Some(seq)) => Ok(Some((
-                seq,
-                false,
-                map.size(),
-                w.ring().handle(seq).to_string(),
-            ))),
+            Ok(Some(seq)) => Ok(Some((seq, false, map.size(), w.ring().epoch()))),
             Ok(None) => {
                 gst::debug!(
                     CAT,
