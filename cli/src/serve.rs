@@ -250,8 +250,8 @@ mod imp {
             match media.build() {
                 Ok(bin) => Some(bin),
                 Err(e) => {
-                    // Every element was found when the server started: an empty bin
-                    // has no stream, and the client is refused.
+                    // An element missing (h265parse for an H.265 ring, said at start):
+                    // an empty bin has no stream, and the client is refused.
                     eprintln!("shmring serve: /{}: {e}", media.ring);
                     Some(gst::Bin::new().upcast())
                 }
@@ -316,6 +316,16 @@ pub(crate) fn serve(opts: Options) -> Result<()> {
                 "{needed} is not installed here (gst-inspect-1.0 {needed}; for shmringsrc, GST_PLUGIN_PATH)"
             ));
         }
+    }
+    // Encoded rings are served as they are: H.264 with the elements above, H.265 only
+    // where its parser and payloader are installed.
+    if ["h265parse", "rtph265pay"]
+        .iter()
+        .any(|f| gst::ElementFactory::find(f).is_none())
+    {
+        eprintln!(
+            "shmring serve: no h265parse or rtph265pay here: rings of H.265 cannot be served"
+        );
     }
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_address(&opts.bind);
