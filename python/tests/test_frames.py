@@ -260,6 +260,36 @@ def test_a_gst_launch_writer_read_from_python(ring_dir):
         launch.wait()
 
 
+def test_an_encoded_ring_is_read_unit_by_unit_from_a_keyframe(ring_dir):
+    launch = gst_launch(
+        ring_dir,
+        "videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=30/1 "
+        "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! shmringsink ring=enc",
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                reader = shmring.Reader("enc", dir=ring_dir)
+                break
+            except shmring.RingNotFound:
+                assert time.monotonic() < deadline, "gst-launch never made the ring"
+                time.sleep(0.05)
+        seqs = []
+        for _ in range(12):
+            frame = reader.next(timeout=5 * SLOWDOWN)
+            assert frame is not None
+            with frame:
+                units = frame.array
+                assert units.dtype == np.uint8 and units.ndim == 1 and units.size > 0
+                seqs.append(frame.seq)
+        # Every unit in order, none skipped, whatever the unit sizes.
+        assert seqs == list(range(seqs[0], seqs[0] + 12))
+    finally:
+        launch.kill()
+        launch.wait()
+
+
 def test_a_python_writer_read_by_shmringsrc(ring_dir, tmp_path):
     w = shmring.Writer("py", 64, 48, "BGRx", 30, slots=64, dir=ring_dir)
     size = w.frame_size
