@@ -181,14 +181,20 @@ fn decode_mp4(path: &std::path::Path) -> (gst::ClockTime, u64) {
             c.fetch_add(1, Ordering::SeqCst);
             None
         });
-    play_to_eos(&pipeline);
-    let duration = pipeline
-        .query_duration::<gst::ClockTime>()
-        .expect("a duration");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let end = pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(20) * u64::from(shmring_common::testing::slowdown()),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let duration = pipeline.query_duration::<gst::ClockTime>();
     let problems = complaints(&pipeline);
+    // To NULL before any assert: a pipeline dropped while playing is a GStreamer
+    // critical, which would hide the failure.
     pipeline.set_state(gst::State::Null).unwrap();
+    let end = end.expect("the recording plays to its end");
+    assert_eq!(end.type_(), gst::MessageType::Eos, "{end:?}");
     assert!(problems.is_empty(), "{problems:#?}");
-    (duration, count.load(Ordering::SeqCst))
+    (duration.expect("a duration"), count.load(Ordering::SeqCst))
 }
 
 #[test]
@@ -203,7 +209,8 @@ fn a_recorder_started_by_an_event_writes_the_seconds_before_it_without_encoding(
     cmd.args(["cam-h264", "3", out.to_str().unwrap()]);
     let started = Instant::now();
     let recorder = Launch::spawn(&dir, cmd);
-    std::thread::sleep(Duration::from_secs(1));
+    // A second after the event; under emulation the recorder needs longer to start.
+    std::thread::sleep(Duration::from_secs(1) * shmring_common::testing::slowdown());
     interrupt(&recorder);
     let after = started.elapsed();
     recorder.finish(Duration::from_secs(30));
@@ -219,8 +226,15 @@ fn a_recorder_started_by_an_event_writes_the_seconds_before_it_without_encoding(
         got >= least && got <= most,
         "{got:?} recorded, expected {least:?} to {most:?}"
     );
+    // Every frame of that time, or under emulation (where the writer's encoder may
+    // not keep up with 30 fps) a third of them.
+    let share = if shmring_common::testing::slowdown() > 1 {
+        0.3
+    } else {
+        0.9
+    };
     assert!(
-        frames as f64 >= got.as_secs_f64() * 30.0 * 0.9,
+        frames as f64 >= got.as_secs_f64() * 30.0 * share,
         "{frames} frames in {got:?}"
     );
 }
