@@ -233,6 +233,8 @@ binfmt_aarch64() {
 in_chroot() {
   local dir=$1
   shift
+  # Without the runs' lock (fd 9): a process left behind by a killed test must not
+  # hold it, or the next run waits for ever.
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive chroot "$dir" "$@"
+    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive chroot "$dir" "$@" 9>&-
 }
