@@ -27,6 +27,7 @@ pub mod layout;
 mod leases;
 mod lending;
 pub mod location;
+mod lookup;
 mod mapping;
 pub mod names;
 pub mod reader;

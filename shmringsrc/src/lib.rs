@@ -3,6 +3,7 @@
 //! (`sequential`), or exactly the frames an application names by handle (`handle`).
 
 mod buffers;
+mod caps;
 mod handles;
 mod imp;
 mod stats;
