@@ -137,11 +137,7 @@ impl Media {
             return None;
         }
         let (_, caps) = r.current_caps().ok()??;
-        match caps.split(',').next()? {
-            "video/x-h264" => Some("h264"),
-            "video/x-h265" => Some("h265"),
-            _ => None,
-        }
+        shmring_common::codec_of(&caps)
     }
 
     /// `shmringsrc ! queue ! videoconvert ! I420 ! encoder ! h264parse ! rtph264pay`,

@@ -57,7 +57,7 @@ pub use sigbus::{
     is_installed as sigbus_guard_installed, GUARD_ENV as SIGBUS_GUARD_ENV,
 };
 pub use sys::{monotonic_ns, realtime_ns, wait_path, WaitPath};
-pub use units::{is_keyframe, UnitSizing, UnitStats, UnitWriter, DELTA_UNIT_FLAG};
+pub use units::{codec_of, is_keyframe, UnitSizing, UnitStats, UnitWriter, DELTA_UNIT_FLAG};
 pub use writer::{Origin, RingWriter, SlotWriter, WriterConfig};
 
 /// How a frame's planes lie in its payload (GStreamer's video geometry, kept as numbers

@@ -36,6 +36,17 @@ use crate::{FrameInfo, FrameMeta};
 /// GStreamer's GST_BUFFER_FLAG_DELTA_UNIT: a unit that is not a keyframe.
 pub const DELTA_UNIT_FLAG: u32 = 1 << 13;
 
+/// The codec of caps named `caps_name` ("h264", "h265", as GStreamer's parsers and
+/// payloaders name it) when a ring of units takes them; None for anything else. A caps
+/// string's name is what comes before its first `,`.
+pub fn codec_of(caps_name: &str) -> Option<&'static str> {
+    match caps_name.split(',').next()?.trim() {
+        "video/x-h264" => Some("h264"),
+        "video/x-h265" => Some("h265"),
+        _ => None,
+    }
+}
+
 /// Fewest arena bytes a ring of units gets, whatever its bit rate: room for a few
 /// large keyframes.
 pub const MIN_ARENA: u64 = 4 << 20;

@@ -41,7 +41,7 @@ pub(crate) fn encoded_caps() -> gst::Caps {
 /// Whether `caps` are encoded video, written as units.
 pub(crate) fn is_encoded(caps: &gst::CapsRef) -> bool {
     caps.structure(0)
-        .is_some_and(|s| matches!(s.name().as_str(), "video/x-h264" | "video/x-h265"))
+        .is_some_and(|s| shmring_common::codec_of(s.name()).is_some())
 }
 
 /// How big a ring of units for `caps` is: `history` (or 30 s) at `bitrate`, at the

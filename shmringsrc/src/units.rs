@@ -17,7 +17,7 @@ use crate::timestamps::{Dropped, FrameTimes, Stamper, MAX_RING_TIME_NS};
 /// Whether `caps` are encoded video (a ring of units).
 pub(crate) fn is_encoded(caps: &gst::CapsRef) -> bool {
     caps.structure(0)
-        .is_some_and(|s| matches!(s.name().as_str(), "video/x-h264" | "video/x-h265"))
+        .is_some_and(|s| shmring_common::codec_of(s.name()).is_some())
 }
 
 /// The encoded caps the source can give: whatever a ring of units holds.

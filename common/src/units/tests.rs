@@ -67,6 +67,18 @@ fn sixty_seconds_of_720p_at_2_mbit_fit_well_under_64_mib() {
 }
 
 #[test]
+fn only_h264_and_h265_caps_are_units() {
+    assert_eq!(
+        codec_of("video/x-h264, stream-format=(string)avc"),
+        Some("h264")
+    );
+    assert_eq!(codec_of("video/x-h265"), Some("h265"));
+    for other in ["video/x-raw, format=(string)I420", "video/x-h2645", "", ","] {
+        assert_eq!(codec_of(other), None, "{other}");
+    }
+}
+
+#[test]
 fn sizing_refuses_what_a_ring_cannot_hold() {
     for (history_s, bitrate, fps) in [
         (60, 2_000_000, 0.0),
