@@ -175,3 +175,31 @@ fn a_ring_of_units_claiming_raw_caps_is_an_error_not_frames_of_the_wrong_size() 
         "{text}"
     );
 }
+
+#[test]
+fn a_bitrate_or_history_no_ring_can_hold_is_an_error_that_says_so() {
+    init();
+    for props in [
+        "bitrate=18446744073709551615",
+        "history=18446744073709551615",
+        "history=3600000000000", // an hour at 30 fps: more units than a ring has
+    ] {
+        let dir = TestDir::new("units-sizing-el");
+        let mut w = sink(&dir, "u", props);
+        let bus = gst::Bus::new();
+        w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+        w.set_src_caps(h264(1));
+        assert!(w.push(unit(0, 5)).is_err(), "{props}: no ring, no unit");
+        let msg = bus
+            .pop_filtered(&[gst::MessageType::Error])
+            .unwrap_or_else(|| panic!("{props}: an element error"));
+        let gst::MessageView::Error(e) = msg.view() else {
+            unreachable!()
+        };
+        let text = e.error().to_string();
+        assert!(
+            text.contains("Cannot create ring") && text.contains("invalid ring geometry"),
+            "{props}: {text}"
+        );
+    }
+}

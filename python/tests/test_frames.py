@@ -232,20 +232,24 @@ def test_a_writer_killed_and_restarted_under_a_reader(ring_dir):
     second.wait()
 
 
+def reader_when_made(ring_dir, ring):
+    """A reader of `ring`, once the gst-launch-1.0 writer has made it (within 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return shmring.Reader(ring, dir=ring_dir)
+        except shmring.RingNotFound:
+            assert time.monotonic() < deadline, "gst-launch never made the ring"
+            time.sleep(0.05)
+
+
 def test_a_gst_launch_writer_read_from_python(ring_dir):
     launch = gst_launch(
         ring_dir,
         "videotestsrc is-live=true ! video/x-raw,format=I420,width=64,height=48,framerate=30/1 ! shmringsink ring=gst",
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                reader = shmring.Reader("gst", dir=ring_dir)
-                break
-            except shmring.RingNotFound:
-                assert time.monotonic() < deadline, "gst-launch never made the ring"
-                time.sleep(0.05)
+        reader = reader_when_made(ring_dir, "gst")
         info = reader.info
         assert (info["width"], info["height"], info["format"], info["fps"]) == (64, 48, "I420", 30.0)
         with reader.latest(timeout=5) as frame:
@@ -267,14 +271,7 @@ def test_an_encoded_ring_is_read_unit_by_unit_from_a_keyframe(ring_dir):
         "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! shmringsink ring=enc",
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                reader = shmring.Reader("enc", dir=ring_dir)
-                break
-            except shmring.RingNotFound:
-                assert time.monotonic() < deadline, "gst-launch never made the ring"
-                time.sleep(0.05)
+        reader = reader_when_made(ring_dir, "enc")
         seqs = []
         for _ in range(12):
             frame = reader.next(timeout=5 * SLOWDOWN)
