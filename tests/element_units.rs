@@ -203,3 +203,91 @@ fn a_bitrate_or_history_no_ring_can_hold_is_an_error_that_says_so() {
         );
     }
 }
+
+/// What the ring named `u` in `dir` holds now: units or frames, its epoch, its head and
+/// its caps.
+fn ring_now(dir: &TestDir) -> (bool, u64, u64, String) {
+    let r = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
+    let caps = r
+        .current_caps()
+        .unwrap()
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    (r.holds_units(), r.epoch(), r.head(), caps)
+}
+
+#[test]
+fn raw_and_encoded_caps_in_turn_replace_the_ring_under_its_name() {
+    init();
+    let dir = TestDir::new("units-switch");
+    let mut w = sink(&dir, "u", "bitrate=1000000");
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    for n in 0..3 {
+        w.push(frame(64, n, n * 33)).unwrap();
+    }
+    let (units, frames_epoch, head, text) = ring_now(&dir);
+    assert!(
+        !units && head == 3 && text.starts_with("video/x-raw"),
+        "{text}"
+    );
+    let frames_reader = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
+
+    w.set_src_caps(h264(1));
+    w.push(unit(0, 5)).unwrap();
+    let (units, units_epoch, head, text) = ring_now(&dir);
+    assert!(
+        units && head == 1 && text.starts_with("video/x-h264"),
+        "{text}"
+    );
+    assert_ne!(units_epoch, frames_epoch);
+    // A reader of the frames learns that its ring was replaced, and follows.
+    assert_eq!(
+        frames_reader.writer_status(),
+        shmring_common::WriterStatus::Replaced
+    );
+    let units_reader = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
+
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 3, 99)).unwrap();
+    let (units, epoch, head, text) = ring_now(&dir);
+    assert!(
+        !units && head == 1 && text.starts_with("video/x-raw"),
+        "{text}"
+    );
+    assert!(epoch != units_epoch && epoch != frames_epoch);
+    assert_eq!(
+        units_reader.writer_status(),
+        shmring_common::WriterStatus::Replaced
+    );
+}
+
+#[test]
+fn encoded_caps_whose_ring_cannot_be_made_leave_the_ring_of_frames_as_it_was() {
+    init();
+    let dir = TestDir::new("units-switch-fails");
+    let mut w = sink(&dir, "u", "bitrate=18446744073709551615");
+    let bus = gst::Bus::new();
+    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    for n in 0..3 {
+        w.push(frame(64, n, n * 33)).unwrap();
+    }
+    let before = ring_now(&dir);
+    w.set_src_caps(h264(1));
+    assert!(w.push(unit(0, 5)).is_err(), "no ring of units, no unit");
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an element error");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    assert!(
+        e.error().to_string().contains("Cannot create ring"),
+        "{}",
+        e.error()
+    );
+    // The frames written so far are still there, under the same ring, still live.
+    assert_eq!(ring_now(&dir), before);
+    let r = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
+    assert_eq!(r.writer_status(), shmring_common::WriterStatus::Live);
+}

@@ -57,13 +57,29 @@ pub struct UnitSizing {
     pub history_ns: u64,
     /// Bits a second, a hint: a stream above it keeps less history, never fails.
     pub bitrate: u64,
-    /// Units a second (the caps' frame rate; 30 when the caps have none).
+    /// Units a second (the caps' frame rate; see `rate_unknown` when they have none).
     pub fps: f64,
 }
 
 impl UnitSizing {
     /// Headroom over the hinted bit rate, for keyframes and a stream above its hint.
     pub const HEADROOM: f64 = 1.5;
+
+    /// The rate a ring of units is sized for when its caps say none (variable, or not
+    /// said): a stream up to this fast keeps its whole history.
+    pub const UNKNOWN_RATE_FPS: f64 = 120.0;
+
+    /// The rate below which `rate_unknown` never goes: the rate of most cameras.
+    pub const COMMON_FPS: f64 = 30.0;
+
+    /// The units a second to size for when the caps give no frame rate:
+    /// `UNKNOWN_RATE_FPS`, or as many as a ring holds over `history_ns` (never fewer
+    /// than `COMMON_FPS`), rather than a guess that halves a 60 fps stream's history.
+    pub fn rate_unknown(history_ns: u64) -> f64 {
+        let seconds = history_ns as f64 / 1e9;
+        let most = (f64::from(MAX_UNITS) - 2.0) / (seconds * 1.25);
+        Self::UNKNOWN_RATE_FPS.min(most).max(Self::COMMON_FPS)
+    }
 
     /// The ring's geometry: units for the history at the frame rate (plus a quarter),
     /// arena bytes for it at the bit rate (plus `HEADROOM`).
@@ -125,23 +141,56 @@ impl UnitWriter {
         perms: u32,
         caps: Option<String>,
     ) -> Result<Self> {
-        let config = WriterConfig {
+        let config = Self::config(perms, caps);
+        let ring = RingWriter::create_as(loc, &config, sizing.geometry()?)?;
+        Ok(Self::over(ring))
+    }
+
+    /// Replaces `frames`, a writer of a ring of frames, by a ring of units under the
+    /// same name (`RingWriter::replace`: readers follow). On an error, `frames` comes
+    /// back as it was: its ring still live, written and read.
+    pub fn replacing(
+        mut frames: RingWriter,
+        sizing: &UnitSizing,
+        perms: u32,
+        caps: Option<String>,
+    ) -> std::result::Result<Self, Box<(Error, RingWriter)>> {
+        let geom = match sizing.geometry() {
+            Ok(g) => g,
+            Err(e) => return Err(Box::new((e, frames))),
+        };
+        match frames.replace_as(&Self::config(perms, caps), geom) {
+            Ok(()) => Ok(Self::over(frames)),
+            Err(e) => Err(Box::new((e, frames))),
+        }
+    }
+
+    /// The writer of the ring, to replace it by a ring of frames
+    /// (`RingWriter::replace`) once that has worked.
+    pub fn into_ring(self) -> RingWriter {
+        self.ring
+    }
+
+    fn config(perms: u32, caps: Option<String>) -> WriterConfig {
+        WriterConfig {
             slots: MIN_SLOTS,
             perms,
             caps,
             spares: 0,
             loans: 0,
             ..Default::default()
-        };
-        let ring = RingWriter::create_as(loc, &config, sizing.geometry()?)?;
-        Ok(UnitWriter {
+        }
+    }
+
+    fn over(ring: RingWriter) -> Self {
+        UnitWriter {
             ring,
             live: VecDeque::new(),
             cursor: 0,
             keyframe: 0,
             captured_at: 0,
             gop_broken: false,
-        })
+        }
     }
 
     /// The ring (caps, state, handles, counters).

@@ -233,7 +233,12 @@ impl RingWriter {
     /// epoch): readers see this ring as replaced and re-attach to the new one.
     /// On an error this ring stays as it was: live, written, with its readers.
     pub fn replace(&mut self, config: &WriterConfig) -> Result<()> {
-        let geom = config.geometry()?;
+        self.replace_as(config, config.geometry()?)
+    }
+
+    /// As `replace`, with a geometry of any kind (a ring of units for one of frames,
+    /// or the other way round).
+    pub(crate) fn replace_as(&mut self, config: &WriterConfig, geom: Geometry) -> Result<()> {
         let (file, map, epoch, tmp) = build(&self.loc, &geom, config)?;
         {
             let _names = NameLock::take(self.loc.dir());

@@ -394,12 +394,37 @@ impl ShmRingSink {
         caps_text: &str,
         config: &WriterConfig,
     ) -> Result<(), gst::LoggableError> {
-        // Raw video after encoded: the ring of units is closed, a ring of frames made.
-        state.units = None;
+        // Raw video after encoded: the ring of units is replaced by a ring of frames
+        // under the same name (readers follow); if that fails, it stays as it was.
+        let mut from_units = false;
+        if state.writer.is_none() {
+            if let Some(units) = state.units.as_mut() {
+                units.ring_mut().replace(config).map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        (
+                            "Cannot replace ring {} of units by frames: {}",
+                            state.loc,
+                            e
+                        )
+                    );
+                    gst::loggable_error!(CAT, "{e}")
+                })?;
+                state.writer = state.units.take().map(UnitWriter::into_ring);
+                self.stats.lock().unwrap().rings_created += 1;
+                from_units = true;
+            }
+        }
         let fits = |w: &RingWriter| w.slot_capacity() >= info.size() as u64;
         // The writer stays in the state while it changes: a caps change that fails
         // leaves the ring as it was, still written with the caps it had.
         let writer = match state.writer.as_mut() {
+            // Made for these caps just now.
+            Some(w) if from_units => {
+                state.caps_version = w.caps_version();
+                w
+            }
             Some(w) if fits(w) => {
                 state.caps_version = w.set_caps(caps_text).map_err(|e| {
                     gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));

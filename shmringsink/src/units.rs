@@ -11,8 +11,6 @@ use crate::imp::{ShmRingSink, State, CAT};
 pub(crate) const DEFAULT_UNIT_HISTORY_NS: u64 = 30_000_000_000;
 /// The bit rate a ring of units is sized for unless told (`bitrate`): a 1080p camera's.
 pub(crate) const DEFAULT_BITRATE: u64 = 8_000_000;
-/// Units a second when the caps say no frame rate.
-const DEFAULT_UNIT_FPS: f64 = 30.0;
 
 /// The encoded caps the sink takes: whole access units, in any stream format. avc and
 /// hvc1 first, so that a parser free to choose puts SPS and PPS in the caps
@@ -45,19 +43,23 @@ pub(crate) fn is_encoded(caps: &gst::CapsRef) -> bool {
 }
 
 /// How big a ring of units for `caps` is: `history` (or 30 s) at `bitrate`, at the
-/// caps' frame rate (or 30 fps).
+/// caps' frame rate (or, without one, `UnitSizing::rate_unknown`).
 pub(crate) fn unit_sizing(caps: &gst::CapsRef, history: u64, bitrate: u64) -> UnitSizing {
+    let history_ns = if history == 0 {
+        DEFAULT_UNIT_HISTORY_NS
+    } else {
+        history
+    };
     let fps = caps
         .structure(0)
         .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
         .filter(|f| f.numer() > 0 && f.denom() > 0)
-        .map_or(DEFAULT_UNIT_FPS, |f| f.numer() as f64 / f.denom() as f64);
+        .map_or_else(
+            || UnitSizing::rate_unknown(history_ns),
+            |f| f.numer() as f64 / f.denom() as f64,
+        );
     UnitSizing {
-        history_ns: if history == 0 {
-            DEFAULT_UNIT_HISTORY_NS
-        } else {
-            history
-        },
+        history_ns,
         bitrate,
         fps,
     }
@@ -65,7 +67,8 @@ pub(crate) fn unit_sizing(caps: &gst::CapsRef, history: u64, bitrate: u64) -> Un
 
 impl ShmRingSink {
     /// Makes the ring of units for encoded `caps`, or publishes new caps in it (a new
-    /// SPS/PPS, say, or codec_data). A ring of frames written so far is closed first.
+    /// SPS/PPS, say, or codec_data). A ring of frames written so far is replaced by it
+    /// under the same name; if that fails, the ring of frames stays as it was.
     pub(crate) fn set_caps_units(
         &self,
         state: &mut State,
@@ -74,8 +77,6 @@ impl ShmRingSink {
         perms: u32,
     ) -> Result<(), gst::LoggableError> {
         let text = caps.to_string();
-        state.writer = None;
-        state.info = None;
         if let Some(w) = state.units.as_mut() {
             state.caps_version = w.ring_mut().set_caps(&text).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
@@ -84,7 +85,17 @@ impl ShmRingSink {
             self.note_caps_change();
             return Ok(());
         }
-        let w = UnitWriter::create(&state.loc, sizing, perms, Some(text)).map_err(|e| {
+        let made = match state.writer.take() {
+            Some(frames) => {
+                UnitWriter::replacing(frames, sizing, perms, Some(text)).map_err(|failed| {
+                    let (e, frames) = *failed;
+                    state.writer = Some(frames);
+                    e
+                })
+            }
+            None => UnitWriter::create(&state.loc, sizing, perms, Some(text)),
+        };
+        let w = made.map_err(|e| {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::OpenWrite,
@@ -92,6 +103,7 @@ impl ShmRingSink {
             );
             gst::loggable_error!(CAT, "{e}")
         })?;
+        state.info = None;
         let g = w.ring().geometry();
         gst::info!(
             CAT,
@@ -190,9 +202,22 @@ mod tests {
             (s.history_ns, s.bitrate, s.fps),
             (DEFAULT_UNIT_HISTORY_NS, DEFAULT_BITRATE, 25.0)
         );
+        // No frame rate (or a variable one): sized for a fast stream, as far as the
+        // units of a ring go, never below the common 30 fps.
         let bare = gst::Caps::builder("video/x-h265").build();
         let s = unit_sizing(&bare, 60_000_000_000, 2_000_000);
-        assert_eq!((s.history_ns, s.fps), (60_000_000_000, DEFAULT_UNIT_FPS));
+        assert_eq!((s.history_ns, s.fps), (60_000_000_000, 120.0));
+        let variable = gst::Caps::builder("video/x-h264")
+            .field("framerate", gst::Fraction::new(0, 1))
+            .build();
+        let s = unit_sizing(&variable, 0, DEFAULT_BITRATE);
+        assert_eq!(s.fps, 120.0);
+        s.geometry().expect("30 s at 120 fps fits a ring");
+        let s = unit_sizing(&bare, 600_000_000_000, 2_000_000);
+        assert!(s.fps < 120.0 && s.fps > 30.0, "{}", s.fps);
+        s.geometry().expect("as many units as a ring holds");
+        let s = unit_sizing(&bare, 3_600_000_000_000, 2_000_000);
+        assert_eq!(s.fps, 30.0);
         assert!(is_encoded(&bare) && is_encoded(&caps));
         assert!(!is_encoded(&gst::Caps::builder("video/x-raw").build()));
     }
