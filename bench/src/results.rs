@@ -80,6 +80,9 @@ pub struct LatencyRow {
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+    /// The median of the runs' own p99s (of all their readers' frames): one run whose
+    /// VM stalled moves it less than the pooled p99 above.
+    pub latency_ms_p99_median_run: f64,
     /// The fewest frames any one reader got in a run.
     pub fewest_frames: u64,
     pub torn: u64,

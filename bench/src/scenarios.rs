@@ -269,6 +269,17 @@ fn scenario_latency(
     .map(|(transport, runs)| {
         let n = runs.len();
         let ranks = latencies_by_rank(&runs);
+        let run_p99s: Vec<f64> = runs
+            .iter()
+            .map(|run| {
+                let mut v: Vec<f64> = run
+                    .iter()
+                    .flat_map(|r| r.latencies_ms.iter().copied())
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                quantile(&v, 0.99)
+            })
+            .collect();
         let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
         let mut all: Vec<f64> = reports
             .iter()
@@ -281,6 +292,7 @@ fn scenario_latency(
             latency_ms_p50: quantile(&all, 0.5),
             latency_ms_p99: quantile(&all, 0.99),
             latency_ms_max: quantile(&all, 1.0),
+            latency_ms_p99_median_run: median(run_p99s),
             fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
             torn: reports.iter().map(|r| r.torn).sum(),
             by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),

@@ -78,6 +78,11 @@ fn print_latency_rows(name: &str, a: &LatencyRow, b: &LatencyRow, unit: &str, sc
         ("latency p50", a.latency_ms_p50, b.latency_ms_p50),
         ("latency p99", a.latency_ms_p99, b.latency_ms_p99),
         ("latency max", a.latency_ms_max, b.latency_ms_max),
+        (
+            "p99 run med",
+            a.latency_ms_p99_median_run,
+            b.latency_ms_p99_median_run,
+        ),
     ] {
         row(format!("{name}{all}: {label} {unit}"), x * scale, y * scale);
     }
