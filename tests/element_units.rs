@@ -290,4 +290,47 @@ fn encoded_caps_whose_ring_cannot_be_made_leave_the_ring_of_frames_as_it_was() {
     assert_eq!(ring_now(&dir), before);
     let r = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
     assert_eq!(r.writer_status(), shmring_common::WriterStatus::Live);
+    // And still written: raw caps again, and the next frame goes into the same ring.
+    w.set_src_caps(caps("GRAY8", 8, 8));
+    w.push(frame(64, 3, 99)).unwrap();
+    let (units, epoch, head, _) = ring_now(&dir);
+    assert!(!units && epoch == before.1 && head == 4);
+}
+
+#[test]
+fn raw_caps_whose_ring_cannot_be_made_leave_the_ring_of_units_as_it_was() {
+    init();
+    let dir = TestDir::new("units-switch-back-fails");
+    let mut w = sink(&dir, "u", "bitrate=1000000");
+    let bus = gst::Bus::new();
+    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    w.set_src_caps(h264(1));
+    for n in 0..3 {
+        w.push(unit(n, 5)).unwrap();
+    }
+    let before = ring_now(&dir);
+    // Frames of 2 GB: more than a slot can hold.
+    w.set_src_caps(caps("GRAY8", 40000, 50000));
+    assert!(
+        w.push(frame(64, 3, 99)).is_err(),
+        "no ring of frames, no frame"
+    );
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an element error");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    assert!(
+        e.error().to_string().contains("Cannot replace ring"),
+        "{}",
+        e.error()
+    );
+    assert_eq!(ring_now(&dir), before);
+    let r = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
+    assert_eq!(r.writer_status(), shmring_common::WriterStatus::Live);
+    w.set_src_caps(h264(1));
+    w.push(unit(3, 5)).unwrap();
+    let (units, epoch, head, _) = ring_now(&dir);
+    assert!(units && epoch == before.1 && head == 4);
 }

@@ -77,7 +77,9 @@ impl UnitSizing {
     /// than `COMMON_FPS`), rather than a guess that halves a 60 fps stream's history.
     pub fn rate_unknown(history_ns: u64) -> f64 {
         let seconds = history_ns as f64 / 1e9;
-        let most = (f64::from(MAX_UNITS) - 2.0) / (seconds * 1.25);
+        // Three units short of the most (two more are added, and the product may round
+        // up past a whole number), so the geometry always fits.
+        let most = f64::from(MAX_UNITS - 3) / (seconds * 1.25);
         Self::UNKNOWN_RATE_FPS.min(most).max(Self::COMMON_FPS)
     }
 

@@ -438,3 +438,25 @@ fn empty_units_at_the_arena_end_and_a_hostile_head_are_handled() {
     assert!(r.keyframe_for(u64::MAX).is_ok());
     assert!(r.unit_stats().is_ok());
 }
+
+#[test]
+fn a_ring_sized_for_an_unknown_rate_always_fits_whatever_the_history() {
+    // Histories whose units land on the limit after rounding: 200 to 800 s, 0.1 s
+    // apart, and odd nanoseconds between.
+    for tenth in 2000..8000u64 {
+        for extra_ns in [0, 7_332_599] {
+            let history_ns = tenth * 100_000_000 + extra_ns;
+            let sizing = UnitSizing {
+                history_ns,
+                bitrate: 1_000_000,
+                fps: UnitSizing::rate_unknown(history_ns),
+            };
+            let g = sizing
+                .geometry()
+                .unwrap_or_else(|e| panic!("{history_ns} ns at {} fps: {e}", sizing.fps));
+            assert!(g.slot_count <= MAX_UNITS, "{history_ns} ns");
+        }
+    }
+    assert_eq!(UnitSizing::rate_unknown(30_000_000_000), 120.0);
+    assert_eq!(UnitSizing::rate_unknown(3_600_000_000_000), 30.0);
+}
