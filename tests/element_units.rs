@@ -185,18 +185,10 @@ fn a_bitrate_or_history_no_ring_can_hold_is_an_error_that_says_so() {
         "history=3600000000000", // an hour at 30 fps: more units than a ring has
     ] {
         let dir = TestDir::new("units-sizing-el");
-        let mut w = sink(&dir, "u", props);
-        let bus = gst::Bus::new();
-        w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+        let (mut w, bus) = sink_with_bus(&dir, props);
         w.set_src_caps(h264(1));
         assert!(w.push(unit(0, 5)).is_err(), "{props}: no ring, no unit");
-        let msg = bus
-            .pop_filtered(&[gst::MessageType::Error])
-            .unwrap_or_else(|| panic!("{props}: an element error"));
-        let gst::MessageView::Error(e) = msg.view() else {
-            unreachable!()
-        };
-        let text = e.error().to_string();
+        let text = error_text(&bus);
         assert!(
             text.contains("Cannot create ring") && text.contains("invalid ring geometry"),
             "{props}: {text}"
@@ -214,6 +206,25 @@ fn ring_now(dir: &TestDir) -> (bool, u64, u64, String) {
         .map(|(_, c)| c)
         .unwrap_or_default();
     (r.holds_units(), r.epoch(), r.head(), caps)
+}
+
+/// A sink harness writing ring `u` in `dir` with `props`, and a bus for its errors.
+fn sink_with_bus(dir: &TestDir, props: &str) -> (gst_check::Harness, gst::Bus) {
+    let mut w = sink(dir, "u", props);
+    let bus = gst::Bus::new();
+    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    (w, bus)
+}
+
+/// The text of the first error on `bus`, which must have one.
+fn error_text(bus: &gst::Bus) -> String {
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an element error");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    e.error().to_string()
 }
 
 #[test]
@@ -265,9 +276,7 @@ fn raw_and_encoded_caps_in_turn_replace_the_ring_under_its_name() {
 fn encoded_caps_whose_ring_cannot_be_made_leave_the_ring_of_frames_as_it_was() {
     init();
     let dir = TestDir::new("units-switch-fails");
-    let mut w = sink(&dir, "u", "bitrate=18446744073709551615");
-    let bus = gst::Bus::new();
-    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    let (mut w, bus) = sink_with_bus(&dir, "bitrate=18446744073709551615");
     w.set_src_caps(caps("GRAY8", 8, 8));
     for n in 0..3 {
         w.push(frame(64, n, n * 33)).unwrap();
@@ -275,17 +284,8 @@ fn encoded_caps_whose_ring_cannot_be_made_leave_the_ring_of_frames_as_it_was() {
     let before = ring_now(&dir);
     w.set_src_caps(h264(1));
     assert!(w.push(unit(0, 5)).is_err(), "no ring of units, no unit");
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an element error");
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    assert!(
-        e.error().to_string().contains("Cannot create ring"),
-        "{}",
-        e.error()
-    );
+    let text = error_text(&bus);
+    assert!(text.contains("Cannot create ring"), "{text}");
     // The frames written so far are still there, under the same ring, still live.
     assert_eq!(ring_now(&dir), before);
     let r = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
@@ -301,9 +301,7 @@ fn encoded_caps_whose_ring_cannot_be_made_leave_the_ring_of_frames_as_it_was() {
 fn raw_caps_whose_ring_cannot_be_made_leave_the_ring_of_units_as_it_was() {
     init();
     let dir = TestDir::new("units-switch-back-fails");
-    let mut w = sink(&dir, "u", "bitrate=1000000");
-    let bus = gst::Bus::new();
-    w.find_element("shmringsink").unwrap().set_bus(Some(&bus));
+    let (mut w, bus) = sink_with_bus(&dir, "bitrate=1000000");
     w.set_src_caps(h264(1));
     for n in 0..3 {
         w.push(unit(n, 5)).unwrap();
@@ -315,17 +313,8 @@ fn raw_caps_whose_ring_cannot_be_made_leave_the_ring_of_units_as_it_was() {
         w.push(frame(64, 3, 99)).is_err(),
         "no ring of frames, no frame"
     );
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an element error");
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    assert!(
-        e.error().to_string().contains("Cannot replace ring"),
-        "{}",
-        e.error()
-    );
+    let text = error_text(&bus);
+    assert!(text.contains("Cannot replace ring"), "{text}");
     assert_eq!(ring_now(&dir), before);
     let r = shmring_common::RingReader::open(&dir.ring("u")).unwrap();
     assert_eq!(r.writer_status(), shmring_common::WriterStatus::Live);
