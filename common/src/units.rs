@@ -65,6 +65,13 @@ impl UnitSizing {
     /// Headroom over the hinted bit rate, for keyframes and a stream above its hint.
     pub const HEADROOM: f64 = 1.5;
 
+    /// Descriptors over the history's units at the frame rate, for a stream faster
+    /// than it says.
+    const UNIT_MARGIN: f64 = 1.25;
+
+    /// Descriptors besides those, for the unit being written and the newest.
+    const SPARE_UNITS: u32 = 2;
+
     /// The rate a ring of units is sized for when its caps say none (variable, or not
     /// said): a stream up to this fast keeps its whole history.
     pub const UNKNOWN_RATE_FPS: f64 = 120.0;
@@ -77,9 +84,9 @@ impl UnitSizing {
     /// than `COMMON_FPS`), rather than a guess that halves a 60 fps stream's history.
     pub fn rate_unknown(history_ns: u64) -> f64 {
         let seconds = history_ns as f64 / 1e9;
-        // Three units short of the most (two more are added, and the product may round
-        // up past a whole number), so the geometry always fits.
-        let most = f64::from(MAX_UNITS - 3) / (seconds * 1.25);
+        // Short of the most by the spares `geometry` adds and one more (the product
+        // may round up past a whole number), so the geometry always fits.
+        let most = f64::from(MAX_UNITS - Self::SPARE_UNITS - 1) / (seconds * Self::UNIT_MARGIN);
         Self::UNKNOWN_RATE_FPS.min(most).max(Self::COMMON_FPS)
     }
 
@@ -91,7 +98,7 @@ impl UnitSizing {
             return Err(bad(format!("{} units a second", self.fps)));
         }
         let seconds = self.history_ns as f64 / 1e9;
-        let units = (seconds * self.fps * 1.25).ceil() + 2.0;
+        let units = (seconds * self.fps * Self::UNIT_MARGIN).ceil() + f64::from(Self::SPARE_UNITS);
         if units > f64::from(MAX_UNITS) {
             return Err(bad(format!(
                 "{seconds} s at {} fps is {units} units, more than the {MAX_UNITS} a ring holds",
