@@ -172,6 +172,10 @@ impl RingReader {
         // open. Only tools read the count, so a ring whose file takes no lock is still
         // read.
         let _ = sys::hold_shared_byte(&reader.file, sys::READER_PRESENCE_BYTE);
+        // Its page tables made now, not a few hundred faults in each of its first
+        // frames (3 ms for a 1080p ring of 16 slots, 70 ms for the largest, 1 GiB).
+        // Advice: a kernel that cannot leaves the pages to fault in as they are read.
+        let _ = reader.map.prefault(reader.geom.total_size);
         Ok(reader)
     }
 

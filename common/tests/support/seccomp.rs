@@ -31,3 +31,30 @@ pub fn refuse_futex_waitv(errno: i32) {
 pub fn refuse_renameat2(errno: i32) {
     refuse(libc::SYS_renameat2, errno);
 }
+
+/// Refuses madvise(2) with advice `advice` (and only that advice) with `errno`, as a
+/// kernel older than the advice answers (EINVAL).
+#[allow(dead_code)]
+pub fn refuse_madvise(advice: i32, errno: i32) {
+    use seccompiler::{
+        apply_filter_all_threads, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp,
+        SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+    };
+    let is_advice =
+        SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, advice as u64)
+            .expect("a valid condition");
+    let filter = SeccompFilter::new(
+        [(
+            libc::SYS_madvise,
+            vec![SeccompRule::new(vec![is_advice]).expect("a valid rule")],
+        )]
+        .into_iter()
+        .collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        TargetArch::try_from(std::env::consts::ARCH).expect("a CPU seccompiler knows"),
+    )
+    .expect("a valid filter");
+    let program = BpfProgram::try_from(filter).expect("the filter compiles to BPF");
+    apply_filter_all_threads(&program).expect("the kernel takes the filter");
+}

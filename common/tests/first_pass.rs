@@ -1,0 +1,143 @@
+//! A reader's first pass over a ring: it maps the ring's pages when it attaches
+//! (MADV_POPULATE_READ), so the first frame it reads from each slot costs no more than
+//! later ones; before, each took hundreds of page faults and those frames were a
+//! reader's slowest (docs/performance.md, "The first pass over the ring"). Counted as
+//! the reading thread's minor faults, in a child process each, one of them under a
+//! seccomp filter that refuses the advice as a kernel before 5.14 does: that reader
+//! faults as before and still reads every frame whole.
+
+mod support {
+    pub mod seccomp;
+}
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use shmring_common::testing::{check, fill, spawn_child_test, TestDir, RUNNER_ENV};
+use shmring_common::*;
+use support::seccomp::refuse_madvise;
+
+const CHILD_ENV: &str = "SHMRING_FIRST_PASS_CHILD";
+const SLOTS: u32 = 16;
+const FRAME: usize = 1 << 20;
+/// Pages of payload the reader reads once: 4096 with 4 KiB pages.
+const PAGES: u64 = SLOTS as u64 * FRAME as u64 / 4096;
+
+/// A ring of SLOTS frames of FRAME bytes, all written; the directory that holds it.
+fn full_ring(tag: &str) -> (TestDir, RingWriter, RingLocation) {
+    let dir = TestDir::new(tag);
+    let loc = dir.ring("r");
+    let config = WriterConfig {
+        slots: SLOTS,
+        max_frame: FRAME as u64,
+        ..Default::default()
+    };
+    let mut w = RingWriter::create(&loc, &config).unwrap();
+    let mut buf = vec![0u8; FRAME];
+    for seq in 1..=u64::from(SLOTS) {
+        fill(&mut buf, seq);
+        w.write(
+            &FrameMeta {
+                pts: Some(seq),
+                ..Default::default()
+            },
+            &buf,
+        )
+        .unwrap();
+    }
+    (dir, w, loc)
+}
+
+/// This thread's minor page faults so far.
+fn minor_faults() -> u64 {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+        .expect("getrusage");
+    usage.minor_page_faults() as u64
+}
+
+/// Runs a child reader of `loc` (`refuse`: "EINVAL" to refuse MADV_POPULATE_READ, or
+/// "none") and returns the minor faults its first pass took.
+fn first_pass_faults(refuse: &str, loc: &RingLocation) -> u64 {
+    let role = format!("{refuse}:{}", loc.path().display());
+    let mut child = spawn_child_test("child_role", CHILD_ENV, &role, Stdio::piped());
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut faults = None;
+    for line in lines {
+        let line = line.unwrap();
+        eprintln!("child: {line}");
+        if let Some((_, n)) = line.split_once("@faults@") {
+            faults = Some(n.trim().parse().unwrap());
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the child reader failed: {status}");
+    faults.expect("the child said how many faults it took")
+}
+
+fn emulated() -> bool {
+    if std::env::var_os(RUNNER_ENV).is_some() {
+        // qemu-user takes madvise() for advice and does not pass it on, and its page
+        // faults are the emulator's: the kernel's behaviour is tested natively.
+        eprintln!("skipped: under an emulator (${RUNNER_ENV})");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn a_reader_reads_each_slot_the_first_time_without_faulting_it_in() {
+    if std::env::var_os(CHILD_ENV).is_some() || emulated() {
+        return;
+    }
+    let (_dir, _w, loc) = full_ring("first-pass");
+    let populated = first_pass_faults("none", &loc);
+    let refused = first_pass_faults("EINVAL", &loc);
+    eprintln!("first pass over {PAGES} pages: {populated} faults populated, {refused} refused");
+    // Faulted in as read, the kernel maps 16 pages a fault (fault-around, 64 KiB by
+    // default): PAGES / 16. Populated at attach, none of the payload should fault.
+    assert!(
+        refused >= PAGES / 64,
+        "a reader whose kernel cannot populate faults the payload in: {refused} faults"
+    );
+    assert!(
+        populated < PAGES / 64,
+        "populated at attach, the first pass took {populated} faults (refused: {refused})"
+    );
+}
+
+/// The child: `REFUSE:PATH` attaches to the ring at PATH (under a filter refusing
+/// MADV_POPULATE_READ with EINVAL when REFUSE says so), reads every frame in it into
+/// buffers already touched, checks each, and prints the faults the reads took.
+#[test]
+fn child_role() {
+    let Some(role) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let role = role.into_string().unwrap();
+    let (refuse, path) = role.split_once(':').unwrap();
+    if refuse == "EINVAL" {
+        refuse_madvise(libc::MADV_POPULATE_READ, libc::EINVAL);
+    }
+    let loc = RingLocation::parse(path, None).unwrap();
+    let mut buffers: Vec<Vec<u8>> = (0..SLOTS).map(|_| vec![1u8; FRAME]).collect();
+    let mut reader = RingReader::open(&loc).unwrap();
+    reader.seek_after(0);
+    let before = minor_faults();
+    let mut read = Vec::new();
+    for _ in 0..SLOTS {
+        match reader
+            .next(Duration::from_secs(5), |_| buffers.pop().unwrap())
+            .unwrap()
+        {
+            Next::Frame(f) => read.push((f.info.seq, f.data)),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+    let faults = minor_faults() - before;
+    for (seq, data) in &read {
+        check(data, *seq).unwrap_or_else(|at| panic!("frame {seq} wrong at byte {at}"));
+    }
+    assert_eq!(read.len(), SLOTS as usize);
+    println!("@faults@ {faults}");
+}
