@@ -5,11 +5,16 @@
 /// fail with `errno` (EPERM: a seccomp profile that does not know it; ENOSYS: a kernel
 /// without it). Threads started later inherit it.
 pub fn refuse(nr: i64, errno: i32) {
+    refuse_when(nr, vec![], errno);
+}
+
+/// As `refuse`, only for calls that match one of `rules` (none: every call of `nr`).
+fn refuse_when(nr: i64, rules: Vec<seccompiler::SeccompRule>, errno: i32) {
     use seccompiler::{
         apply_filter_all_threads, BpfProgram, SeccompAction, SeccompFilter, TargetArch,
     };
     let filter = SeccompFilter::new(
-        [(nr, vec![])].into_iter().collect(),
+        [(nr, rules)].into_iter().collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(errno as u32),
         TargetArch::try_from(std::env::consts::ARCH).expect("a CPU seccompiler knows"),
@@ -36,25 +41,10 @@ pub fn refuse_renameat2(errno: i32) {
 /// kernel older than the advice answers (EINVAL).
 #[allow(dead_code)]
 pub fn refuse_madvise(advice: i32, errno: i32) {
-    use seccompiler::{
-        apply_filter_all_threads, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp,
-        SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
-    };
+    use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
     let is_advice =
         SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, advice as u64)
             .expect("a valid condition");
-    let filter = SeccompFilter::new(
-        [(
-            libc::SYS_madvise,
-            vec![SeccompRule::new(vec![is_advice]).expect("a valid rule")],
-        )]
-        .into_iter()
-        .collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
-        TargetArch::try_from(std::env::consts::ARCH).expect("a CPU seccompiler knows"),
-    )
-    .expect("a valid filter");
-    let program = BpfProgram::try_from(filter).expect("the filter compiles to BPF");
-    apply_filter_all_threads(&program).expect("the kernel takes the filter");
+    let rule = SeccompRule::new(vec![is_advice]).expect("a valid rule");
+    refuse_when(libc::SYS_madvise, vec![rule], errno);
 }
