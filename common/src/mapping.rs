@@ -372,7 +372,8 @@ impl Mapping {
     /// do not each take hundreds of page faults: without it a reader's first pass over
     /// a 16-slot 1080p ring faults about 900 times, and those frames are the slowest it
     /// reads (`docs/performance.md`, "The first pass over the ring"). The writer has
-    /// allocated every page (`reserve`), so this allocates nothing; `len` is the
+    /// allocated every page (`reserve`), so this allocates nothing; on a file with
+    /// holes it would allocate them (tmpfs), which the caller checks for first; `len` is the
     /// validated geometry's size, never more than the mapping. Advice only: an older
     /// kernel (EINVAL), a refused call or a file shrunk under us (EFAULT, no SIGBUS)
     /// leaves the pages to be faulted in as they are read, as before. Returns the answer.

@@ -174,8 +174,17 @@ impl RingReader {
         let _ = sys::hold_shared_byte(&reader.file, sys::READER_PRESENCE_BYTE);
         // Its page tables made now, not a few hundred faults in each of its first
         // frames (3 ms for a 1080p ring of 16 slots, 70 ms for the largest, 1 GiB).
+        // Only over a file whose every page is allocated, as its writer leaves it: on
+        // tmpfs a read fault allocates a page in a hole, and a sparse file (made so by
+        // hand, or hostile) must not have a reader allocate all of it at attach.
         // Advice: a kernel that cannot leaves the pages to fault in as they are read.
-        let _ = reader.map.prefault(reader.geom.total_size);
+        let allocated = reader
+            .file
+            .metadata()
+            .map_or(0, |m| m.blocks().saturating_mul(512));
+        if allocated >= reader.geom.total_size {
+            let _ = reader.map.prefault(reader.geom.total_size);
+        }
         Ok(reader)
     }
 

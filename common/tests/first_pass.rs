@@ -4,7 +4,8 @@
 //! reader's slowest (docs/performance.md, "The first pass over the ring"). Counted as
 //! the reading thread's minor faults, in a child process each, one of them under a
 //! seccomp filter that refuses the advice as a kernel before 5.14 does: that reader
-//! faults as before and still reads every frame whole.
+//! faults as before and still reads every frame whole. A ring file with holes is not
+//! populated: that would allocate them.
 
 mod support {
     pub mod seccomp;
@@ -104,6 +105,41 @@ fn a_reader_reads_each_slot_the_first_time_without_faulting_it_in() {
         populated < PAGES / 64,
         "populated at attach, the first pass took {populated} faults (refused: {refused})"
     );
+}
+
+#[test]
+fn a_reader_of_a_sparse_ring_allocates_none_of_its_holes() {
+    if std::env::var_os(CHILD_ENV).is_some() || emulated() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let (_dir, _w, loc) = full_ring("first-pass-sparse");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(loc.path())
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    // Half the ring's payload made a hole again, as a hand-made or hostile file may be.
+    let hole = (len / 2) as i64;
+    nix::fcntl::fallocate(
+        &file,
+        nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+        hole,
+        len as i64 - hole,
+    )
+    .unwrap();
+    let blocks = || file.metadata().unwrap().blocks() * 512;
+    let before = blocks();
+    assert!(before < len, "the hole is punched: {before} of {len} bytes");
+    let reader = RingReader::open(&loc).unwrap();
+    assert_eq!(
+        blocks(),
+        before,
+        "attaching allocated the file's holes ({} bytes)",
+        blocks() - before
+    );
+    drop(reader);
 }
 
 /// The child: `REFUSE:PATH` attaches to the ring at PATH (under a filter refusing
