@@ -123,6 +123,7 @@ impl Follower {
     /// state (`Error::NotFound` when there is none), in place of any ring read.
     pub fn open(&mut self, interrupter: &Interrupter) -> Result<Attached> {
         let reader = RingReader::open_with(&self.loc, interrupter.clone())?;
+        reader.prefault();
         Ok(self.adopt(Box::new(reader)))
     }
 

@@ -368,15 +368,11 @@ impl Mapping {
     }
 
     /// Maps the first `len` bytes of a reader's mapping into its page tables now
-    /// (MADV_POPULATE_READ, Linux 5.14), so that the first frames read from each slot
-    /// do not each take hundreds of page faults: without it a reader's first pass over
-    /// a 16-slot 1080p ring faults about 900 times, and those frames are the slowest it
-    /// reads (`docs/performance.md`, "The first pass over the ring"). The writer has
-    /// allocated every page (`reserve`), so this allocates nothing; on a file with
-    /// holes it would allocate them (tmpfs), which the caller checks for first; `len` is the
-    /// validated geometry's size, never more than the mapping. Advice only: an older
-    /// kernel (EINVAL), a refused call or a file shrunk under us (EFAULT, no SIGBUS)
-    /// leaves the pages to be faulted in as they are read, as before. Returns the answer.
+    /// (MADV_POPULATE_READ, Linux 5.14), faulting in every page as a read would: in a
+    /// hole of a tmpfs file that allocates a page, so the caller checks the file has
+    /// none (`RingReader::prefault`). At most the mapping's length. The kernel's
+    /// answer: EINVAL before 5.14, EFAULT (not SIGBUS) past a file shrunk meanwhile,
+    /// ENOMEM, EINTR. A writer's mapping is left alone (Ok): `reserve` populated it.
     pub fn prefault(&self, len: u64) -> std::io::Result<()> {
         let Backing::ReadOnly(m) = &self._backing else {
             return Ok(());

@@ -154,6 +154,9 @@ pub struct RingReader {
     pub(crate) interrupter: Interrupter,
 }
 
+/// The largest ring a reader maps whole when it attaches (`RingReader::prefault`).
+pub const PREFAULT_MAX: u64 = 1 << 30;
+
 impl RingReader {
     /// Opens the ring at `loc`. Checks that it is a regular file of the right owner and
     /// permissions, maps it read-only and validates the superblock against the file.
@@ -172,19 +175,6 @@ impl RingReader {
         // open. Only tools read the count, so a ring whose file takes no lock is still
         // read.
         let _ = sys::hold_shared_byte(&reader.file, sys::READER_PRESENCE_BYTE);
-        // Its page tables made now, not a few hundred faults in each of its first
-        // frames (3 ms for a 1080p ring of 16 slots, 70 ms for the largest, 1 GiB).
-        // Only over a file whose every page is allocated, as its writer leaves it: on
-        // tmpfs a read fault allocates a page in a hole, and a sparse file (made so by
-        // hand, or hostile) must not have a reader allocate all of it at attach.
-        // Advice: a kernel that cannot leaves the pages to fault in as they are read.
-        let allocated = reader
-            .file
-            .metadata()
-            .map_or(0, |m| m.blocks().saturating_mul(512));
-        if allocated >= reader.geom.total_size {
-            let _ = reader.map.prefault(reader.geom.total_size);
-        }
         Ok(reader)
     }
 
@@ -193,6 +183,31 @@ impl RingReader {
     pub fn open_for_inspection(loc: &RingLocation) -> Result<Self> {
         let interrupter = Interrupter::new().map_err(|e| Error::io(loc.path(), "eventfd", e))?;
         Self::open_unannounced(loc, interrupter)
+    }
+
+    /// Makes this reader's page tables for the whole ring now, rather than a few
+    /// hundred page faults in each of the first frames it reads from each slot, which
+    /// were a reader's slowest (`docs/performance.md`, "The first pass over the ring"):
+    /// 3 ms for a 1080p ring of 16 slots, 70 ms for one of 1 GiB. The follow policy
+    /// calls it once a ring is accepted (`attach`, `Follower::open`), never for a ring
+    /// of a dead writer nor for tools that only look. Advice: nothing is reported.
+    /// - Only a ring without holes: on tmpfs a read fault in a hole allocates a page, so
+    ///   a sparse file (hand-made or hostile) is faulted in only as far as it is read.
+    ///   A writer reserves every page of its ring.
+    /// - Only rings up to `PREFAULT_MAX`: larger ones (up to 64 GiB) would hold the
+    ///   process's memory map for seconds and take megabytes of page tables at once.
+    /// - A kernel before 5.14 or a profile refusing it, or a file shrunk meanwhile
+    ///   (EFAULT, no SIGBUS), leaves the pages to fault in as they are read.
+    pub fn prefault(&self) {
+        let len = self.geom.total_size;
+        if len > PREFAULT_MAX {
+            return;
+        }
+        // The first hole at or after byte 0: the file's end when there is none.
+        let first_hole = nix::unistd::lseek(&self.file, 0, nix::unistd::Whence::SeekHole);
+        if first_hole.is_ok_and(|h| u64::try_from(h).is_ok_and(|h| h >= len)) {
+            let _ = self.map.prefault(len);
+        }
     }
 
     fn open_unannounced(loc: &RingLocation, interrupter: Interrupter) -> Result<Self> {

@@ -214,7 +214,10 @@ pub fn attach(loc: &RingLocation, timeout: Duration, interrupter: &Interrupter) 
         }
         match RingReader::open_with(loc, interrupter.clone()) {
             Ok(r) => match r.writer_status() {
-                WriterStatus::Live | WriterStatus::Eos => return Ok(Attach::Reader(Box::new(r))),
+                WriterStatus::Live | WriterStatus::Eos => {
+                    r.prefault();
+                    return Ok(Attach::Reader(Box::new(r)));
+                }
                 _ => {} // a ring nobody writes any more: wait for the next writer
             },
             Err(Error::NotFound { .. }) => {}

@@ -15,7 +15,9 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use shmring_common::testing::{check, fill, spawn_child_test, TestDir, RUNNER_ENV};
+use shmring_common::testing::{
+    check, fill, huge_pages_kib_per_mapping, spawn_child_test, TestDir, RUNNER_ENV,
+};
 use shmring_common::*;
 use support::seccomp::refuse_madvise;
 
@@ -92,6 +94,14 @@ fn a_reader_reads_each_slot_the_first_time_without_faulting_it_in() {
         return;
     }
     let (_dir, _w, loc) = full_ring("first-pass");
+    if huge_pages_kib_per_mapping(loc.path())
+        .iter()
+        .any(|&k| k > 0)
+    {
+        // A ring in 2 MiB pages faults a few times whatever the reader does.
+        eprintln!("skipped: the ring's tmpfs gives it huge pages");
+        return;
+    }
     let populated = first_pass_faults("none", &loc);
     let refused = first_pass_faults("EINVAL", &loc);
     eprintln!("first pass over {PAGES} pages: {populated} faults populated, {refused} refused");
@@ -132,14 +142,15 @@ fn a_reader_of_a_sparse_ring_allocates_none_of_its_holes() {
     let blocks = || file.metadata().unwrap().blocks() * 512;
     let before = blocks();
     assert!(before < len, "the hole is punched: {before} of {len} bytes");
-    let reader = RingReader::open(&loc).unwrap();
+    let mut follower = Follower::new(loc.clone(), StartAt::Newest);
+    follower.open(&Interrupter::new().unwrap()).unwrap();
     assert_eq!(
         blocks(),
         before,
         "attaching allocated the file's holes ({} bytes)",
         blocks() - before
     );
-    drop(reader);
+    drop(follower);
 }
 
 /// The child: `REFUSE:PATH` attaches to the ring at PATH (under a filter refusing
@@ -157,7 +168,12 @@ fn child_role() {
     }
     let loc = RingLocation::parse(path, None).unwrap();
     let mut buffers: Vec<Vec<u8>> = (0..SLOTS).map(|_| vec![1u8; FRAME]).collect();
-    let mut reader = RingReader::open(&loc).unwrap();
+    // As every element and binding attaches: the follow policy's `attach`.
+    let interrupter = Interrupter::new().unwrap();
+    let mut reader = match attach(&loc, Duration::from_secs(5), &interrupter).unwrap() {
+        Attach::Reader(r) => r,
+        _ => panic!("the ring is live"),
+    };
     reader.seek_after(0);
     let before = minor_faults();
     let mut read = Vec::new();
