@@ -372,7 +372,7 @@ impl Mapping {
     /// hole of a tmpfs file that allocates a page, so the caller checks the file has
     /// none (`RingReader::prefault`). At most the mapping's length. The kernel's
     /// answer: EINVAL before 5.14, EFAULT (not SIGBUS) past a file shrunk meanwhile,
-    /// ENOMEM, EINTR. A writer's mapping is left alone (Ok): `reserve` populated it.
+    /// ENOMEM, EINTR. A writer's mapping is left alone (Ok): `reserve` allocated it.
     pub fn prefault(&self, len: u64) -> std::io::Result<()> {
         let Backing::ReadOnly(m) = &self._backing else {
             return Ok(());

@@ -189,11 +189,13 @@ impl RingReader {
     /// hundred page faults in each of the first frames it reads from each slot, which
     /// were a reader's slowest (`docs/performance.md`, "The first pass over the ring"):
     /// 3 ms for a 1080p ring of 16 slots, 70 ms for one of 1 GiB. The follow policy
-    /// calls it once a ring is accepted (`attach`, `Follower::open`), never for a ring
-    /// of a dead writer nor for tools that only look. Advice: nothing is reported.
-    /// - Only a ring without holes: on tmpfs a read fault in a hole allocates a page, so
-    ///   a sparse file (hand-made or hostile) is faulted in only as far as it is read.
-    ///   A writer reserves every page of its ring.
+    /// calls it for the ring it reads (`attach`, `Follower::open`), not for the dead
+    /// writers' rings `attach` passes over, and tools that only look never do. Advice:
+    /// nothing is reported.
+    /// - Only a ring without holes (`SEEK_HOLE`): on tmpfs a read fault in a hole
+    ///   allocates a page, so a sparse file (hand-made or hostile) is faulted in only as
+    ///   far as it is read. A writer reserves every page of its ring. Filesystems that
+    ///   report no holes at all (ramfs) are taken at their word.
     /// - Only rings up to `PREFAULT_MAX`: larger ones (up to 64 GiB) would hold the
     ///   process's memory map for seconds and take megabytes of page tables at once.
     /// - A kernel before 5.14 or a profile refusing it, or a file shrunk meanwhile

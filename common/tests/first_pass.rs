@@ -128,20 +128,31 @@ fn a_reader_of_a_sparse_ring_allocates_none_of_its_holes() {
         .write(true)
         .open(loc.path())
         .unwrap();
-    let len = file.metadata().unwrap().len();
-    // Half the ring's payload made a hole again, as a hand-made or hostile file may be.
-    let hole = (len / 2) as i64;
+    let ring = file.metadata().unwrap().len();
+    // Half the ring made a hole again, as a hand-made or hostile file may be, and as
+    // much again allocated past its end: the file has as many blocks as the ring.
+    let (hole_at, hole_len) = (ring / 4, ring / 2);
     nix::fcntl::fallocate(
         &file,
         nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
             | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-        hole,
-        len as i64 - hole,
+        hole_at as i64,
+        hole_len as i64,
+    )
+    .unwrap();
+    nix::fcntl::fallocate(
+        &file,
+        nix::fcntl::FallocateFlags::empty(),
+        ring as i64,
+        hole_len as i64,
     )
     .unwrap();
     let blocks = || file.metadata().unwrap().blocks() * 512;
     let before = blocks();
-    assert!(before < len, "the hole is punched: {before} of {len} bytes");
+    assert!(
+        before >= ring,
+        "the tail makes up for the hole: {before} bytes allocated, the ring is {ring}"
+    );
     let mut follower = Follower::new(loc.clone(), StartAt::Newest);
     follower.open(&Interrupter::new().unwrap()).unwrap();
     assert_eq!(
