@@ -260,6 +260,13 @@ pub fn write_then_read_costs(
 /// test that starts itself again as a child must start it the same way.
 pub const RUNNER_ENV: &str = "SHMRING_TEST_RUNNER";
 
+/// Whether this test binary runs through `$SHMRING_TEST_RUNNER` (qemu-user for another
+/// CPU), where what the kernel does for the emulated program is not tested: qemu takes
+/// madvise for advice, has no futex_waitv, and its seccomp filters are its own.
+pub fn under_runner() -> bool {
+    std::env::var_os(RUNNER_ENV).is_some()
+}
+
 /// Set (to anything) when the tests run emulated, under qemu-user-static
 /// (scripts/test-platforms.sh's arm64 chroot): every process runs several times slower.
 pub const EMULATED_ENV: &str = "SHMRING_EMULATED";

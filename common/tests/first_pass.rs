@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use shmring_common::testing::{
-    check, fill, huge_pages_kib_per_mapping, spawn_child_test, TestDir, RUNNER_ENV,
+    check, fill, huge_pages_kib_per_mapping, spawn_child_test, under_runner, TestDir, RUNNER_ENV,
 };
 use shmring_common::*;
 use support::seccomp::refuse_madvise;
@@ -79,7 +79,7 @@ fn first_pass_faults(refuse: &str, loc: &RingLocation) -> u64 {
 }
 
 fn emulated() -> bool {
-    if std::env::var_os(RUNNER_ENV).is_some() {
+    if under_runner() {
         // qemu-user takes madvise() for advice and does not pass it on, and its page
         // faults are the emulator's: the kernel's behaviour is tested natively.
         eprintln!("skipped: under an emulator (${RUNNER_ENV})");

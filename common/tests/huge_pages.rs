@@ -39,7 +39,7 @@ impl Drop for Tmpfs {
 
 /// A private ring directory with a tmpfs of `options` mounted on it, or why not.
 fn mounted(tag: &str, options: &str) -> Option<(Tmpfs, TestDir)> {
-    if std::env::var_os(testing::RUNNER_ENV).is_some() {
+    if testing::under_runner() {
         // qemu-user takes madvise() for advice and ignores it: neither huge pages nor
         // MADV_POPULATE_WRITE's reservation happen there. What these tests check is
         // the kernel's tmpfs, which is the same whatever the CPU.

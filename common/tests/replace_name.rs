@@ -6,7 +6,7 @@
 
 use std::process::Stdio;
 
-use shmring_common::testing::{dead_pid, spawn_child_test, TestDir, RUNNER_ENV};
+use shmring_common::testing::{dead_pid, spawn_child_test, under_runner, TestDir};
 use shmring_common::*;
 
 mod support {
@@ -113,7 +113,7 @@ fn replace_on_the_kernels_rename_exchange() {
 }
 
 fn in_child(errno: &str) {
-    if std::env::var_os(RUNNER_ENV).is_some() {
+    if under_runner() {
         // qemu-user cannot install a filter for the emulated CPU's system calls.
         eprintln!("skipped: under an emulator, where seccomp filters cannot be installed");
         return;

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
-use shmring_common::testing::{check, fill, spawn_child_test, TestDir, RUNNER_ENV};
+use shmring_common::testing::{check, fill, spawn_child_test, under_runner, TestDir};
 use shmring_common::*;
 
 mod support {
@@ -191,7 +191,7 @@ fn scenario(refuse: &str) -> String {
 /// Whether this binary runs under an emulator, where seccomp filters of the emulated
 /// CPU cannot be installed (and are not needed: qemu-user has no futex_waitv).
 fn emulated() -> bool {
-    std::env::var_os(RUNNER_ENV).is_some()
+    under_runner()
 }
 
 #[test]
