@@ -141,7 +141,17 @@ impl RingReader {
         seq: u64,
         alloc: &mut impl FnMut(&FrameInfo) -> B,
     ) -> Result<Copy<Payload<B>>> {
-        let copied = |c: Copy<B>| match c {
+        self.lease_or_take(seq, |r, seq| r.copy(seq, alloc))
+    }
+
+    /// Frame `seq` leased in place when it can be, else what `take` makes of it (a copy,
+    /// or a claim to copy later: `claims`).
+    pub(crate) fn lease_or_take<O>(
+        &self,
+        seq: u64,
+        take: impl FnOnce(&Self, u64) -> Result<Copy<O>>,
+    ) -> Result<Copy<Payload<O>>> {
+        let copied = |c: Copy<O>| match c {
             Copy::Ok(info, b) => Copy::Ok(info, Payload::Copied(b)),
             Copy::Newer => Copy::Newer,
             Copy::Older => Copy::Older,
@@ -154,7 +164,7 @@ impl RingReader {
             .as_ref()
             .filter(|_| self.geom.kind == RingKind::Frames)
         else {
-            return Ok(copied(self.copy(seq, alloc)?));
+            return Ok(copied(take(self, seq)?));
         };
         let (d, c1, info) = match self.open_frame(seq)? {
             Ok(f) => (f.desc, f.word, f.info),
@@ -165,7 +175,7 @@ impl RingReader {
         let guarded = self.guarded();
         self.check_size(guarded)?;
         let Some(word) = table.try_lease(info.payload_index) else {
-            return Ok(copied(self.copy(seq, alloc)?)); // no lease to be had: copy
+            return Ok(copied(take(self, seq)?)); // no lease to be had: copy
         };
         // try_lease ended with a SeqCst fence: the reader's half of the handshake. If
         // the frame is still committed, the writer will see our lease before it reuses

@@ -18,6 +18,7 @@
 //!    bounded before use. The byte layout is `docs/ring-format.md`.
 
 mod caps;
+mod claims;
 mod commit;
 mod copy;
 pub mod error;

@@ -64,6 +64,20 @@ impl RingReader {
         handle: &Handle,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<ByHandle<B>> {
+        let found = self.by_handle_with(handle, |r, seq| r.copy(seq, &mut alloc))?;
+        if let ByHandle::Frame(f) = &found {
+            self.note_progress(handle.seq, 0, f.torn_retries);
+        }
+        Ok(found)
+    }
+
+    /// The read of `by_handle`: `take` copies or claims the frame. The reader's progress
+    /// is the caller's to publish.
+    pub(crate) fn by_handle_with<O>(
+        &self,
+        handle: &Handle,
+        mut take: impl FnMut(&RingReader, u64) -> Result<Copy<O>>,
+    ) -> Result<ByHandle<O>> {
         self.check_mapped()?; // a truncated ring holds no frame: not "not yet"
         if handle.epoch != self.epoch() {
             return Ok(ByHandle::Gone);
@@ -72,9 +86,8 @@ impl RingReader {
             if handle.seq > self.head() {
                 return Ok(ByHandle::NotYet);
             }
-            match self.copy(handle.seq, &mut alloc)? {
+            match take(self, handle.seq)? {
                 Copy::Ok(info, data) => {
-                    self.note_progress(handle.seq, 0, torn);
                     return Ok(ByHandle::Frame(Frame {
                         info,
                         data,

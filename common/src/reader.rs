@@ -16,7 +16,6 @@ use crate::leases::LeaseTable;
 use crate::location::RingLocation;
 use crate::mapping::{Geometry, Mapping};
 use crate::names::{check_private_dir, describe_type, same_file};
-use crate::sigbus;
 use crate::sys;
 use crate::{FrameInfo, VideoLayout};
 
@@ -116,7 +115,7 @@ pub(crate) enum Copy<B> {
 
 /// Which frame a waiting read takes (`RingReader::read_with`).
 #[derive(Clone, Copy)]
-enum Pick {
+pub(crate) enum Pick {
     /// The newest committed (`latest`): frames in between are skipped.
     Newest,
     /// The one after the last returned (`next`), or the oldest still held once the
@@ -137,7 +136,8 @@ pub(crate) struct CommittedFrame<'a> {
 /// A reader of one ring file. Maps it read-only.
 pub struct RingReader {
     pub(crate) loc: RingLocation,
-    pub(crate) file: File,
+    /// Shared with the claims made of it (`claims`), for their size check.
+    pub(crate) file: Arc<File>,
     pub(crate) map: Arc<Mapping>,
     /// This reader's entry of the reader table, once zero-copy reads are enabled.
     pub(crate) leases: Option<Arc<LeaseTable>>,
@@ -147,6 +147,12 @@ pub struct RingReader {
     pub(crate) last: u64,
     /// `last` was set by `seek_to_unit`: the next unit is `last + 1`, even after 0.
     pub(crate) unit_sought: bool,
+    /// A unit claimed by this reader was overwritten during its copy (`claim_torn`): the
+    /// next unit is the newest keyframe's.
+    pub(crate) unit_lost: bool,
+    /// Frames that claims of this reader lost (`claim_torn`), not yet counted in the
+    /// `missed` of a frame returned: the next one's.
+    pub(crate) missed_unreported: u64,
     pub(crate) eos_returned: bool,
     /// When the next wait with nothing new looks at the writer's lock. Kept across
     /// calls, so that callers looping with short timeouts still see a dead writer.
@@ -264,13 +270,15 @@ impl RingReader {
         let epoch = map.superblock().epoch.load(Ordering::Relaxed);
         Ok(RingReader {
             loc: loc.clone(),
-            file,
+            file: Arc::new(file),
             map,
             leases: None,
             geom,
             epoch,
             last: 0,
             unit_sought: false,
+            unit_lost: false,
+            missed_unreported: 0,
             eos_returned: false,
             liveness_due: Instant::now() + LIVENESS_CHECK_INTERVAL,
             interrupter,
@@ -304,6 +312,7 @@ impl RingReader {
     pub fn seek_after(&mut self, seq: u64) {
         self.last = seq;
         self.unit_sought = false;
+        self.unit_lost = false;
     }
 
     /// Makes the next `next_unit` return unit `seq` (a keyframe from `keyframe_for`),
@@ -311,6 +320,7 @@ impl RingReader {
     pub fn seek_to_unit(&mut self, seq: u64) {
         self.last = seq.saturating_sub(1);
         self.unit_sought = true;
+        self.unit_lost = false;
     }
 
     /// The writer's pid as the ring records it.
@@ -355,7 +365,7 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<B>> {
-        self.read_with(Pick::Newest, timeout, |r, seq| r.copy(seq, &mut alloc))
+        self.read_noted(Pick::Newest, timeout, |r, seq| r.copy(seq, &mut alloc))
     }
 
     /// As `latest`, but the frame's payload is leased in place when zero-copy reads are
@@ -365,7 +375,7 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<Payload<B>>> {
-        self.read_with(Pick::Newest, timeout, |r, seq| {
+        self.read_noted(Pick::Newest, timeout, |r, seq| {
             r.lease_or_copy(seq, &mut alloc)
         })
     }
@@ -378,7 +388,7 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<B>> {
-        self.read_with(Pick::InOrder, timeout, |r, seq| r.copy(seq, &mut alloc))
+        self.read_noted(Pick::InOrder, timeout, |r, seq| r.copy(seq, &mut alloc))
     }
 
     /// As `next`, leasing payloads in place where it can (see `latest_zero_copy`).
@@ -387,14 +397,28 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<Payload<B>>> {
-        self.read_with(Pick::InOrder, timeout, |r, seq| {
+        self.read_noted(Pick::InOrder, timeout, |r, seq| {
             r.lease_or_copy(seq, &mut alloc)
         })
     }
 
-    /// The read of `latest` and `next`: `pick` says which frame, `take` copies or leases
-    /// it.
-    fn read_with<O>(
+    /// `read_with`, publishing the reader's progress when it returns a frame.
+    fn read_noted<O>(
+        &mut self,
+        pick: Pick,
+        timeout: Duration,
+        take: impl FnMut(&RingReader, u64) -> Result<Copy<O>>,
+    ) -> Result<Next<O>> {
+        let next = self.read_with(pick, timeout, take)?;
+        if let Next::Frame(f) = &next {
+            self.note_progress(f.info.seq, f.missed, f.torn_retries);
+        }
+        Ok(next)
+    }
+
+    /// The read of `latest` and `next`: `pick` says which frame, `take` copies, leases or
+    /// claims it. The reader's progress is the caller's to publish.
+    pub(crate) fn read_with<O>(
         &mut self,
         pick: Pick,
         timeout: Duration,
@@ -423,9 +447,9 @@ impl RingReader {
             };
             match take(self, seq)? {
                 Copy::Ok(info, data) => {
-                    let missed = if previous == 0 { 0 } else { seq - previous - 1 };
+                    let missed = if previous == 0 { 0 } else { seq - previous - 1 }
+                        + std::mem::take(&mut self.missed_unreported);
                     self.last = seq;
-                    self.note_progress(seq, missed, torn);
                     return Ok(Next::Frame(Frame {
                         info,
                         data,
@@ -517,49 +541,24 @@ impl RingReader {
         sys::shared_locks_on(id, sys::READER_PRESENCE_BYTE)
     }
 
-    /// A writer of the same user could shrink the file under us; reading past its end
-    /// would be a SIGBUS. Checked right before each copy or lease (see docs/security.md).
-    /// Where the guard covers this reader's mappings, a shrink turns them into zeros
-    /// instead (`sigbus`): a copy then fails its seqlock check, a lease is touched
-    /// before it is handed out (`lease_or_copy`), and `check_mapped` reports either with
-    /// no syscall. Unguarded, the size is checked with fstat. `guarded`: `guarded()`.
+    /// The file's size checked right before a copy or lease (`claims::check_size`).
+    /// `guarded`: `guarded()`.
     pub(crate) fn check_size(&self, guarded: bool) -> Result<()> {
-        self.check_mapped()?;
-        if guarded {
-            return Ok(());
-        }
-        let size = sys::file_size(&self.file).map_err(|e| Error::io(self.loc.path(), "stat", e))?;
-        if size < self.geom.total_size {
-            return Err(Error::corrupt(
-                self.loc.path(),
-                format!(
-                    "file shrank to {size} bytes under the reader (ring needs {})",
-                    self.geom.total_size
-                ),
-            ));
-        }
-        Ok(())
+        let leases = self.leases.as_deref();
+        crate::claims::check_size(
+            &self.map, leases, &self.file, &self.geom, &self.loc, guarded,
+        )
     }
 
     /// Whether every mapping this reader touches is guarded: a shrink of the file reads
     /// as zeros there, and is then reported by `check_mapped`, rather than kill us.
     pub(crate) fn guarded(&self) -> bool {
-        self.map.guarded()
-            && self.leases.as_ref().is_none_or(|t| t.table.guarded())
-            && sigbus::still_ours()
+        crate::claims::guarded(&self.map, self.leases.as_deref())
     }
 
     /// Whether a shrink of the file under the mapping zeroed it (no syscall).
     pub(crate) fn check_mapped(&self) -> Result<()> {
-        let zeroed =
-            self.map.truncated() || self.leases.as_ref().is_some_and(|t| t.table.truncated());
-        if zeroed {
-            return Err(Error::Truncated {
-                path: self.loc.path().to_owned(),
-                role: "reader",
-            });
-        }
-        Ok(())
+        crate::claims::check_mapped(&self.map, self.leases.as_deref(), &self.loc)
     }
 
     /// The first half of the seqlock read of frame `seq`: its slot's descriptor, commit
@@ -594,52 +593,20 @@ impl RingReader {
         }))
     }
 
-    /// The seqlock read of frame `seq`.
+    /// The seqlock read of frame `seq`: a claim on it, copied at once (`claims`).
     pub(crate) fn copy<B: AsMut<[u8]>>(
         &self,
         seq: u64,
         alloc: &mut impl FnMut(&FrameInfo) -> B,
     ) -> Result<Copy<B>> {
-        let (d, c1, info) = match self.open_frame(seq)? {
-            Ok(f) => (f.desc, f.word, f.info),
+        let claim = match self.claim(seq)? {
+            Ok(c) => c,
             Err(other) => return Ok(other),
         };
-        let mut data = alloc(&info);
-        let dst = data.as_mut();
-        if (dst.len() as u64) < info.len {
-            return Err(Error::InvalidGeometry {
-                what: format!(
-                    "buffer of {} bytes for a frame of {} bytes",
-                    dst.len(),
-                    info.len
-                ),
-            });
-        }
-        self.check_size(self.guarded())?;
-        let payload_index = info.payload_index;
-        self.map
-            .copy_payload(
-                &self.geom,
-                payload_index,
-                info.payload_at,
-                &mut dst[..info.len as usize],
-            )
-            .ok_or_else(|| {
-                Error::corrupt(
-                    self.loc.path(),
-                    format!("frame {seq} lies outside the file"),
-                )
-            })?;
-        // Pairs with the writer's Release fence after it stores `writing(seq')`: if any
-        // byte we copied came from a newer write, the load below sees the new word.
-        fence(Ordering::Acquire);
-        if d.commit.load(Ordering::Relaxed) != c1 {
-            // A file shrunk under the copy reads as zeros from then on, commit word
-            // included: that is the news, not the writer lapping us.
-            self.check_mapped()?;
-            return Ok(Copy::Torn);
-        }
-        Ok(Copy::Ok(info, data))
+        Ok(match claim.copy(&self.loc, alloc)? {
+            Some((info, data)) => Copy::Ok(info, data),
+            None => Copy::Torn,
+        })
     }
 
     fn read_descriptor(&self, d: &Descriptor, seq: u64, index: u32) -> Result<FrameInfo> {

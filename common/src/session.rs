@@ -6,9 +6,10 @@
 //! - reads wait in slices of at most `SLICE`, with a caller's check between them
 //!   (Ctrl-C in Python, `close()` in Node and C);
 //! - the reader's state is behind one mutex, held only for a poll that does not wait
-//!   (it copies a frame when no lease is to be had): a read sleeps on the ring's wake
-//!   word (`RingWatch`) without it, and waits for a new writer without it, so no caller
-//!   waits for the lock longer than a poll takes;
+//!   and does not copy: a frame not leased in place is claimed under it and copied
+//!   without it (`claims`); a read sleeps on the ring's wake word (`RingWatch`) without
+//!   it, and waits for a new writer without it, so no caller waits for the lock longer
+//!   than a poll takes;
 //! - a handle of a newer writer re-attaches once before it is called gone;
 //! - what the ring says of itself (`RingInfo`), with its caps' fields picked out.
 //!
@@ -24,7 +25,7 @@ use crate::follow::{Follower, StartAt};
 use crate::location::{Handle, RingLocation};
 use crate::reader::{
     attach, At, AtRule, Attach, ByHandle, Frame, Interrupter, Next, Payload, RingReader,
-    WriterStatus,
+    WriterStatus, MAX_TORN_RETRIES,
 };
 use crate::FrameInfo;
 
@@ -45,8 +46,8 @@ pub enum ReadMode {
 /// `Next` is: a box would cost an allocation per frame for nothing.)
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum Read {
-    Frame(Frame<Payload<Vec<u8>>>),
+pub enum Read<B = Vec<u8>> {
+    Frame(Frame<Payload<B>>),
     /// No frame by the deadline.
     TimedOut,
     /// The caller's check asked to stop (the frame wait was cut short).
@@ -60,9 +61,9 @@ pub enum Read {
 /// What `Session::get` found for a handle.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum Got {
+pub enum Got<B = Vec<u8>> {
     /// The frame, copied out.
-    Frame(Frame<Vec<u8>>),
+    Frame(Frame<B>),
     NotYet,
     /// Overwritten, or of a writer that is not the ring's now.
     Gone,
@@ -178,29 +179,85 @@ impl Session {
         &self,
         mode: ReadMode,
         deadline: Option<Instant>,
-        mut stop: impl FnMut() -> bool,
+        stop: impl FnMut() -> bool,
     ) -> Result<Read> {
+        self.read_into(mode, deadline, stop, |i| vec![0u8; i.len as usize])
+    }
+
+    /// As `read`, a frame not leased in place being copied into `alloc`'s buffer (at
+    /// least `info.len` bytes), which is called without the lock.
+    pub fn read_into<B: AsMut<[u8]>>(
+        &self,
+        mode: ReadMode,
+        deadline: Option<Instant>,
+        mut stop: impl FnMut() -> bool,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Read<B>> {
         let mut stop = || self.stopped.load(Ordering::Relaxed) || stop();
+        // Copies of claims overwritten while they were made (the frames lost are counted
+        // by the reader: `claim_torn`).
+        let mut torn = 0u32;
         loop {
-            // A poll under the lock, then a sleep without it: no caller of this session
-            // waits for the lock longer than a poll takes.
+            // A poll under the lock, then a copy and a sleep without it: no caller of this
+            // session waits for the lock longer than a poll takes.
             let (next, watch) = {
                 let mut st = lock(&self.state);
                 let r = st.reader_mut();
                 let watch = r.watch(); // before the poll: no wake-up is lost
-                let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
                 let next = match mode {
                     // Encoded units: from a keyframe, every one (units.rs), in both modes.
-                    _ if r.holds_units() => r
-                        .next_unit(Duration::ZERO, alloc)?
-                        .map(crate::reader::Payload::Copied),
-                    ReadMode::Latest => r.latest_zero_copy(Duration::ZERO, alloc)?,
-                    ReadMode::Next => r.next_zero_copy(Duration::ZERO, alloc)?,
+                    _ if r.holds_units() => r.take_unit(Duration::ZERO)?.map(Payload::Copied),
+                    ReadMode::Latest => r.take_latest(Duration::ZERO)?,
+                    ReadMode::Next => r.take_next(Duration::ZERO)?,
                 };
+                if let Next::Frame(f) = &next {
+                    if let Payload::Leased(_) = f.data {
+                        r.note_progress(f.info.seq, f.missed, f.torn_retries + torn);
+                    }
+                }
                 (next, watch)
             };
             match next {
-                Next::Frame(f) => return Ok(Read::Frame(f)),
+                Next::Frame(f) => {
+                    let torn_retries = f.torn_retries + torn;
+                    let data = match f.data {
+                        Payload::Leased(l) => Payload::Leased(l),
+                        Payload::Copied(claim) => {
+                            let (seq, epoch) = (claim.info().seq, claim.info().epoch);
+                            let copied = claim.copy(&self.loc, &mut alloc);
+                            let mut st = lock(&self.state);
+                            let r = st.reader_mut();
+                            match copied {
+                                Ok(Some((_, data))) => {
+                                    if r.epoch() == epoch {
+                                        r.note_progress(seq, f.missed, torn_retries);
+                                    }
+                                    Payload::Copied(data)
+                                }
+                                Ok(None) => {
+                                    r.claim_torn(seq, epoch, f.missed);
+                                    drop(st);
+                                    torn += 1;
+                                    // Retried at once, as a torn copy inside a read is.
+                                    if torn >= MAX_TORN_RETRIES && passed(deadline) {
+                                        return Ok(Read::TimedOut);
+                                    }
+                                    continue;
+                                }
+                                Err(e) => {
+                                    r.claim_torn(seq, epoch, f.missed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    };
+                    return Ok(Read::Frame(Frame {
+                        info: f.info,
+                        data,
+                        missed: f.missed,
+                        torn_retries,
+                    }));
+                }
                 Next::Eos => return Ok(Read::Eos),
                 Next::WriterGone(why) => {
                     if stop() {
@@ -228,11 +285,11 @@ impl Session {
 
     /// Waits until a live ring has the name again and reads it: None when it does,
     /// else `Read::TimedOut` or `Read::Stopped`.
-    fn reattach(
+    fn reattach<B>(
         &self,
         deadline: Option<Instant>,
         stop: &mut impl FnMut() -> bool,
-    ) -> Result<Option<Read>> {
+    ) -> Result<Option<Read<B>>> {
         loop {
             match attach(&self.loc, slice_until(deadline), &self.interrupter)? {
                 Attach::Reader(r) => {
@@ -261,6 +318,16 @@ impl Session {
     /// ring is `Error::InvalidHandle`; one of a newer writer than the one read makes the
     /// session follow it, once.
     pub fn get(&self, handle: &Handle) -> Result<Got> {
+        self.get_into(handle, |i| vec![0u8; i.len as usize])
+    }
+
+    /// As `get`, the frame being copied into `alloc`'s buffer (at least `info.len`
+    /// bytes), which is called without the lock.
+    pub fn get_into<B: AsMut<[u8]>>(
+        &self,
+        handle: &Handle,
+        mut alloc: impl FnMut(&FrameInfo) -> B,
+    ) -> Result<Got<B>> {
         if handle.ring != self.loc.display_name() {
             return Err(Error::InvalidHandle {
                 handle: handle.to_string(),
@@ -273,11 +340,27 @@ impl Session {
             });
         }
         for attempt in 0..2 {
-            let found = lock(&self.state)
-                .reader_mut()
-                .by_handle(handle, |i| vec![0u8; i.len as usize])?;
+            // Claimed under the lock, copied without it (`claims`).
+            let found = lock(&self.state).reader().take_by_handle(handle)?;
             match found {
-                ByHandle::Frame(f) => return Ok(Got::Frame(f)),
+                ByHandle::Frame(f) => {
+                    let epoch = f.info.epoch;
+                    // Overwritten during the copy: gone, as a torn copy by handle is.
+                    let Some((info, data)) = f.data.copy(&self.loc, &mut alloc)? else {
+                        return Ok(Got::Gone);
+                    };
+                    let mut st = lock(&self.state);
+                    let r = st.reader_mut();
+                    if r.epoch() == epoch {
+                        r.note_progress(handle.seq, 0, f.torn_retries);
+                    }
+                    return Ok(Got::Frame(Frame {
+                        info,
+                        data,
+                        missed: 0,
+                        torn_retries: f.torn_retries,
+                    }));
+                }
                 ByHandle::NotYet => return Ok(Got::NotYet),
                 ByHandle::Gone => {
                     let stale = {
@@ -287,7 +370,7 @@ impl Session {
                     if attempt == 0
                         && stale
                         && self
-                            .reattach(Some(Instant::now()), &mut || false)?
+                            .reattach::<B>(Some(Instant::now()), &mut || false)?
                             .is_none()
                     {
                         continue;

@@ -418,12 +418,28 @@ impl RingReader {
         timeout: Duration,
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<B>> {
+        let next = self.unit_with(timeout, |r, seq| r.copy(seq, &mut alloc))?;
+        if let Next::Frame(f) = &next {
+            self.note_progress(f.info.seq, f.missed, f.torn_retries);
+        }
+        Ok(next)
+    }
+
+    /// The read of `next_unit`: `take` copies or claims the unit. The reader's progress
+    /// is the caller's to publish.
+    pub(crate) fn unit_with<O>(
+        &mut self,
+        timeout: Duration,
+        mut take: impl FnMut(&RingReader, u64) -> Result<Copy<O>>,
+    ) -> Result<Next<O>> {
         let deadline = Instant::now() + timeout;
         let previous = self.last;
         // Beyond MAX_SEQ only for a hostile head, which `wait_beyond` refuses.
         let mut want = previous.saturating_add(1);
         let sought = std::mem::take(&mut self.unit_sought);
-        let mut need_keyframe = previous == 0 && !sought;
+        // A unit claimed and lost in its copy (`claim_torn`) is a unit lost here too,
+        // until a keyframe is read: the units after it cannot be decoded without it.
+        let mut need_keyframe = (previous == 0 && !sought) || self.unit_lost;
         let mut retries = 0;
         loop {
             if need_keyframe {
@@ -434,24 +450,24 @@ impl RingReader {
                         // None held yet (or none newer than what we lost): wait for
                         // the writer's next unit, then look again.
                         let head = self.head();
-                        if let Err(other) = self.wait_beyond::<B>(head, deadline)? {
+                        if let Err(other) = self.wait_beyond::<O>(head, deadline)? {
                             return Ok(other);
                         }
                         continue;
                     }
                 }
             }
-            if let Err(other) = self.wait_beyond::<B>(want - 1, deadline)? {
+            if let Err(other) = self.wait_beyond::<O>(want - 1, deadline)? {
                 return Ok(other);
             }
-            match self.copy(want, &mut alloc)? {
+            match take(self, want)? {
                 Copy::Ok(info, data) => {
                     let missed = match previous {
                         0 => 0,
                         _ => want.saturating_sub(previous + 1),
-                    };
+                    } + std::mem::take(&mut self.missed_unreported);
                     self.last = want;
-                    self.note_progress(want, missed, retries);
+                    self.unit_lost = false;
                     return Ok(Next::Frame(Frame {
                         info,
                         data,

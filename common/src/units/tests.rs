@@ -223,6 +223,58 @@ fn a_reader_that_falls_behind_jumps_to_the_newest_keyframe_and_counts_it() {
 }
 
 #[test]
+fn a_unit_claimed_and_lost_in_its_copy_is_followed_by_a_keyframe_only() {
+    let dir = TestDir::new("units-claim-torn");
+    let mut w = unit_ring(&dir, "u", 2); // 77 units
+    let mut r = RingReader::open(&dir.ring("u")).unwrap();
+    let gop = 1000; // 1 is the only keyframe until 80
+    w.write(&meta(1, gop), &unit(1, 100)).unwrap();
+    assert_eq!(read(&mut r).info.seq, 1);
+    for seq in 2..=5 {
+        w.write(&meta(seq, gop), &unit(seq, 100)).unwrap();
+    }
+    let Next::Frame(f) = r.take_unit(Duration::ZERO).unwrap() else {
+        panic!("unit 2 is there");
+    };
+    let (claim, epoch) = (f.data, f.info.epoch);
+    assert_eq!(f.info.seq, 2);
+    // 79 takes unit 2's descriptor (and 78 keyframe 1's); 3 to 77 are still held.
+    for seq in 6..=79 {
+        w.write(&meta(seq, gop), &unit(seq, 100)).unwrap();
+    }
+    let alloc = &mut |i: &FrameInfo| vec![0u8; i.len as usize];
+    assert!(claim.copy(r.location(), alloc).unwrap().is_none(), "torn");
+    r.claim_torn(2, epoch, f.missed);
+    // No keyframe held: nothing, however often it is asked, never unit 3.
+    for _ in 0..3 {
+        match r.take_unit(Duration::ZERO).unwrap() {
+            Next::TimedOut => {}
+            Next::Frame(f) => panic!("unit {} after a lost unit, before a keyframe", f.info.seq),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+    let keyframe = FrameMeta {
+        flags: 0,
+        ..meta(80, gop)
+    };
+    w.write(&keyframe, &unit(80, 100)).unwrap();
+    let f = read(&mut r);
+    assert_eq!(f.info.seq, 80);
+    assert_eq!(f.missed, 78, "2 to 79, the lost claim included");
+    assert_eq!(
+        read_after(&mut r, &mut w, 81, gop).info.seq,
+        81,
+        "then in order"
+    );
+}
+
+/// Writes unit `seq` and reads the next.
+fn read_after(r: &mut RingReader, w: &mut UnitWriter, seq: u64, gop: u64) -> Frame<Vec<u8>> {
+    w.write(&meta(seq, gop), &unit(seq, 100)).unwrap();
+    read(r)
+}
+
+#[test]
 fn a_sought_unit_is_where_reading_starts_even_the_first() {
     let dir = TestDir::new("units-seek");
     let mut w = unit_ring(&dir, "u", 10);

@@ -1,0 +1,189 @@
+//! A `Session` (the bindings' reader) copies frames without its lock: other threads of
+//! the session read, look up and ask about the ring while one copies, a frame is
+//! returned once, and a frame overwritten during its copy is counted as missed and
+//! replaced by the newest.
+
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use shmring_common::session::{Got, Read, ReadMode, Session};
+use shmring_common::testing::{check, fill, TestDir};
+use shmring_common::*;
+
+/// How long a test waits for the other thread before it calls the lock held: far more
+/// than any step takes, so that only a lock held across the copy reaches it.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn writer(dir: &TestDir, slots: u32) -> RingWriter {
+    let config = WriterConfig {
+        slots,
+        max_frame: 4096,
+        ..Default::default()
+    };
+    RingWriter::create(&dir.ring("s"), &config).unwrap()
+}
+
+/// Writes the next frame.
+fn write_next(w: &mut RingWriter) {
+    let seq = w.head() + 1;
+    write(w, seq);
+}
+
+fn write(w: &mut RingWriter, seq: u64) {
+    let mut buf = vec![0u8; 4096];
+    fill(&mut buf, seq);
+    assert_eq!(w.write(&FrameMeta::default(), &buf).unwrap(), seq);
+}
+
+fn soon() -> Option<Instant> {
+    Some(Instant::now() + Duration::from_millis(20))
+}
+
+/// An allocator whose first buffer is handed over only once the test says `go`: it
+/// tells `in_copy` when it is called, and whether `go` came in time.
+fn held_first(in_copy: Sender<()>, go: Receiver<()>) -> impl FnMut(&FrameInfo) -> Vec<u8> {
+    let mut first = true;
+    move |i| {
+        if std::mem::take(&mut first) {
+            in_copy.send(()).unwrap();
+            assert_ne!(
+                go.recv_timeout(PATIENCE),
+                Err(RecvTimeoutError::Timeout),
+                "the other thread never got the session while this one copied"
+            );
+        }
+        vec![0u8; i.len as usize]
+    }
+}
+
+fn frame(read: Read) -> Frame<Vec<u8>> {
+    match read {
+        Read::Frame(f) => Frame {
+            info: f.info,
+            data: f.data.to_vec(),
+            missed: f.missed,
+            torn_retries: f.torn_retries,
+        },
+        Read::TimedOut => panic!("timed out"),
+        Read::Stopped => panic!("stopped"),
+        Read::Eos => panic!("EOS"),
+        Read::WriterGone(s) => panic!("writer gone: {s:?}"),
+    }
+}
+
+#[test]
+fn other_threads_use_the_session_while_one_copies_a_frame() {
+    let dir = TestDir::new("session-unlocked");
+    let mut w = writer(&dir, 4);
+    write(&mut w, 1);
+    let sut = Session::open(dir.ring("s"), false).unwrap();
+    let (in_copy_tx, in_copy) = channel();
+    let (go, go_rx) = channel();
+    std::thread::scope(|s| {
+        let copier = s.spawn(|| {
+            let alloc = held_first(in_copy_tx, go_rx);
+            let deadline = Some(Instant::now() + PATIENCE);
+            frame(
+                sut.read_into(ReadMode::Latest, deadline, || false, alloc)
+                    .unwrap(),
+            )
+        });
+        in_copy.recv_timeout(PATIENCE).expect("the copy starts");
+        // All of these take the session's lock.
+        assert_eq!(sut.info().unwrap().slots, 4);
+        assert!(
+            matches!(
+                sut.read(ReadMode::Latest, soon(), || false),
+                Ok(Read::TimedOut)
+            ),
+            "frame 1 is the copier's: returned once"
+        );
+        write(&mut w, 2);
+        let f = frame(sut.read(ReadMode::Latest, soon(), || false).unwrap());
+        assert_eq!((f.info.seq, f.missed), (2, 0));
+        check(&f.data, 2).unwrap();
+        go.send(()).unwrap();
+        let f = copier.join().unwrap();
+        assert_eq!((f.info.seq, f.missed, f.torn_retries), (1, 0, 0));
+        check(&f.data, 1).expect("copied whole");
+    });
+}
+
+#[test]
+fn a_frame_overwritten_during_its_copy_is_missed_and_the_newest_comes() {
+    for mode in [ReadMode::Latest, ReadMode::Next] {
+        let dir = TestDir::new("session-torn");
+        let mut w = writer(&dir, 4);
+        for seq in 1..=3 {
+            write(&mut w, seq);
+        }
+        let sut = Session::open(dir.ring("s"), false).unwrap();
+        assert_eq!(frame(sut.read(mode, soon(), || false).unwrap()).info.seq, 3);
+        write(&mut w, 4);
+        write(&mut w, 5); // latest claims 5 (4 missed), next claims 4
+        let (in_copy_tx, in_copy) = channel();
+        let (go, go_rx) = channel();
+        let f = std::thread::scope(|s| {
+            let copier = s.spawn(|| {
+                let alloc = held_first(in_copy_tx, go_rx);
+                let deadline = Some(Instant::now() + PATIENCE);
+                frame(sut.read_into(mode, deadline, || false, alloc).unwrap())
+            });
+            in_copy.recv_timeout(PATIENCE).expect("the copy starts");
+            // The writer laps the ring of 4 slots: 8 and 9 take the slots of 4 and 5.
+            for seq in 6..=10 {
+                write(&mut w, seq);
+            }
+            go.send(()).unwrap();
+            copier.join().unwrap()
+        });
+        // Torn, then the newest: 4 to 9 were never returned.
+        assert_eq!(
+            (f.info.seq, f.missed, f.torn_retries),
+            (10, 6, 1),
+            "{mode:?}"
+        );
+        check(&f.data, 10).expect("copied whole");
+        // And the reader goes on from there.
+        write(&mut w, 11);
+        let f = frame(sut.read(mode, soon(), || false).unwrap());
+        assert_eq!((f.info.seq, f.missed), (11, 0), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_frame_by_handle_is_copied_without_the_lock_and_gone_if_overwritten() {
+    let dir = TestDir::new("session-handle");
+    let mut w = writer(&dir, 4);
+    write(&mut w, 1);
+    let sut = Session::open(dir.ring("s"), false).unwrap();
+    for overwrite in [false, true] {
+        let handle = w.handle(w.head());
+        let seq = handle.seq;
+        let (in_copy_tx, in_copy) = channel();
+        let (go, go_rx) = channel();
+        let got = std::thread::scope(|s| {
+            let copier = s.spawn(|| sut.get_into(&handle, held_first(in_copy_tx, go_rx)));
+            in_copy.recv_timeout(PATIENCE).expect("the copy starts");
+            assert_eq!(sut.info().unwrap().slots, 4, "the lock is free");
+            if overwrite {
+                for _ in 0..4 {
+                    write_next(&mut w);
+                }
+            }
+            go.send(()).unwrap();
+            copier.join().unwrap().unwrap()
+        });
+        match got {
+            Got::Frame(f) if !overwrite => {
+                assert_eq!(f.info.seq, seq);
+                check(&f.data, seq).expect("copied whole");
+            }
+            Got::Gone if overwrite => {}
+            Got::Frame(f) => panic!("frame {} came back torn or late", f.info.seq),
+            Got::Gone => panic!("frame {seq} was not overwritten"),
+            Got::NotYet => panic!("frame {seq} is written"),
+        }
+        write_next(&mut w);
+    }
+}
