@@ -410,10 +410,15 @@ impl RingReader {
         take: impl FnMut(&RingReader, u64) -> Result<Copy<O>>,
     ) -> Result<Next<O>> {
         let next = self.read_with(pick, timeout, take)?;
+        Ok(self.noted(next))
+    }
+
+    /// `next`, its frame's progress published (if it returns one).
+    pub(crate) fn noted<O>(&self, next: Next<O>) -> Next<O> {
         if let Next::Frame(f) = &next {
             self.note_progress(f.info.seq, f.missed, f.torn_retries);
         }
-        Ok(next)
+        next
     }
 
     /// The read of `latest` and `next`: `pick` says which frame, `take` copies, leases or

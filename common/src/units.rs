@@ -419,10 +419,7 @@ impl RingReader {
         mut alloc: impl FnMut(&FrameInfo) -> B,
     ) -> Result<Next<B>> {
         let next = self.unit_with(timeout, |r, seq| r.copy(seq, &mut alloc))?;
-        if let Next::Frame(f) = &next {
-            self.note_progress(f.info.seq, f.missed, f.torn_retries);
-        }
-        Ok(next)
+        Ok(self.noted(next))
     }
 
     /// The read of `next_unit`: `take` copies or claims the unit. The reader's progress

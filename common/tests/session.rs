@@ -35,6 +35,15 @@ fn write(w: &mut RingWriter, seq: u64) {
     assert_eq!(w.write(&FrameMeta::default(), &buf).unwrap(), seq);
 }
 
+/// A ring of 4 slots holding frame 1, and a session that reads it by copies.
+fn one_frame_read_by_copies(tag: &str) -> (TestDir, RingWriter, Session) {
+    let dir = TestDir::new(tag);
+    let mut w = writer(&dir, 4);
+    write(&mut w, 1);
+    let sut = Session::open(dir.ring("s"), false).unwrap();
+    (dir, w, sut)
+}
+
 fn soon() -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(20))
 }
@@ -73,10 +82,7 @@ fn frame(read: Read) -> Frame<Vec<u8>> {
 
 #[test]
 fn other_threads_use_the_session_while_one_copies_a_frame() {
-    let dir = TestDir::new("session-unlocked");
-    let mut w = writer(&dir, 4);
-    write(&mut w, 1);
-    let sut = Session::open(dir.ring("s"), false).unwrap();
+    let (_dir, mut w, sut) = one_frame_read_by_copies("session-unlocked");
     let (in_copy_tx, in_copy) = channel();
     let (go, go_rx) = channel();
     std::thread::scope(|s| {
@@ -153,10 +159,7 @@ fn a_frame_overwritten_during_its_copy_is_missed_and_the_newest_comes() {
 
 #[test]
 fn a_frame_by_handle_is_copied_without_the_lock_and_gone_if_overwritten() {
-    let dir = TestDir::new("session-handle");
-    let mut w = writer(&dir, 4);
-    write(&mut w, 1);
-    let sut = Session::open(dir.ring("s"), false).unwrap();
+    let (_dir, mut w, sut) = one_frame_read_by_copies("session-handle");
     for overwrite in [false, true] {
         let handle = w.handle(w.head());
         let seq = handle.seq;
