@@ -190,3 +190,61 @@ fn a_frame_by_handle_is_copied_without_the_lock_and_gone_if_overwritten() {
         write_next(&mut w);
     }
 }
+
+#[test]
+fn two_threads_reading_one_session_share_every_frame_once_under_a_lapping_writer() {
+    const FRAMES: u64 = 3000;
+    for mode in [ReadMode::Next, ReadMode::Latest] {
+        let dir = TestDir::new("session-two-threads");
+        let mut w = writer(&dir, 4);
+        write(&mut w, 1);
+        let sut = Session::open(dir.ring("s"), false).unwrap();
+        // Read first, so that every later frame is returned or missed (a reader's first
+        // frame counts none missed before it).
+        let first = frame(sut.read(mode, soon(), || false).unwrap());
+        assert_eq!((first.info.seq, first.missed), (1, 0));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let per_thread: Vec<Vec<(u64, u64)>> = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut got = Vec::new();
+                        let stop = || done.load(std::sync::atomic::Ordering::Relaxed);
+                        loop {
+                            let deadline = Some(Instant::now() + PATIENCE);
+                            match sut.read(mode, deadline, stop).unwrap() {
+                                Read::Frame(f) => {
+                                    let data = f.data.to_vec();
+                                    check(&data, f.info.seq).expect("never torn bytes");
+                                    got.push((f.info.seq, f.missed));
+                                    if f.info.seq == FRAMES {
+                                        done.store(true, std::sync::atomic::Ordering::Relaxed);
+                                        sut.interrupt(); // wakes the other thread's wait
+                                    }
+                                }
+                                Read::Stopped => return got,
+                                other => panic!("{mode:?}: {:?}", frame(other).info),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            // As fast as it can: the readers are lapped, and some of their copies torn.
+            for seq in 2..=FRAMES {
+                write(&mut w, seq);
+            }
+            readers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let mut all: Vec<(u64, u64)> = per_thread.concat();
+        all.push((1, 0));
+        all.sort_unstable();
+        let seqs: Vec<u64> = all.iter().map(|&(seq, _)| seq).collect();
+        let mut unique = seqs.clone();
+        unique.dedup();
+        assert_eq!(unique, seqs, "{mode:?}: a frame returned twice");
+        assert_eq!(seqs.last(), Some(&FRAMES), "{mode:?}");
+        // Every frame is returned once or counted missed once, by one thread or the other.
+        let accounted: u64 = all.iter().map(|&(_, missed)| 1 + missed).sum();
+        assert_eq!(accounted, FRAMES, "{mode:?}: {} returned", all.len());
+    }
+}
