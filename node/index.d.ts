@@ -103,6 +103,8 @@ export type AtRule = 'nearest' | 'at-or-before' | 'at-or-after'
 /** Reads one ring, following its writer when it is restarted or replaced. */
 export class Reader {
   constructor(ring: string, options?: ReaderOptions)
+  /** As the constructor, with the ring mapped off the event loop (on libuv's pool). */
+  static open(ring: string, options?: ReaderOptions): Promise<Reader>
   readonly ring: string
   readonly closed: boolean
   /** The newest frame not returned yet; null when none came in time. */

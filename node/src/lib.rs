@@ -6,7 +6,8 @@
 //! the slot afterwards; a frame never released ends its lease when it and its Buffer
 //! are collected, and the ring's lease budget keeps any reader from pinning the writer.
 //! Waits of the async calls run on a thread of the reader's own, never on the event
-//! loop nor on libuv's pool. A `Writer` copies Buffers in, or lends a slot to fill in
+//! loop nor on libuv's pool; `Reader.open` maps a ring on libuv's pool (bounded work,
+//! not a wait). A `Writer` copies Buffers in, or lends a slot to fill in
 //! place, whose Buffer is detached at the commit.
 //!
 //! This file holds the errors; `reader` the `Reader`, `frame` its frames, `writer` the

@@ -41,6 +41,34 @@ test('a frame written is read with its times, handle and geometry, zero-copy', (
   w.close()
 })
 
+test('Reader.open opens off the event loop and reads as the constructor does', async (t) => {
+  const dir = ringDir(t)
+  const w = new Writer('cam', { width: W, height: H, format: 'GRAY8', fps: 30, dir })
+  w.write(pattern(1, w.frameSize))
+  const pending = Reader.open('cam', { dir })
+  assert.ok(pending instanceof Promise)
+  const r = await pending
+  assert.ok(r instanceof Reader)
+  assert.equal(r.ring, 'cam')
+  const f = r.latest({ timeout: 1000 })
+  assert.equal(check(f.pixels), 1)
+  assert.equal(f.zeroCopy, true)
+  f.release()
+  w.write(pattern(2, w.frameSize))
+  const g = await r.nextAsync({ timeout: 1000 })
+  assert.equal(check(g.pixels), 2)
+  g.release()
+  const copies = await Reader.open('cam', { dir, zeroCopy: false })
+  assert.equal(copies.latest().zeroCopy, false)
+  copies.close()
+  // The constructor after it opens a ring of its own, not one Reader.open left behind.
+  const again = new Reader('cam', { dir })
+  assert.equal(check(again.latest().pixels), 2)
+  again.close()
+  r.close()
+  w.close()
+})
+
 test('release detaches pixels and every view of them', (t) => {
   const dir = ringDir(t)
   const w = new Writer('cam', { width: W, height: H, format: 'GRAY8', fps: 30, dir })

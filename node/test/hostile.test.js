@@ -62,6 +62,46 @@ test('writer arguments out of range or of the wrong type are refused, naming wha
   throwsCode(() => new Reader(42), 'ERR_SHMRING_INVALID_ARG')
 })
 
+/** Asserts the promise `p` rejects with a ShmringError of `code`. */
+async function rejectsCode(p, code, ring) {
+  await assert.rejects(p, (e) => {
+    assert.ok(e instanceof ShmringError, `${e && e.stack}`)
+    assert.equal(e.code, code, e.message)
+    if (ring !== undefined) assert.equal(e.ring, ring)
+    return true
+  })
+}
+
+test('Reader.open refuses what the constructor refuses, as a rejection', async (t) => {
+  const dir = ringDir(t)
+  for (const name of ['', '../x', 'a/b', '.hidden', 'x'.repeat(300), 'a\0b']) {
+    await rejectsCode(Reader.open(name, { dir }), 'ERR_SHMRING_BAD_NAME')
+  }
+  await rejectsCode(Reader.open(42), 'ERR_SHMRING_INVALID_ARG')
+  await rejectsCode(Reader.open('cam', 'x'), 'ERR_SHMRING_INVALID_ARG')
+  await rejectsCode(Reader.open('cam', { dir, zeroCopy: 'yes' }), 'ERR_SHMRING_INVALID_ARG')
+  await rejectsCode(Reader.open('cam', { dir: 5 }), 'ERR_SHMRING_INVALID_ARG')
+  await rejectsCode(Reader.open('absent', { dir }), 'ERR_SHMRING_NOT_FOUND', 'absent')
+  fs.writeFileSync(`${dir}/junk.ring`, Buffer.alloc(65536, 0xa5))
+  await rejectsCode(Reader.open('junk', { dir }), 'ERR_SHMRING_CORRUPT', 'junk')
+  // Many at once, half of them bad: each settles alone, the good ones read.
+  const w = new Writer('cam', { width: W, height: H, format: 'GRAY8', fps: 30, dir })
+  w.write(pattern(1, w.frameSize))
+  const opens = Array.from({ length: 40 }, (_, i) => Reader.open(i % 2 ? 'cam' : 'absent', { dir }))
+  const settled = await Promise.allSettled(opens)
+  settled.forEach((s, i) => {
+    if (i % 2) {
+      assert.equal(s.status, 'fulfilled')
+      assert.equal(check(s.value.latest().pixels), 1)
+      s.value.close()
+    } else {
+      assert.equal(s.status, 'rejected')
+      assert.equal(s.reason.code, 'ERR_SHMRING_NOT_FOUND')
+    }
+  })
+  w.close()
+})
+
 test('frames and times of the wrong size, type or range are refused', (t) => {
   const dir = ringDir(t)
   const w = new Writer('w', { width: W, height: H, format: 'GRAY8', fps: 30, dir })

@@ -8,6 +8,8 @@ async function use(dir: string): Promise<void> {
   slot.pixels.fill(0)
   const committed: string = slot.commit()
   const r = new Reader('types', { dir, zeroCopy: true })
+  const opened: Reader = await Reader.open('types', { dir })
+  opened.close()
   const f: Frame | null = r.latest({ timeout: 1000 })
   if (f) {
     const px: Buffer = f.pixels
