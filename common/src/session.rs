@@ -10,6 +10,8 @@
 //!   without it (`claims`); a read sleeps on the ring's wake word (`RingWatch`) without
 //!   it, and waits for a new writer without it, so no caller waits for the lock longer
 //!   than a poll takes;
+//! - the writer's EOS is returned once every frame before it was, by whichever thread:
+//!   not while another read still copies one;
 //! - a handle of a newer writer re-attaches once before it is called gone;
 //! - what the ring says of itself (`RingInfo`), with its caps' fields picked out.
 //!
@@ -90,6 +92,20 @@ struct State {
     /// `drop_if_gone`, which may leave it without one.
     follower: Follower,
     zero_copy: bool,
+    /// Frames claimed by reads of this session and not copied yet (`CopyInFlight`): the
+    /// writer's EOS is not returned meanwhile, since it says every frame before it was.
+    copying: u32,
+}
+
+/// One claimed frame being copied without the lock: counted in `State::copying` from
+/// its claim until this is dropped (a panicking allocator included).
+struct CopyInFlight<'s>(&'s Mutex<State>);
+
+impl Drop for CopyInFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(self.0);
+        st.copying = st.copying.saturating_sub(1);
+    }
 }
 
 impl State {
@@ -152,6 +168,7 @@ impl Session {
         let mut state = State {
             follower,
             zero_copy,
+            copying: 0,
         };
         state.enable_zero_copy();
         Ok(Session {
@@ -202,6 +219,7 @@ impl Session {
             // session waits for the lock longer than a poll takes.
             let (next, watch) = {
                 let mut st = lock(&self.state);
+                let copying = st.copying;
                 let r = st.reader_mut();
                 let watch = r.watch(); // before the poll: no wake-up is lost
                 let next = match mode {
@@ -210,11 +228,23 @@ impl Session {
                     ReadMode::Latest => r.take_latest(Duration::ZERO)?,
                     ReadMode::Next => r.take_next(Duration::ZERO)?,
                 };
-                if let Next::Frame(f) = &next {
-                    if let Payload::Leased(_) = f.data {
-                        r.note_progress(f.info.seq, f.missed, f.torn_retries + torn);
+                let next = match next {
+                    // Not yet: another read still copies a frame from before it. Looked at
+                    // again after a sleep (its copy does not wake the ring's word).
+                    Next::Eos if copying > 0 => {
+                        r.eos_returned = false;
+                        Next::TimedOut
                     }
-                }
+                    Next::Frame(f) => {
+                        if let Payload::Leased(_) = f.data {
+                            r.note_progress(f.info.seq, f.missed, f.torn_retries + torn);
+                        } else {
+                            st.copying += 1; // until its CopyInFlight is dropped
+                        }
+                        Next::Frame(f)
+                    }
+                    other => other,
+                };
                 (next, watch)
             };
             match next {
@@ -223,6 +253,7 @@ impl Session {
                     let data = match f.data {
                         Payload::Leased(l) => Payload::Leased(l),
                         Payload::Copied(claim) => {
+                            let _in_flight = CopyInFlight(&self.state);
                             let (seq, epoch) = (claim.info().seq, claim.info().epoch);
                             let copied = claim.copy(&self.loc, &mut alloc);
                             let mut st = lock(&self.state);

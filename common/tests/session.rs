@@ -116,6 +116,41 @@ fn other_threads_use_the_session_while_one_copies_a_frame() {
 }
 
 #[test]
+fn eos_waits_for_a_frame_another_thread_still_copies() {
+    let (_dir, mut w, sut) = one_frame_read_by_copies("session-eos");
+    let (in_copy_tx, in_copy) = channel();
+    let (go, go_rx) = channel();
+    std::thread::scope(|s| {
+        let copier = s.spawn(|| {
+            let alloc = held_first(in_copy_tx, go_rx);
+            let deadline = Some(Instant::now() + PATIENCE);
+            frame(
+                sut.read_into(ReadMode::Next, deadline, || false, alloc)
+                    .unwrap(),
+            )
+        });
+        in_copy
+            .recv_timeout(PATIENCE)
+            .expect("the copy of frame 1 starts");
+        w.set_state(WriterState::Eos);
+        assert!(
+            matches!(
+                sut.read(ReadMode::Next, soon(), || false),
+                Ok(Read::TimedOut)
+            ),
+            "EOS before frame 1 is returned"
+        );
+        go.send(()).unwrap();
+        assert_eq!(copier.join().unwrap().info.seq, 1);
+        let deadline = Some(Instant::now() + PATIENCE);
+        assert!(matches!(
+            sut.read(ReadMode::Next, deadline, || false),
+            Ok(Read::Eos)
+        ));
+    });
+}
+
+#[test]
 fn a_frame_overwritten_during_its_copy_is_missed_and_the_newest_comes() {
     for mode in [ReadMode::Latest, ReadMode::Next] {
         let dir = TestDir::new("session-torn");
