@@ -159,20 +159,21 @@ function readerArgs(ring, options) {
   return [ring, stringOf(ring, 'dir', dir, true), zeroCopy]
 }
 
-/** The native reader `Reader.open` opened, for the constructor it calls next. */
-let opened = null
+/** Passed as the options by `Reader.open`, with the native reader it opened. */
+const OPENED = Symbol('opened')
 
 class Reader {
   #native
-  constructor(ring, options) {
+  constructor(ring, options, opened) {
+    if (options === OPENED) {
+      // From Reader.open, its arguments checked and its ring opened: nothing to run.
+      this.ring = ring
+      this.#native = opened
+      return
+    }
     const args = readerArgs(ring, options)
     this.ring = args[0]
-    if (opened !== null) {
-      this.#native = opened
-      opened = null
-    } else {
-      this.#native = call(ring, () => new native.NativeReader(...args))
-    }
+    this.#native = call(ring, () => new native.NativeReader(...args))
   }
 
   /**
@@ -187,13 +188,7 @@ class Reader {
     } catch (e) {
       throw translate(e, args[0])
     }
-    // Synchronous from here to the constructor: nothing else can take it.
-    opened = nat
-    try {
-      return new Reader(ring, options)
-    } finally {
-      opened = null
-    }
+    return new this(args[0], OPENED, nat)
   }
 
   /** The newest frame not returned yet; waits up to `timeout` ms (default 0: a poll). */

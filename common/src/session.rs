@@ -217,7 +217,7 @@ impl Session {
         loop {
             // A poll under the lock, then a copy and a sleep without it: no caller of this
             // session waits for the lock longer than a poll takes.
-            let (next, watch) = {
+            let (next, watch, _in_flight) = {
                 let mut st = lock(&self.state);
                 let copying = st.copying;
                 let r = st.reader_mut();
@@ -235,25 +235,29 @@ impl Session {
                         r.eos_returned = false;
                         Next::TimedOut
                     }
-                    Next::Frame(f) => {
-                        if let Payload::Leased(_) = f.data {
-                            r.note_progress(f.info.seq, f.missed, f.torn_retries + torn);
-                        } else {
-                            st.copying += 1; // until its CopyInFlight is dropped
-                        }
-                        Next::Frame(f)
-                    }
                     other => other,
                 };
-                (next, watch)
+                let in_flight = match &next {
+                    Next::Frame(f) if matches!(f.data, Payload::Leased(_)) => {
+                        let torn_retries = f.torn_retries.saturating_add(torn);
+                        r.note_progress(f.info.seq, f.missed, torn_retries);
+                        None
+                    }
+                    Next::Frame(_) => {
+                        // Given back when dropped, after this guard's lock (`st`) is.
+                        st.copying += 1;
+                        Some(CopyInFlight(&self.state))
+                    }
+                    _ => None,
+                };
+                (next, watch, in_flight)
             };
             match next {
                 Next::Frame(f) => {
-                    let torn_retries = f.torn_retries + torn;
+                    let torn_retries = f.torn_retries.saturating_add(torn);
                     let data = match f.data {
                         Payload::Leased(l) => Payload::Leased(l),
                         Payload::Copied(claim) => {
-                            let _in_flight = CopyInFlight(&self.state);
                             let (seq, epoch) = (claim.info().seq, claim.info().epoch);
                             let copied = claim.copy(&self.loc, &mut alloc);
                             let mut st = lock(&self.state);

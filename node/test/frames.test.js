@@ -61,6 +61,18 @@ test('Reader.open opens off the event loop and reads as the constructor does', a
   const copies = await Reader.open('cam', { dir, zeroCopy: false })
   assert.equal(copies.latest().zeroCopy, false)
   copies.close()
+  // The options are taken when it is called: a change while it opens does not count.
+  const options = { dir }
+  const opening = Reader.open('cam', options)
+  options.zeroCopy = 'yes'
+  options.dir = 5
+  const taken = await opening
+  assert.equal(check(taken.latest({ timeout: 1000 }).pixels), 2)
+  taken.close()
+  class Mine extends Reader {}
+  const mine = await Mine.open('cam', { dir })
+  assert.ok(mine instanceof Mine)
+  mine.close()
   // The constructor after it opens a ring of its own, not one Reader.open left behind.
   const again = new Reader('cam', { dir })
   assert.equal(check(again.latest().pixels), 2)
