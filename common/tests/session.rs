@@ -80,21 +80,32 @@ fn frame(read: Read) -> Frame<Vec<u8>> {
     }
 }
 
+/// Starts in `s` a read of `sut` whose copy of its frame waits until the returned
+/// sender says go; returns once that copy has started.
+fn start_held_read<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    sut: &'env Session,
+    mode: ReadMode,
+) -> (
+    std::thread::ScopedJoinHandle<'scope, Frame<Vec<u8>>>,
+    Sender<()>,
+) {
+    let (in_copy_tx, in_copy) = channel();
+    let (go, go_rx) = channel();
+    let copier = s.spawn(move || {
+        let alloc = held_first(in_copy_tx, go_rx);
+        let deadline = Some(Instant::now() + PATIENCE);
+        frame(sut.read_into(mode, deadline, || false, alloc).unwrap())
+    });
+    in_copy.recv_timeout(PATIENCE).expect("the copy starts");
+    (copier, go)
+}
+
 #[test]
 fn other_threads_use_the_session_while_one_copies_a_frame() {
     let (_dir, mut w, sut) = one_frame_read_by_copies("session-unlocked");
-    let (in_copy_tx, in_copy) = channel();
-    let (go, go_rx) = channel();
     std::thread::scope(|s| {
-        let copier = s.spawn(|| {
-            let alloc = held_first(in_copy_tx, go_rx);
-            let deadline = Some(Instant::now() + PATIENCE);
-            frame(
-                sut.read_into(ReadMode::Latest, deadline, || false, alloc)
-                    .unwrap(),
-            )
-        });
-        in_copy.recv_timeout(PATIENCE).expect("the copy starts");
+        let (copier, go) = start_held_read(s, &sut, ReadMode::Latest);
         // All of these take the session's lock.
         assert_eq!(sut.info().unwrap().slots, 4);
         assert!(
@@ -118,20 +129,8 @@ fn other_threads_use_the_session_while_one_copies_a_frame() {
 #[test]
 fn eos_waits_for_a_frame_another_thread_still_copies() {
     let (_dir, mut w, sut) = one_frame_read_by_copies("session-eos");
-    let (in_copy_tx, in_copy) = channel();
-    let (go, go_rx) = channel();
     std::thread::scope(|s| {
-        let copier = s.spawn(|| {
-            let alloc = held_first(in_copy_tx, go_rx);
-            let deadline = Some(Instant::now() + PATIENCE);
-            frame(
-                sut.read_into(ReadMode::Next, deadline, || false, alloc)
-                    .unwrap(),
-            )
-        });
-        in_copy
-            .recv_timeout(PATIENCE)
-            .expect("the copy of frame 1 starts");
+        let (copier, go) = start_held_read(s, &sut, ReadMode::Next);
         w.set_state(WriterState::Eos);
         assert!(
             matches!(
@@ -162,15 +161,8 @@ fn a_frame_overwritten_during_its_copy_is_missed_and_the_newest_comes() {
         assert_eq!(frame(sut.read(mode, soon(), || false).unwrap()).info.seq, 3);
         write(&mut w, 4);
         write(&mut w, 5); // latest claims 5 (4 missed), next claims 4
-        let (in_copy_tx, in_copy) = channel();
-        let (go, go_rx) = channel();
         let f = std::thread::scope(|s| {
-            let copier = s.spawn(|| {
-                let alloc = held_first(in_copy_tx, go_rx);
-                let deadline = Some(Instant::now() + PATIENCE);
-                frame(sut.read_into(mode, deadline, || false, alloc).unwrap())
-            });
-            in_copy.recv_timeout(PATIENCE).expect("the copy starts");
+            let (copier, go) = start_held_read(s, &sut, mode);
             // The writer laps the ring of 4 slots: 8 and 9 take the slots of 4 and 5.
             for seq in 6..=10 {
                 write(&mut w, seq);
