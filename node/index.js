@@ -144,11 +144,6 @@ function frameOf(nativeFrame, ring) {
   return nativeFrame ? new Frame(nativeFrame, ring) : null
 }
 
-/**
- * Reads one ring. `latest()` returns the newest frame not returned yet (skipping what a
- * slow reader missed), `next()` every frame in order, `get(handle)` exactly one. When
- * its writer dies or is replaced, the reader takes the next writer's frames.
- */
 /** The arguments of a Reader, checked: [ring, dir, zeroCopy]. */
 function readerArgs(ring, options) {
   ring = stringOf(undefined, 'ring', ring)
@@ -162,6 +157,11 @@ function readerArgs(ring, options) {
 /** Passed as the options by `Reader.open`, with the native reader it opened. */
 const OPENED = Symbol('opened')
 
+/**
+ * Reads one ring. `latest()` returns the newest frame not returned yet (skipping what a
+ * slow reader missed), `next()` every frame in order, `get(handle)` exactly one. When
+ * its writer dies or is replaced, the reader takes the next writer's frames.
+ */
 class Reader {
   #native
   constructor(ring, options, opened) {

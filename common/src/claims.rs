@@ -45,12 +45,6 @@ pub(crate) struct Claim {
     info: FrameInfo,
 }
 
-impl std::fmt::Debug for Claim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Claim").field("info", &self.info).finish()
-    }
-}
-
 /// Whether every mapping a reader touches is guarded: a shrink of the file reads as
 /// zeros there, and is then reported by `check_mapped`, rather than kill us. Decided
 /// once per copy or lease, right before it (after the caller's allocator, which may

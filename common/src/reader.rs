@@ -452,8 +452,9 @@ impl RingReader {
             };
             match take(self, seq)? {
                 Copy::Ok(info, data) => {
-                    let missed = if previous == 0 { 0 } else { seq - previous - 1 }
-                        + std::mem::take(&mut self.missed_unreported);
+                    let skipped = if previous == 0 { 0 } else { seq - previous - 1 };
+                    let missed =
+                        skipped.saturating_add(std::mem::take(&mut self.missed_unreported));
                     self.last = seq;
                     return Ok(Next::Frame(Frame {
                         info,

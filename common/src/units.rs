@@ -459,10 +459,12 @@ impl RingReader {
             }
             match take(self, want)? {
                 Copy::Ok(info, data) => {
-                    let missed = match previous {
+                    let skipped = match previous {
                         0 => 0,
                         _ => want.saturating_sub(previous + 1),
-                    } + std::mem::take(&mut self.missed_unreported);
+                    };
+                    let missed =
+                        skipped.saturating_add(std::mem::take(&mut self.missed_unreported));
                     self.last = want;
                     self.unit_lost = false;
                     return Ok(Next::Frame(Frame {
