@@ -275,3 +275,28 @@ fn two_threads_reading_one_session_share_every_frame_once_under_a_lapping_writer
         assert_eq!(accounted, FRAMES, "{mode:?}: {} returned", all.len());
     }
 }
+
+#[test]
+fn a_caller_buffer_too_small_is_an_error_and_the_session_reads_on() {
+    let (_dir, mut w, sut) = one_frame_read_by_copies("session-small");
+    for len in [0usize, 1, 4095] {
+        let got = sut.read_into(ReadMode::Next, soon(), || false, |_| vec![0u8; len]);
+        match got {
+            Err(Error::InvalidGeometry { what }) => assert!(what.contains("4096"), "{what}"),
+            Err(e) => panic!("{len} bytes: {e}"),
+            Ok(_) => panic!("a frame of 4096 bytes in a buffer of {len}"),
+        }
+        write_next(&mut w);
+    }
+    // Frames 1 to 3 went to the refused reads: counted missed, and 4 comes whole.
+    let f = frame(sut.read(ReadMode::Next, soon(), || false).unwrap());
+    assert_eq!((f.info.seq, f.missed), (4, 3));
+    check(&f.data, 4).unwrap();
+    // A handle's frame into a buffer too small: the same error, nothing moved.
+    let handle = w.handle(4);
+    assert!(matches!(
+        sut.get_into(&handle, |_| vec![0u8; 10]),
+        Err(Error::InvalidGeometry { .. })
+    ));
+    assert!(matches!(sut.get(&handle).unwrap(), Got::Frame(_)));
+}
