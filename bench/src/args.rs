@@ -1,7 +1,7 @@
 //! The command line: every option read and checked here, and the settings roles read.
 
 /// The names `--only` takes.
-pub const SCENARIOS: [&str; 19] = [
+pub const SCENARIOS: [&str; 21] = [
     "latency1",
     "latency3",
     "latency1-inplace",
@@ -9,6 +9,8 @@ pub const SCENARIOS: [&str; 19] = [
     "latency3-inplace-4slots",
     "transport1",
     "transport3",
+    "transport1-300fps",
+    "transport3-300fps",
     "slow",
     "max1080",
     "max1080-4slots",

@@ -11,9 +11,13 @@
 //! --seconds sets how long each measurement runs (8 s, 1.5 s with --quick).
 //!
 //! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace,
-//! latency3-inplace-4slots, transport1, transport3, slow, max1080,
-//! max1080-4slots, max1080-inplace, max1080-huge, max4k, restart, copy, scaling,
-//! scaling-4slots, scaling-huge, scaling-1080p.
+//! latency3-inplace-4slots, transport1, transport3, transport1-300fps,
+//! transport3-300fps, slow, max1080, max1080-4slots, max1080-inplace, max1080-huge,
+//! max4k, restart, copy, scaling, scaling-4slots, scaling-huge, scaling-1080p.
+//!
+//! transport1 and transport3 time the transport alone at 30 fps (frames written in
+//! place, timed as they leave the source element); the -300fps pair does the same with
+//! frames 3.3 ms apart, when the CPUs seldom go idle between frames.
 //!
 //! scaling: N cameras (1, 2, 4, 8, 16; 1 and 4 in a quick run), each a 1280x720 writer
 //! at 30 fps filling frames in place, each with three readers (shmring: one latest, one

@@ -24,6 +24,11 @@ pub struct Results {
     /// element, readers looking at a frame's header only.
     pub transport_one: Vec<LatencyRow>,
     pub transport_three: Vec<LatencyRow>,
+    /// As transport_one and transport_three at 300 fps instead of 30: frames 3.3 ms
+    /// apart, so the CPUs seldom go idle between them. Beside the 30 fps rows, what the
+    /// machine's waking from idle adds.
+    pub transport_one_300fps: Vec<LatencyRow>,
+    pub transport_three_300fps: Vec<LatencyRow>,
     pub slow_reader: Vec<SlowRow>,
     pub throughput_1080p: Vec<ThroughputRow>,
     pub throughput_1080p_4_slots: Vec<ThroughputRow>,

@@ -48,34 +48,99 @@ pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
 }
 
 /// Scenario 1: latency1, latency3, latency1-inplace, latency3-inplace, and the
-/// transport's own latency, transport1 and transport3.
+/// transport's own latency, transport1 and transport3, at 30 and at 300 fps.
 fn run_latency(args: &Args, results: &mut Results) {
     let (seconds, reps) = (args.seconds, args.reps(LATENCY_REPETITIONS));
-    let end_to_end = Measured::AtAppsink;
-    if args.run("latency1") {
-        results.latency_one = scenario_latency(1, false, end_to_end, 0, seconds, reps);
-    }
-    if args.run("latency3") {
-        results.latency_three = scenario_latency(3, false, end_to_end, 0, seconds, reps);
-    }
-    if args.run("latency1-inplace") {
-        results.latency_one_in_place = scenario_latency(1, true, end_to_end, 0, seconds, reps);
-    }
-    if args.run("latency3-inplace") {
-        results.latency_three_in_place = scenario_latency(3, true, end_to_end, 0, seconds, reps);
-    }
-    if args.run("latency3-inplace-4slots") {
-        results.latency_three_in_place_4_slots =
-            scenario_latency(3, true, Measured::AtAppsink, IN_CACHE_SLOTS, seconds, reps);
-    }
-    let transport = Measured::AtSource;
-    if args.run("transport1") {
-        results.transport_one = scenario_latency(1, true, transport, 0, seconds, reps);
-    }
-    if args.run("transport3") {
-        results.transport_three = scenario_latency(3, true, transport, 0, seconds, reps);
+    let (app, src) = (Measured::AtAppsink, Measured::AtSource);
+    let r = results;
+    // (scenario, its rows, readers, written in place, where timed, shmring slots, fps)
+    let scenarios = [
+        ("latency1", &mut r.latency_one, 1, false, app, 0, CAMERA_FPS),
+        (
+            "latency3",
+            &mut r.latency_three,
+            3,
+            false,
+            app,
+            0,
+            CAMERA_FPS,
+        ),
+        (
+            "latency1-inplace",
+            &mut r.latency_one_in_place,
+            1,
+            true,
+            app,
+            0,
+            CAMERA_FPS,
+        ),
+        (
+            "latency3-inplace",
+            &mut r.latency_three_in_place,
+            3,
+            true,
+            app,
+            0,
+            CAMERA_FPS,
+        ),
+        (
+            "latency3-inplace-4slots",
+            &mut r.latency_three_in_place_4_slots,
+            3,
+            true,
+            app,
+            IN_CACHE_SLOTS,
+            CAMERA_FPS,
+        ),
+        (
+            "transport1",
+            &mut r.transport_one,
+            1,
+            true,
+            src,
+            0,
+            CAMERA_FPS,
+        ),
+        (
+            "transport3",
+            &mut r.transport_three,
+            3,
+            true,
+            src,
+            0,
+            CAMERA_FPS,
+        ),
+        (
+            "transport1-300fps",
+            &mut r.transport_one_300fps,
+            1,
+            true,
+            src,
+            0,
+            AWAKE_FPS,
+        ),
+        (
+            "transport3-300fps",
+            &mut r.transport_three_300fps,
+            3,
+            true,
+            src,
+            0,
+            AWAKE_FPS,
+        ),
+    ];
+    for (name, rows, readers, in_place, measured, slots, fps) in scenarios {
+        if args.run(name) {
+            *rows = scenario_latency(readers, in_place, measured, slots, fps, seconds, reps);
+        }
     }
 }
+
+/// The frame rate of the latency scenarios: a camera's.
+const CAMERA_FPS: u32 = 30;
+/// The transport-only scenarios again with frames 3.3 ms apart: the CPUs seldom go idle
+/// between them, so beside the 30 fps rows these say what waking from idle adds.
+const AWAKE_FPS: u32 = 300;
 
 /// Where a reader takes a frame's arrival time.
 #[derive(Clone, Copy)]
@@ -230,13 +295,14 @@ fn latency_run(
     in_place: bool,
     measured: Measured,
     slots: u32,
+    fps: u32,
     seconds: f64,
 ) -> Vec<ReaderReport> {
     let ch = channel(transport, &format!("lat{readers}-{in_place}"));
     let w = Role {
         in_place,
         slots,
-        ..writer_role(transport, &ch, 1920, 1080, 30, seconds, 2.0)
+        ..writer_role(transport, &ch, 1920, 1080, fps, seconds, 2.0)
     };
     let writer = Proc::start(&w);
     std::thread::sleep(READER_START);
@@ -259,11 +325,12 @@ fn scenario_latency(
     in_place: bool,
     measured: Measured,
     slots: u32,
+    fps: u32,
     seconds: f64,
     reps: usize,
 ) -> Vec<LatencyRow> {
     paired_runs(reps, |t| {
-        latency_run(t, readers, in_place, measured, slots, seconds)
+        latency_run(t, readers, in_place, measured, slots, fps, seconds)
     })
     .into_iter()
     .map(|(transport, runs)| {

@@ -58,6 +58,14 @@ fn print_latency(r: &Results) {
     for (name, rows) in [
         ("1. transport only, one reader", &r.transport_one),
         ("1. transport only, three readers", &r.transport_three),
+        (
+            "1. transport only at 300 fps, one reader",
+            &r.transport_one_300fps,
+        ),
+        (
+            "1. transport only at 300 fps, three readers",
+            &r.transport_three_300fps,
+        ),
     ] {
         let get = |t: Transport| rows.iter().find(|x| x.transport == t);
         let (Some(a), Some(b)) = (get(Transport::Shmring), get(Transport::Shm)) else {
