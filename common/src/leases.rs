@@ -382,14 +382,16 @@ impl std::fmt::Debug for LeasedPayload {
 
 /// Marks in `leased` every payload slot a reader holds a lease on.
 pub(crate) fn scan_leases(map: &Mapping, geom: &Geometry, leased: &mut [bool]) {
-    for i in 0..READER_ENTRIES {
-        for word in &map.reader_entry(geom, i).leases {
-            // Acquire: pairs with a reader's Release swap that gives the lease back, so
-            // its reads of the slot happen before the writer reuses it. Ordered after
-            // the writer's writing(seq) store by the SeqCst fence in begin() or
-            // commit_in_place(), the other half of the readers'
-            // lease-then-fence-then-check.
-            let v = word.load(Ordering::Acquire);
+    for entry in map.reader_entries(geom) {
+        // Acquire: pairs with a reader's Release swap that gives the lease back, so its
+        // reads of the slot happen before the writer reuses it. Ordered after the
+        // writer's writing(seq) store by the SeqCst fence in begin() or
+        // commit_in_place(), the other half of the readers' lease-then-fence-then-check.
+        let words = entry.leases.each_ref().map(|w| w.load(Ordering::Acquire));
+        if words == [0; LEASES_PER_READER] {
+            continue; // most entries: one test, on the writer's path of every frame
+        }
+        for v in words {
             if let Some(l) = (v as usize).checked_sub(1).and_then(|p| leased.get_mut(p)) {
                 *l = true; // out-of-range values (a hostile reader) are ignored
             }

@@ -439,6 +439,24 @@ impl Mapping {
         unsafe { &*(self.base.as_ptr().add(off as usize) as *const ReaderEntry) }
     }
 
+    /// Every reader entry, in order: one bounds check for the whole table.
+    pub fn reader_entries(&self, geom: &Geometry) -> &[ReaderEntry] {
+        let off = geom.reader_entry_offset(0);
+        assert!(
+            off + READER_ENTRIES as u64 * READER_ENTRY_SIZE <= self.len as u64,
+            "reader table outside the mapping"
+        );
+        // SAFETY: READER_ENTRIES entries in bounds (asserted), each READER_ENTRY_SIZE
+        // bytes (asserted in layout.rs); the table starts on a page and entries on
+        // multiples of 64 bytes, beyond ReaderEntry's alignment of 8; all atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(off as usize) as *const ReaderEntry,
+                READER_ENTRIES,
+            )
+        }
+    }
+
     /// Start of payload slot `index` if `len` bytes of it lie in the mapping.
     pub fn payload_start(&self, geom: &Geometry, index: u32, len: u64) -> Option<*const u8> {
         self.payload_ptr(geom, index, len).map(|p| p as *const u8)

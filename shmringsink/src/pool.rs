@@ -123,6 +123,14 @@ mod imp {
         }
 
         fn reset_buffer(&self, buffer: &mut gst::BufferRef) {
+            // A committed slot's memory was locked exclusively once more at commit
+            // (frames.rs), so it is no longer writable: it goes back to the ring. The
+            // default pool would drop such a buffer anyway; telling so here skips the
+            // map, the lender's lock and the reset on every frame's path.
+            if buffer.n_memory() == 1 && !buffer.is_all_memory_writable() {
+                buffer.set_flags(gst::BufferFlags::TAG_MEMORY);
+                return;
+            }
             self.parent_reset_buffer(buffer);
             let Some(lender) = self.lender.get() else {
                 return;
