@@ -51,87 +51,96 @@ pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
 /// transport's own latency, transport1 and transport3, at 30 and at 300 fps.
 fn run_latency(args: &Args, results: &mut Results) {
     let (seconds, reps) = (args.seconds, args.reps(LATENCY_REPETITIONS));
-    let (app, src) = (Measured::AtAppsink, Measured::AtSource);
     let r = results;
-    // (scenario, its rows, readers, written in place, where timed, shmring slots, fps)
     let scenarios = [
-        ("latency1", &mut r.latency_one, 1, false, app, 0, CAMERA_FPS),
+        (
+            "latency1",
+            &mut r.latency_one,
+            Latency::end_to_end(1, false),
+        ),
         (
             "latency3",
             &mut r.latency_three,
-            3,
-            false,
-            app,
-            0,
-            CAMERA_FPS,
+            Latency::end_to_end(3, false),
         ),
         (
             "latency1-inplace",
             &mut r.latency_one_in_place,
-            1,
-            true,
-            app,
-            0,
-            CAMERA_FPS,
+            Latency::end_to_end(1, true),
         ),
         (
             "latency3-inplace",
             &mut r.latency_three_in_place,
-            3,
-            true,
-            app,
-            0,
-            CAMERA_FPS,
+            Latency::end_to_end(3, true),
         ),
         (
             "latency3-inplace-4slots",
             &mut r.latency_three_in_place_4_slots,
-            3,
-            true,
-            app,
-            IN_CACHE_SLOTS,
-            CAMERA_FPS,
+            Latency {
+                slots: IN_CACHE_SLOTS,
+                ..Latency::end_to_end(3, true)
+            },
         ),
         (
             "transport1",
             &mut r.transport_one,
-            1,
-            true,
-            src,
-            0,
-            CAMERA_FPS,
+            Latency::transport(1, CAMERA_FPS),
         ),
         (
             "transport3",
             &mut r.transport_three,
-            3,
-            true,
-            src,
-            0,
-            CAMERA_FPS,
+            Latency::transport(3, CAMERA_FPS),
         ),
         (
             "transport1-300fps",
             &mut r.transport_one_300fps,
-            1,
-            true,
-            src,
-            0,
-            AWAKE_FPS,
+            Latency::transport(1, AWAKE_FPS),
         ),
         (
             "transport3-300fps",
             &mut r.transport_three_300fps,
-            3,
-            true,
-            src,
-            0,
-            AWAKE_FPS,
+            Latency::transport(3, AWAKE_FPS),
         ),
     ];
-    for (name, rows, readers, in_place, measured, slots, fps) in scenarios {
+    for (name, rows, how) in scenarios {
         if args.run(name) {
-            *rows = scenario_latency(readers, in_place, measured, slots, fps, seconds, reps);
+            *rows = scenario_latency(how, seconds, reps);
+        }
+    }
+}
+
+/// How a latency scenario runs.
+#[derive(Clone, Copy)]
+struct Latency {
+    readers: usize,
+    /// Frames written in place (in the memory the sink proposes).
+    in_place: bool,
+    measured: Measured,
+    /// shmring's ring size in frames (0: the sink's default, half a second).
+    slots: u32,
+    fps: u32,
+}
+
+impl Latency {
+    /// At an appsink, every byte checked, at a camera's rate.
+    fn end_to_end(readers: usize, in_place: bool) -> Self {
+        Latency {
+            readers,
+            in_place,
+            measured: Measured::AtAppsink,
+            slots: 0,
+            fps: CAMERA_FPS,
+        }
+    }
+
+    /// The transport alone: written in place, timed as frames leave the source.
+    fn transport(readers: usize, fps: u32) -> Self {
+        Latency {
+            readers,
+            in_place: true,
+            measured: Measured::AtSource,
+            slots: 0,
+            fps,
         }
     }
 }
@@ -288,16 +297,14 @@ fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> [(Transpo
     runs
 }
 
-/// `slots`: shmring's ring size in frames (0: the sink's default, half a second).
-fn latency_run(
-    transport: Transport,
-    readers: usize,
-    in_place: bool,
-    measured: Measured,
-    slots: u32,
-    fps: u32,
-    seconds: f64,
-) -> Vec<ReaderReport> {
+fn latency_run(transport: Transport, how: Latency, seconds: f64) -> Vec<ReaderReport> {
+    let Latency {
+        readers,
+        in_place,
+        measured,
+        slots,
+        fps,
+    } = how;
     let ch = channel(transport, &format!("lat{readers}-{in_place}"));
     let w = Role {
         in_place,
@@ -320,54 +327,44 @@ fn latency_run(
     reports
 }
 
-fn scenario_latency(
-    readers: usize,
-    in_place: bool,
-    measured: Measured,
-    slots: u32,
-    fps: u32,
-    seconds: f64,
-    reps: usize,
-) -> Vec<LatencyRow> {
-    paired_runs(reps, |t| {
-        latency_run(t, readers, in_place, measured, slots, fps, seconds)
-    })
-    .into_iter()
-    .map(|(transport, runs)| {
-        let n = runs.len();
-        let ranks = latencies_by_rank(&runs);
-        let run_p99s: Vec<f64> = runs
-            .iter()
-            .map(|run| {
-                let mut v: Vec<f64> = run
-                    .iter()
-                    .flat_map(|r| r.latencies_ms.iter().copied())
-                    .collect();
-                v.sort_by(f64::total_cmp);
-                quantile(&v, 0.99)
-            })
-            .collect();
-        let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
-        let mut all: Vec<f64> = reports
-            .iter()
-            .flat_map(|r| r.latencies_ms.iter().copied())
-            .collect();
-        all.sort_by(f64::total_cmp);
-        LatencyRow {
-            transport,
-            runs: n,
-            latency_ms_p50: quantile(&all, 0.5),
-            latency_ms_p99: quantile(&all, 0.99),
-            latency_ms_max: quantile(&all, 1.0),
-            latency_ms_p99_median_run: median(run_p99s),
-            fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
-            torn: reports.iter().map(|r| r.torn).sum(),
-            by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),
-            by_rank_ms_p99: ranks.iter().map(|r| quantile(r, 0.99)).collect(),
-            readers: reports,
-        }
-    })
-    .collect()
+fn scenario_latency(how: Latency, seconds: f64, reps: usize) -> Vec<LatencyRow> {
+    paired_runs(reps, |t| latency_run(t, how, seconds))
+        .into_iter()
+        .map(|(transport, runs)| {
+            let n = runs.len();
+            let ranks = latencies_by_rank(&runs);
+            let run_p99s: Vec<f64> = runs
+                .iter()
+                .map(|run| {
+                    let mut v: Vec<f64> = run
+                        .iter()
+                        .flat_map(|r| r.latencies_ms.iter().copied())
+                        .collect();
+                    v.sort_by(f64::total_cmp);
+                    quantile(&v, 0.99)
+                })
+                .collect();
+            let reports: Vec<ReaderReport> = runs.into_iter().flatten().collect();
+            let mut all: Vec<f64> = reports
+                .iter()
+                .flat_map(|r| r.latencies_ms.iter().copied())
+                .collect();
+            all.sort_by(f64::total_cmp);
+            LatencyRow {
+                transport,
+                runs: n,
+                latency_ms_p50: quantile(&all, 0.5),
+                latency_ms_p99: quantile(&all, 0.99),
+                latency_ms_max: quantile(&all, 1.0),
+                latency_ms_p99_median_run: median(run_p99s),
+                fewest_frames: reports.iter().map(|r| r.frames).min().unwrap_or(0),
+                torn: reports.iter().map(|r| r.torn).sum(),
+                by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),
+                by_rank_ms_p99: ranks.iter().map(|r| quantile(r, 0.99)).collect(),
+                readers: reports,
+            }
+        })
+        .collect()
 }
 
 fn scenario_slow_reader(transport: Transport, seconds: f64) -> SlowRow {
