@@ -17,7 +17,10 @@
 //!
 //! transport1 and transport3 time the transport alone at 30 fps (frames written in
 //! place, timed as they leave the source element); the -300fps pair does the same with
-//! frames 3.3 ms apart, when the CPUs seldom go idle between frames.
+//! frames 3.3 ms apart, when the CPUs seldom go idle between frames. Each of the four
+//! also runs the floor under it (src/floor.rs): shmring's ring through its Rust API
+//! with header-only frames and no GStreamer, the same roles and clocks, which says how
+//! much of a transport row is this machine waking a reader and how much the elements.
 //!
 //! scaling: N cameras (1, 2, 4, 8, 16; 1 and 4 in a quick run), each a 1280x720 writer
 //! at 30 fps filling frames in place, each with three readers (shmring: one latest, one
@@ -46,6 +49,7 @@
 //! Prints a table with ratios and writes DIR/results.json (default bench-results/).
 
 mod args;
+mod floor;
 mod procs;
 mod results;
 mod roles;

@@ -66,7 +66,7 @@ fn remove_shm_areas_of(pid: u32) {
 /// (rings outlive their writers by design), or shmsink's socket file.
 pub fn remove_channel(transport: Transport, channel: &str, dir: Option<&str>) {
     match transport {
-        Transport::Shmring => {
+        Transport::Shmring | Transport::Floor => {
             let dir = dir.map(std::path::Path::new);
             if let Ok(loc) = shmring_common::location::RingLocation::parse(channel, dir) {
                 let _ = shmring_common::writer::remove_if_dead(&loc);
@@ -82,6 +82,7 @@ pub fn remove_channel(transport: Transport, channel: &str, dir: Option<&str>) {
 pub fn channel(transport: Transport, scenario: &str) -> String {
     match transport {
         Transport::Shmring => format!("bench-{scenario}-{}", std::process::id()),
+        Transport::Floor => format!("bench-floor-{scenario}-{}", std::process::id()),
         Transport::Shm => format!("/tmp/shmring-bench-{scenario}-{}.sock", std::process::id()),
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::floor;
+
 pub const ROLE_ENV: &str = "SHMRING_BENCH_ROLE";
 /// push time (monotonic ns), sequence, writer pid: three u64 at the start of a frame.
 const HEADER_WORDS: usize = 3;
@@ -17,6 +19,9 @@ const HEADER_WORDS: usize = 3;
 pub enum Transport {
     Shmring,
     Shm,
+    /// Not a transport users pick: shmring's ring through its Rust API, header-only
+    /// frames, no GStreamer (floor.rs). The floor under the transport-only rows.
+    Floor,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,17 +135,23 @@ pub fn run(role: &str) -> i32 {
             return 2;
         }
     };
-    gst::init().expect("GStreamer initialises");
-    gstshmring::plugin_register_static().expect("shmring registers");
-    let json = match role.kind {
-        RoleKind::Writer => serde_json::to_string(&writer(&role)),
-        RoleKind::Reader => serde_json::to_string(&reader(&role)),
+    let json = match (role.transport, role.kind) {
+        (Transport::Floor, RoleKind::Writer) => serde_json::to_string(&floor::writer(&role)),
+        (Transport::Floor, RoleKind::Reader) => serde_json::to_string(&floor::reader(&role)),
+        (_, kind) => {
+            gst::init().expect("GStreamer initialises");
+            gstshmring::plugin_register_static().expect("shmring registers");
+            match kind {
+                RoleKind::Writer => serde_json::to_string(&writer(&role)),
+                RoleKind::Reader => serde_json::to_string(&reader(&role)),
+            }
+        }
     };
     println!("{}", json.unwrap());
     0
 }
 
-fn cpu_ms() -> f64 {
+pub fn cpu_ms() -> f64 {
     use nix::sys::resource::{getrusage, UsageWho};
     getrusage(UsageWho::RUSAGE_SELF)
         .map(|u| {
@@ -297,6 +308,7 @@ fn writer(role: &Role) -> WriterReport {
             "shmsink socket-path={} wait-for-connection=false sync=false",
             role.channel
         ),
+        Transport::Floor => unreachable!("floor roles run in floor.rs"),
     };
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src is-live=true format=time max-buffers=1 caps={} ! {sink}",
@@ -380,16 +392,38 @@ fn writer(role: &Role) -> WriterReport {
     }
 }
 
+/// What a reader counts as frames arrive.
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     latencies_ns: Vec<u64>,
     seqs: Vec<u64>,
     torn: u64,
     per_writer: Vec<PerWriter>,
 }
 
+impl Tally {
+    /// A frame `pid` pushed at `pushed` (monotonic ns) as its `seq`, received at `now`.
+    pub fn frame(&mut self, pushed: u64, seq: u64, pid: u32, now: u64) {
+        self.latencies_ns.push(now.saturating_sub(pushed));
+        self.seqs.push(seq);
+        match self.per_writer.iter_mut().find(|p| p.pid == pid) {
+            Some(p) => p.frames += 1,
+            None => self.per_writer.push(PerWriter {
+                pid,
+                frames: 1,
+                first_receipt_ns: now,
+            }),
+        }
+    }
+
+    /// A frame whose bytes were not what its writer wrote.
+    pub fn torn(&mut self) {
+        self.torn += 1;
+    }
+}
+
 /// As `check`, reading the header alone.
-fn check_header(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
+pub fn check_header(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
     if data.len() != expected_size {
         return None;
     }
@@ -425,6 +459,7 @@ fn reader(role: &Role) -> ReaderReport {
             role.channel,
             caps(role)
         ),
+        Transport::Floor => unreachable!("floor roles run in floor.rs"),
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let t = tally.clone();
@@ -439,19 +474,8 @@ fn reader(role: &Role) -> ReaderReport {
         };
         let mut t = t.lock().unwrap();
         match checked {
-            Some((pushed, seq, pid)) => {
-                t.latencies_ns.push(now.saturating_sub(pushed));
-                t.seqs.push(seq);
-                match t.per_writer.iter_mut().find(|p| p.pid == pid) {
-                    Some(p) => p.frames += 1,
-                    None => t.per_writer.push(PerWriter {
-                        pid,
-                        frames: 1,
-                        first_receipt_ns: now,
-                    }),
-                }
-            }
-            None => t.torn += 1,
+            Some((pushed, seq, pid)) => t.frame(pushed, seq, pid, now),
+            None => t.torn(),
         }
         Ok(())
     };
@@ -522,6 +546,17 @@ fn reader(role: &Role) -> ReaderReport {
     let pss = pss_kib();
     let _ = pipeline.set_state(gst::State::Null);
     let t = tally.lock().unwrap();
+    summarise(&t, role, cpu, pss, error)
+}
+
+/// A reader's report from what it tallied, `cpu` ms of CPU and `pss` KiB at the end.
+pub fn summarise(
+    t: &Tally,
+    role: &Role,
+    cpu: f64,
+    pss: f64,
+    error: Option<String>,
+) -> ReaderReport {
     let gaps = t
         .seqs
         .windows(2)

@@ -283,13 +283,23 @@ fn run_scaling(args: &Args, results: &mut Results) {
 /// `reps` runs of `run` for each transport, taking turns (the first transport
 /// alternates), so that a slower or faster spell of the machine falls on both. The
 /// runs come back by transport, in order: run i of each ran back to back.
-fn paired_runs<T>(reps: usize, mut run: impl FnMut(Transport) -> T) -> [(Transport, Vec<T>); 2] {
-    let mut runs = [
-        (Transport::Shmring, Vec::new()),
-        (Transport::Shm, Vec::new()),
-    ];
+fn paired_runs<T>(reps: usize, run: impl FnMut(Transport) -> T) -> Vec<(Transport, Vec<T>)> {
+    runs_in_turn(reps, &[Transport::Shmring, Transport::Shm], run)
+}
+
+/// `reps` runs of each transport, taking turns, each repetition starting one further
+/// along, so that no transport always runs first or on a machine the previous one
+/// warmed.
+fn runs_in_turn<T>(
+    reps: usize,
+    transports: &[Transport],
+    mut run: impl FnMut(Transport) -> T,
+) -> Vec<(Transport, Vec<T>)> {
+    let mut runs: Vec<(Transport, Vec<T>)> = transports.iter().map(|&t| (t, Vec::new())).collect();
+    let n = runs.len();
     for rep in 0..reps {
-        for i in [rep % 2, 1 - rep % 2] {
+        for k in 0..n {
+            let i = (rep + k) % n;
             let t = runs[i].0;
             runs[i].1.push(run(t));
         }
@@ -328,7 +338,12 @@ fn latency_run(transport: Transport, how: Latency, seconds: f64) -> Vec<ReaderRe
 }
 
 fn scenario_latency(how: Latency, seconds: f64, reps: usize) -> Vec<LatencyRow> {
-    paired_runs(reps, |t| latency_run(t, how, seconds))
+    // The transport-only rows also run the floor under them (floor.rs).
+    let transports: &[Transport] = match how.measured {
+        Measured::AtSource => &[Transport::Shmring, Transport::Shm, Transport::Floor],
+        Measured::AtAppsink => &[Transport::Shmring, Transport::Shm],
+    };
+    runs_in_turn(reps, transports, |t| latency_run(t, how, seconds))
         .into_iter()
         .map(|(transport, runs)| {
             let n = runs.len();
@@ -466,7 +481,7 @@ fn scenario_throughput(how: Throughput, seconds: f64, reps: usize) -> Vec<Throug
 /// Shared memory the transport holds for its writers now: ring files, or shmsink areas.
 fn shared_mib(transport: Transport, channels: &[String], dir: Option<&str>) -> f64 {
     let bytes: u64 = match transport {
-        Transport::Shmring => channels
+        Transport::Shmring | Transport::Floor => channels
             .iter()
             .filter_map(|c| {
                 let loc =
@@ -711,5 +726,31 @@ fn scenario_restart(transport: Transport, seconds: f64) -> RestartRow {
         new_writer_frames: count(second_pid),
         first_new_frame_after_ms: first_new,
         reader_error: r.error.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports_take_turns_each_repetition_starting_one_further() {
+        let mut order = Vec::new();
+        let runs = runs_in_turn(
+            4,
+            &[Transport::Shmring, Transport::Shm, Transport::Floor],
+            |t| {
+                order.push(t);
+                order.len()
+            },
+        );
+        use Transport::*;
+        assert_eq!(
+            order,
+            [Shmring, Shm, Floor, Shm, Floor, Shmring, Floor, Shmring, Shm, Shmring, Shm, Floor]
+        );
+        // By transport, in the order each ran.
+        assert_eq!(runs[0], (Shmring, vec![1, 6, 8, 10]));
+        assert_eq!(runs[2], (Floor, vec![3, 5, 7, 12]));
     }
 }

@@ -72,6 +72,42 @@ fn print_latency(r: &Results) {
             continue;
         };
         print_latency_rows(name, a, b, "us", 1000.0);
+        if let Some(f) = get(Transport::Floor) {
+            print_floor(name, f);
+        }
+    }
+}
+
+/// The floor under a transport-only row (floor.rs): its figures, in us, where the two
+/// transports' stand in the table.
+fn print_floor(name: &str, f: &LatencyRow) {
+    let us = |ms: f64| format!("{:.2}", ms * 1000.0);
+    println!(
+        "{:<58} {:>18}",
+        format!("{name}: floor p50/p99/p99 run med us"),
+        format!(
+            "{}/{}/{}",
+            us(f.latency_ms_p50),
+            us(f.latency_ms_p99),
+            us(f.latency_ms_p99_median_run)
+        )
+    );
+    if f.by_rank_ms_p99.len() > 1 {
+        for (label, v) in [("p50", &f.by_rank_ms_p50), ("p99", &f.by_rank_ms_p99)] {
+            let joined: Vec<String> = v.iter().map(|&ms| us(ms)).collect();
+            println!(
+                "{:<58} {:>18}",
+                format!("{name}: floor {label} us, 1st/2nd/3rd"),
+                joined.join("/")
+            );
+        }
+    }
+    if f.torn > 0 {
+        println!(
+            "{:<58} {:>18}",
+            format!("{name}: floor TORN FRAMES"),
+            f.torn
+        );
     }
 }
 
