@@ -14,7 +14,7 @@ use shmring_common::reader::{Next, RingReader};
 use shmring_common::writer::{RingWriter, WriterConfig};
 use shmring_common::{FrameMeta, RingLocation};
 
-use crate::roles::{check_header, cpu_ms, pss_kib, summarise, Role, Tally, WriterReport};
+use crate::roles::{cpu_ms, pss_kib, summarise, this_cpu, Header, Role, Tally, WriterReport};
 
 /// Push time, sequence and writer pid, as the elements' frames begin.
 const FRAME_BYTES: usize = 24;
@@ -37,7 +37,6 @@ pub fn writer(role: &Role) -> WriterReport {
     else {
         return WriterReport::default();
     };
-    let pid = u64::from(std::process::id());
     let fps = f64::from(role.fps.max(1));
     let start = Instant::now();
     let (mut frames, mut window) = (0u64, None);
@@ -64,9 +63,7 @@ pub fn writer(role: &Role) -> WriterReport {
             }
         }
         let mut header = [0u8; FRAME_BYTES];
-        header[8..16].copy_from_slice(&seq.to_le_bytes());
-        header[16..24].copy_from_slice(&pid.to_le_bytes());
-        header[0..8].copy_from_slice(&shmring_common::monotonic_ns().to_le_bytes());
+        Header::now(seq).write(&mut header);
         if ring.write(&FrameMeta::default(), &header).is_ok() {
             frames += 1;
         }
@@ -94,9 +91,9 @@ pub fn reader(role: &Role) -> crate::roles::ReaderReport {
     ) {
         match r.latest(left, |info| vec![0u8; info.len as usize]) {
             Ok(Next::Frame(frame)) => {
-                let now = shmring_common::monotonic_ns();
-                match check_header(&frame.data, FRAME_BYTES) {
-                    Some((pushed, seq, pid)) => tally.frame(pushed, seq, pid, now),
+                let (now, cpu) = (shmring_common::monotonic_ns(), this_cpu());
+                match Header::read(&frame.data, FRAME_BYTES) {
+                    Some(h) => tally.frame(h, now, cpu),
                     None => tally.torn(),
                 }
             }

@@ -97,6 +97,9 @@ pub struct LatencyRow {
     pub by_rank_ms_p50: Vec<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_rank_ms_p99: Vec<f64>,
+    /// Per cent of frames a reader received on the CPU their writer pushed them from
+    /// (of those where both were known).
+    pub on_writer_cpu_percent: f64,
     pub readers: Vec<ReaderReport>,
 }
 

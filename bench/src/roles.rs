@@ -11,8 +11,61 @@ use serde::{Deserialize, Serialize};
 use crate::floor;
 
 pub const ROLE_ENV: &str = "SHMRING_BENCH_ROLE";
-/// push time (monotonic ns), sequence, writer pid: three u64 at the start of a frame.
+/// push time (monotonic ns), sequence, writer pid and CPU: three u64 at the start of a
+/// frame (`Header`).
 const HEADER_WORDS: usize = 3;
+
+/// What a frame's first three words say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// CLOCK_MONOTONIC ns when the writer pushed it.
+    pub pushed: u64,
+    pub seq: u64,
+    pub pid: u32,
+    /// The CPU the writer pushed it from, if it knew.
+    pub cpu: Option<u32>,
+}
+
+impl Header {
+    /// This process pushing frame `seq` now, from the CPU it runs on.
+    pub fn now(seq: u64) -> Header {
+        Header {
+            pushed: shmring_common::monotonic_ns(),
+            seq,
+            pid: std::process::id(),
+            cpu: this_cpu(),
+        }
+    }
+
+    /// The three words, the pid in the low half of the third and CPU + 1 (0: unknown)
+    /// in the high half.
+    pub fn write(&self, to: &mut [u8]) {
+        let cpu = self.cpu.map_or(0, |c| u64::from(c) + 1);
+        to[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        to[16..24].copy_from_slice(&(u64::from(self.pid) | cpu << 32).to_le_bytes());
+        to[0..8].copy_from_slice(&self.pushed.to_le_bytes());
+    }
+
+    /// The header at the start of `data`, if it is `expected_size` bytes long.
+    pub fn read(data: &[u8], expected_size: usize) -> Option<Header> {
+        if data.len() != expected_size || data.len() < HEADER_WORDS * 8 {
+            return None;
+        }
+        let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
+        let cpu = (word(2) >> 32) as u32;
+        Some(Header {
+            pushed: word(0),
+            seq: word(1),
+            pid: word(2) as u32,
+            cpu: cpu.checked_sub(1),
+        })
+    }
+}
+
+/// The CPU this thread runs on now, if the kernel says.
+pub fn this_cpu() -> Option<u32> {
+    nix::sched::sched_getcpu().ok().map(|c| c as u32)
+}
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -125,6 +178,13 @@ pub struct ReaderReport {
     pub pss_kib: f64,
     #[serde(default)]
     pub cpu_ms_total: f64,
+    /// Of the frames whose writer's CPU and this reader's are both known, how many
+    /// arrived on the CPU their writer pushed them from: a reader woken there ran
+    /// after its writer, not beside it on the other CPU.
+    #[serde(default)]
+    pub on_writer_cpu: u64,
+    #[serde(default)]
+    pub cpu_known: u64,
 }
 
 pub fn run(role: &str) -> i32 {
@@ -256,7 +316,7 @@ impl Memory {
 }
 
 /// A frame of `role`'s size: header (push time, seq, pid) and the pattern of `seq`.
-fn patterned_frame(role: &Role, memory: &Memory, seq: u64, pid: u64) -> gst::Buffer {
+fn patterned_frame(role: &Role, memory: &Memory, seq: u64) -> gst::Buffer {
     let mut buffer = memory.buffer(frame_size(role));
     {
         let b = buffer.get_mut().unwrap();
@@ -265,10 +325,7 @@ fn patterned_frame(role: &Role, memory: &Memory, seq: u64, pid: u64) -> gst::Buf
         for (i, w) in words(map.as_mut_slice()).enumerate().skip(HEADER_WORDS) {
             w.copy_from_slice(&pattern_word(seq, i).to_le_bytes());
         }
-        let data = map.as_mut_slice();
-        data[8..16].copy_from_slice(&seq.to_le_bytes());
-        data[16..24].copy_from_slice(&pid.to_le_bytes());
-        data[0..8].copy_from_slice(&shmring_common::monotonic_ns().to_le_bytes());
+        Header::now(seq).write(map.as_mut_slice());
     }
     buffer
 }
@@ -324,7 +381,6 @@ fn writer(role: &Role) -> WriterReport {
         .unwrap();
     let pushed = Arc::new(Mutex::new(Pushed::default()));
     let (p, r) = (pushed.clone(), role.clone());
-    let pid = u64::from(std::process::id());
     let mut start: Option<Instant> = None;
     // (seq, time, CPU ms) where the measured window began.
     let mut window: Option<(u64, Instant, f64)> = None;
@@ -366,7 +422,7 @@ fn writer(role: &Role) -> WriterReport {
                 if r.in_place && seq == 2 {
                     memory = Memory::proposed(src, &frame_caps);
                 }
-                let _ = src.push_buffer(patterned_frame(&r, &memory, seq, pid));
+                let _ = src.push_buffer(patterned_frame(&r, &memory, seq));
             })
             .build(),
     );
@@ -399,17 +455,25 @@ pub struct Tally {
     seqs: Vec<u64>,
     torn: u64,
     per_writer: Vec<PerWriter>,
+    /// Frames received on the CPU their writer pushed them from, of those where both
+    /// CPUs are known.
+    on_writer_cpu: u64,
+    cpu_known: u64,
 }
 
 impl Tally {
-    /// A frame `pid` pushed at `pushed` (monotonic ns) as its `seq`, received at `now`.
-    pub fn frame(&mut self, pushed: u64, seq: u64, pid: u32, now: u64) {
-        self.latencies_ns.push(now.saturating_sub(pushed));
-        self.seqs.push(seq);
-        match self.per_writer.iter_mut().find(|p| p.pid == pid) {
+    /// A frame with header `h`, received at `now` (monotonic ns) on CPU `cpu`.
+    pub fn frame(&mut self, h: Header, now: u64, cpu: Option<u32>) {
+        self.latencies_ns.push(now.saturating_sub(h.pushed));
+        self.seqs.push(h.seq);
+        if let (Some(a), Some(b)) = (h.cpu, cpu) {
+            self.cpu_known += 1;
+            self.on_writer_cpu += u64::from(a == b);
+        }
+        match self.per_writer.iter_mut().find(|p| p.pid == h.pid) {
             Some(p) => p.frames += 1,
             None => self.per_writer.push(PerWriter {
-                pid,
+                pid: h.pid,
                 frames: 1,
                 first_receipt_ns: now,
             }),
@@ -422,27 +486,16 @@ impl Tally {
     }
 }
 
-/// As `check`, reading the header alone.
-pub fn check_header(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
-    if data.len() != expected_size {
-        return None;
-    }
-    let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
-    Some((word(0), word(1), word(2) as u32))
-}
-
-fn check(data: &[u8], expected_size: usize) -> Option<(u64, u64, u32)> {
-    if data.len() != expected_size {
-        return None;
-    }
-    let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
-    let (pushed, seq, pid) = (word(0), word(1), word(2));
+/// The header of a frame of `expected_size` bytes whose every byte after the header
+/// is its pattern; None for a frame torn or of another size.
+fn check(data: &[u8], expected_size: usize) -> Option<Header> {
+    let h = Header::read(data, expected_size)?;
     for (i, w) in data.chunks_exact(8).enumerate().skip(HEADER_WORDS) {
-        if u64::from_le_bytes(w.try_into().unwrap()) != pattern_word(seq, i) {
+        if u64::from_le_bytes(w.try_into().unwrap()) != pattern_word(h.seq, i) {
             return None;
         }
     }
-    Some((pushed, seq, pid as u32))
+    Some(h)
 }
 
 fn reader(role: &Role) -> ReaderReport {
@@ -465,20 +518,21 @@ fn reader(role: &Role) -> ReaderReport {
     let t = tally.clone();
     let peek = role.peek || role.at_source;
     // Takes one frame's figures, `now` being when it arrived.
-    let record = move |buffer: &gst::BufferRef, now: u64| -> Result<(), gst::FlowError> {
-        let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-        let checked = if peek {
-            check_header(map.as_slice(), size)
-        } else {
-            check(map.as_slice(), size)
+    let record =
+        move |buffer: &gst::BufferRef, now: u64, cpu: Option<u32>| -> Result<(), gst::FlowError> {
+            let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+            let checked = if peek {
+                Header::read(map.as_slice(), size)
+            } else {
+                check(map.as_slice(), size)
+            };
+            let mut t = t.lock().unwrap();
+            match checked {
+                Some(h) => t.frame(h, now, cpu),
+                None => t.torn(),
+            }
+            Ok(())
         };
-        let mut t = t.lock().unwrap();
-        match checked {
-            Some((pushed, seq, pid)) => t.frame(pushed, seq, pid, now),
-            None => t.torn(),
-        }
-        Ok(())
-    };
     let pipeline = if role.at_source {
         let pipeline =
             gst::parse::launch(&format!("{src} ! fakesink sync=false")).expect("reader pipeline");
@@ -491,9 +545,9 @@ fn reader(role: &Role) -> ReaderReport {
             .static_pad("src")
             .unwrap()
             .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                let now = shmring_common::monotonic_ns();
+                let (now, cpu) = (shmring_common::monotonic_ns(), this_cpu());
                 if let Some(buffer) = info.buffer() {
-                    let _ = record(buffer, now);
+                    let _ = record(buffer, now, cpu);
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -515,8 +569,8 @@ fn reader(role: &Role) -> ReaderReport {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
                     let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let now = shmring_common::monotonic_ns();
-                    record(sample.buffer().ok_or(gst::FlowError::Error)?, now)?;
+                    let (now, cpu) = (shmring_common::monotonic_ns(), this_cpu());
+                    record(sample.buffer().ok_or(gst::FlowError::Error)?, now, cpu)?;
                     if !delay.is_zero() {
                         std::thread::sleep(delay);
                     }
@@ -600,5 +654,46 @@ pub fn summarise(
         gaps,
         pss_kib: pss,
         cpu_ms_total: cpu,
+        on_writer_cpu: t.on_writer_cpu,
+        cpu_known: t.cpu_known,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_reads_back_as_written_with_or_without_a_cpu() {
+        for cpu in [Some(0), Some(7), None] {
+            let h = Header {
+                pushed: 123_456_789,
+                seq: 42,
+                pid: u32::MAX,
+                cpu,
+            };
+            let mut frame = [0u8; 40];
+            h.write(&mut frame);
+            assert_eq!(Header::read(&frame, 40), Some(h));
+            assert_eq!(Header::read(&frame, 41), None);
+        }
+        assert_eq!(Header::read(&[0u8; 16], 16), None);
+    }
+
+    #[test]
+    fn a_frame_counts_as_on_the_writers_cpu_only_when_both_are_known() {
+        let mut t = Tally::default();
+        let h = |cpu| Header {
+            pushed: 1,
+            seq: 1,
+            pid: 9,
+            cpu,
+        };
+        t.frame(h(Some(1)), 5, Some(1));
+        t.frame(h(Some(1)), 5, Some(0));
+        t.frame(h(None), 5, Some(0));
+        t.frame(h(Some(0)), 5, None);
+        assert_eq!((t.on_writer_cpu, t.cpu_known), (1, 2));
+        assert_eq!(t.latencies_ns, [4, 4, 4, 4]);
     }
 }

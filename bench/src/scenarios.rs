@@ -376,6 +376,9 @@ fn scenario_latency(how: Latency, seconds: f64, reps: usize) -> Vec<LatencyRow> 
                 torn: reports.iter().map(|r| r.torn).sum(),
                 by_rank_ms_p50: ranks.iter().map(|r| quantile(r, 0.5)).collect(),
                 by_rank_ms_p99: ranks.iter().map(|r| quantile(r, 0.99)).collect(),
+                on_writer_cpu_percent: 100.0
+                    * reports.iter().map(|r| r.on_writer_cpu).sum::<u64>() as f64
+                    / reports.iter().map(|r| r.cpu_known).sum::<u64>().max(1) as f64,
                 readers: reports,
             }
         })

@@ -83,6 +83,11 @@ fn print_latency(r: &Results) {
 fn print_floor(name: &str, f: &LatencyRow) {
     let us = |ms: f64| format!("{:.2}", ms * 1000.0);
     println!(
+        "{:<58} {:>18.2}",
+        format!("{name}: floor, frames read on the writer's CPU %"),
+        f.on_writer_cpu_percent
+    );
+    println!(
         "{:<58} {:>18}",
         format!("{name}: floor p50/p99/p99 run med us"),
         format!(
@@ -150,6 +155,11 @@ fn print_latency_rows(name: &str, a: &LatencyRow, b: &LatencyRow, unit: &str, sc
             );
         }
     }
+    row(
+        format!("{name}: frames read on the writer's CPU %"),
+        a.on_writer_cpu_percent,
+        b.on_writer_cpu_percent,
+    );
     let (x, y) = (a.fewest_frames, b.fewest_frames);
     println!(
         "{:<58} {x:>18} {y:>18} {:>8}",
