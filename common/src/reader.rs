@@ -193,7 +193,7 @@ impl RingReader {
 
     /// Makes this reader's page tables for the whole ring now, rather than a few
     /// hundred page faults in each of the first frames it reads from each slot, which
-    /// were a reader's slowest (`docs/performance.md`, "The first pass over the ring"):
+    /// were a reader's slowest (`docs/latency.md`, "The first pass over the ring"):
     /// 3 ms for a 1080p ring of 16 slots, 70 ms for one of 1 GiB. The follow policy
     /// calls it for the ring it reads (`attach`, `Follower::open`), not for the dead
     /// writers' rings `attach` passes over, and tools that only look never do. Advice:

@@ -1,7 +1,7 @@
 //! A reader's first pass over a ring: it maps the ring's pages when it attaches
 //! (MADV_POPULATE_READ), so the first frame it reads from each slot costs no more than
 //! later ones; before, each took hundreds of page faults and those frames were a
-//! reader's slowest (docs/performance.md, "The first pass over the ring"). Counted as
+//! reader's slowest (docs/latency.md, "The first pass over the ring"). Counted as
 //! the reading thread's minor faults, in a child process each, one of them under a
 //! seccomp filter that refuses the advice as a kernel before 5.14 does: that reader
 //! faults as before and still reads every frame whole. A ring file with holes is not
