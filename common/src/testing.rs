@@ -76,21 +76,41 @@ pub fn check(buf: &[u8], seq: u64) -> Result<(), usize> {
 /// Kilobytes of `path` mapped with huge pages in this process (ShmemPmdMapped in
 /// /proc/self/smaps), one figure per mapping of it.
 pub fn huge_pages_kib_per_mapping(path: &std::path::Path) -> Vec<u64> {
+    smaps_kib_per_mapping(path, "ShmemPmdMapped:")
+        .into_iter()
+        .map(|(_, kib)| kib)
+        .collect()
+}
+
+/// KiB of each of this process's read-only mappings of `path` in its page tables now
+/// (`Rss`): a reader's mapping, not a writer's.
+pub fn resident_kib_of_read_only_mappings(path: &std::path::Path) -> Vec<u64> {
+    smaps_kib_per_mapping(path, "Rss:")
+        .into_iter()
+        .filter(|(perms, _)| !perms.contains('w'))
+        .map(|(_, kib)| kib)
+        .collect()
+}
+
+/// `field`'s KiB for each of this process's mappings of `path`, with the mapping's
+/// permissions (`r--s`, `rw-s`, ...), from /proc/self/smaps.
+fn smaps_kib_per_mapping(path: &std::path::Path, field: &str) -> Vec<(String, u64)> {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let mut found = Vec::new();
+    let mut found: Vec<(String, u64)> = Vec::new();
     let mut ours = false;
     for line in smaps.lines() {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or("");
         if first.contains('-') && !first.ends_with(':') {
             // A mapping's header: range, perms, offset, device, inode, path.
-            ours = words.nth(4).map(std::path::Path::new) == Some(path);
+            let perms = words.next().unwrap_or("").to_owned();
+            ours = words.nth(3).map(std::path::Path::new) == Some(path);
             if ours {
-                found.push(0);
+                found.push((perms, 0));
             }
-        } else if ours && first == "ShmemPmdMapped:" {
+        } else if ours && first == field {
             if let (Some(last), Some(kib)) = (found.last_mut(), words.next()) {
-                *last = kib.parse().unwrap_or(0);
+                last.1 = kib.parse().unwrap_or(0);
             }
         }
     }

@@ -15,8 +15,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
+use shmring_common::reader::PREFAULT_MAX;
 use shmring_common::testing::{
-    check, fill, huge_pages_kib_per_mapping, spawn_child_test, under_runner, TestDir, RUNNER_ENV,
+    check, fill, huge_pages_kib_per_mapping, resident_kib_of_read_only_mappings, spawn_child_test,
+    under_runner, TestDir, RUNNER_ENV,
 };
 use shmring_common::*;
 use support::seccomp::refuse_madvise;
@@ -162,6 +164,56 @@ fn a_reader_of_a_sparse_ring_allocates_none_of_its_holes() {
         blocks() - before
     );
     drop(follower);
+}
+
+/// KiB of this process's reader mapping of `loc` in its page tables once a reader has
+/// attached as every element does (the follow policy), before it reads anything.
+fn resident_after_attach(loc: &RingLocation) -> u64 {
+    let mut follower = Follower::new(loc.clone(), StartAt::Newest);
+    follower.open(&Interrupter::new().unwrap()).unwrap();
+    let resident = resident_kib_of_read_only_mappings(loc.path());
+    assert_eq!(resident.len(), 1, "one reader mapping: {resident:?}");
+    resident[0]
+}
+
+#[test]
+fn a_reader_maps_a_ring_whole_up_to_the_cap_and_a_larger_one_as_it_reads() {
+    if std::env::var_os(CHILD_ENV).is_some() || emulated() {
+        return;
+    }
+    let (_dir, _w, loc) = full_ring("first-pass-cap-under");
+    let ring_kib = std::fs::metadata(loc.path()).unwrap().len() / 1024;
+    let under = resident_after_attach(&loc);
+    assert!(
+        under >= ring_kib * 9 / 10,
+        "a {ring_kib} KiB ring, under the cap, is mapped whole at attach: {under} KiB"
+    );
+
+    // Just over PREFAULT_MAX: two slots of half of it and 4 MiB more each. The writer
+    // reserves every page of it (a GiB of memory, for the length of this test).
+    let avail = nix::sys::statvfs::statvfs("/dev/shm")
+        .map_or(0, |v| v.blocks_available() * v.fragment_size());
+    if avail < 2 * PREFAULT_MAX {
+        eprintln!("skipped the ring over the cap: /dev/shm has {avail} bytes free");
+        return;
+    }
+    let dir = TestDir::new("first-pass-cap-over");
+    let loc = dir.ring("r");
+    let config = WriterConfig {
+        slots: 2,
+        max_frame: PREFAULT_MAX / 2 + (4 << 20),
+        spares: 0,
+        ..Default::default()
+    };
+    let mut w = RingWriter::create(&loc, &config).unwrap();
+    w.write(&FrameMeta::default(), &[7u8; 4096]).unwrap();
+    let big_kib = std::fs::metadata(loc.path()).unwrap().len() / 1024;
+    assert!(big_kib * 1024 > PREFAULT_MAX, "{big_kib} KiB");
+    let over = resident_after_attach(&loc);
+    assert!(
+        over < 4096,
+        "a {big_kib} KiB ring, over the cap, is not mapped whole at attach: {over} KiB"
+    );
 }
 
 /// The child: `REFUSE:PATH` attaches to the ring at PATH (under a filter refusing
