@@ -46,7 +46,9 @@
 //! frames in buffers of their own, which the sinks copy, except in the -inplace
 //! scenarios, where they fill the memory the sink proposes (zero-copy write for both).
 //!
-//! Prints a table with ratios and writes DIR/results.json (default bench-results/).
+//! Prints a table with ratios and writes DIR/results.json (default bench-results/)
+//! after each scenario, whole: a run stopped by a time limit keeps every scenario it
+//! finished, and its role processes die with it.
 
 mod args;
 mod floor;
@@ -72,8 +74,12 @@ fn main() {
 
     std::fs::create_dir_all(out).expect("output directory");
     let path = format!("{out}/results.json");
+    // Written whole and renamed into place: a run stopped while it writes leaves the
+    // results of the scenario before.
+    let partial = format!("{path}.partial");
     let save = |results: &results::Results| {
-        std::fs::write(&path, serde_json::to_string_pretty(results).unwrap())
+        std::fs::write(&partial, serde_json::to_string_pretty(results).unwrap())
+            .and_then(|()| std::fs::rename(&partial, &path))
             .expect("results.json written");
     };
     let results = scenarios::run(&args, save);

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::args::LEASE_SLOTS;
-use crate::roles::{Role, RoleKind, Transport, ROLE_ENV};
+use crate::roles::{Role, RoleKind, Transport, PARENT_ENV, ROLE_ENV};
 
 /// A role process; killed when dropped.
 pub struct Proc(Child);
@@ -14,6 +14,7 @@ impl Proc {
     pub fn start(role: &Role) -> Self {
         let child = Command::new(std::env::current_exe().unwrap())
             .env(ROLE_ENV, serde_json::to_string(role).unwrap())
+            .env(PARENT_ENV, std::process::id().to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::floor;
 
 pub const ROLE_ENV: &str = "SHMRING_BENCH_ROLE";
+/// The pid of the run that started a role.
+pub const PARENT_ENV: &str = "SHMRING_BENCH_PARENT";
 /// push time (monotonic ns), sequence, writer pid and CPU: three u64 at the start of a
 /// frame (`Header`).
 const HEADER_WORDS: usize = 3;
@@ -195,6 +197,15 @@ pub fn run(role: &str) -> i32 {
             return 2;
         }
     };
+    // A run stopped by a time limit (SIGTERM, SIGKILL) takes its roles with it, rather
+    // than leaving them to run out their seconds beside whatever comes next. Every role
+    // is started from the run's main thread, which lives as long as the run. A run
+    // already gone before this line left this process to another parent: it stops.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let started_by = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
+    if started_by.is_some_and(|p: u32| p != std::os::unix::process::parent_id()) {
+        return 2;
+    }
     let json = match (role.transport, role.kind) {
         (Transport::Floor, RoleKind::Writer) => serde_json::to_string(&floor::writer(&role)),
         (Transport::Floor, RoleKind::Reader) => serde_json::to_string(&floor::reader(&role)),

@@ -22,9 +22,12 @@ const SCALING_REPETITIONS: usize = 3;
 /// writer uses ordinary stores and the slot it writes next is still cached.
 const IN_CACHE_SLOTS: u32 = 4;
 
-/// Runs the scenarios the command line asks for, in a fixed order.
-/// Runs the scenarios asked for, handing the results so far to `save` after each group,
-/// so that a run stopped by a time limit keeps what it measured.
+/// Hands the results so far on to be written.
+type Save<'s> = &'s mut dyn FnMut(&Results);
+
+/// Runs the scenarios the command line asks for, in a fixed order, handing the results
+/// so far to `save` after each scenario, so that a run stopped by a time limit keeps
+/// every scenario it finished.
 pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
     let mut results = Results {
         quick: args.quick,
@@ -34,48 +37,44 @@ pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
         machine: machine(),
         ..Default::default()
     };
-    run_latency(args, &mut results);
-    save(&results);
-    run_slow_and_restart(args, &mut results);
-    save(&results);
-    run_throughput(args, &mut results);
-    save(&results);
+    run_latency(args, &mut results, &mut save);
+    run_slow_and_restart(args, &mut results, &mut save);
+    run_throughput(args, &mut results, &mut save);
     run_copy(args, &mut results);
     save(&results);
-    run_scaling(args, &mut results);
-    save(&results);
+    run_scaling(args, &mut results, &mut save);
     results
 }
 
 /// Scenario 1: latency1, latency3, latency1-inplace, latency3-inplace, and the
 /// transport's own latency, transport1 and transport3, at 30 and at 300 fps.
-fn run_latency(args: &Args, results: &mut Results) {
+fn run_latency(args: &Args, results: &mut Results, save: Save) {
     let (seconds, reps) = (args.seconds, args.reps(LATENCY_REPETITIONS));
-    let r = results;
-    let scenarios = [
+    type Rows = fn(&mut Results) -> &mut Vec<LatencyRow>;
+    let scenarios: [(&str, Rows, Latency); 9] = [
         (
             "latency1",
-            &mut r.latency_one,
+            |r| &mut r.latency_one,
             Latency::end_to_end(1, false),
         ),
         (
             "latency3",
-            &mut r.latency_three,
+            |r| &mut r.latency_three,
             Latency::end_to_end(3, false),
         ),
         (
             "latency1-inplace",
-            &mut r.latency_one_in_place,
+            |r| &mut r.latency_one_in_place,
             Latency::end_to_end(1, true),
         ),
         (
             "latency3-inplace",
-            &mut r.latency_three_in_place,
+            |r| &mut r.latency_three_in_place,
             Latency::end_to_end(3, true),
         ),
         (
             "latency3-inplace-4slots",
-            &mut r.latency_three_in_place_4_slots,
+            |r| &mut r.latency_three_in_place_4_slots,
             Latency {
                 slots: IN_CACHE_SLOTS,
                 ..Latency::end_to_end(3, true)
@@ -83,28 +82,29 @@ fn run_latency(args: &Args, results: &mut Results) {
         ),
         (
             "transport1",
-            &mut r.transport_one,
+            |r| &mut r.transport_one,
             Latency::transport(1, CAMERA_FPS),
         ),
         (
             "transport3",
-            &mut r.transport_three,
+            |r| &mut r.transport_three,
             Latency::transport(3, CAMERA_FPS),
         ),
         (
             "transport1-300fps",
-            &mut r.transport_one_300fps,
+            |r| &mut r.transport_one_300fps,
             Latency::transport(1, AWAKE_FPS),
         ),
         (
             "transport3-300fps",
-            &mut r.transport_three_300fps,
+            |r| &mut r.transport_three_300fps,
             Latency::transport(3, AWAKE_FPS),
         ),
     ];
     for (name, rows, how) in scenarios {
         if args.run(name) {
-            *rows = scenario_latency(how, seconds, reps);
+            *rows(results) = scenario_latency(how, seconds, reps);
+            save(results);
         }
     }
 }
@@ -162,22 +162,24 @@ enum Measured {
 }
 
 /// Scenarios 2 and 4: slow and restart, each transport in turn.
-fn run_slow_and_restart(args: &Args, results: &mut Results) {
+fn run_slow_and_restart(args: &Args, results: &mut Results, save: Save) {
     let seconds = args.seconds;
     for transport in [Transport::Shmring, Transport::Shm] {
         if args.run("slow") {
             results
                 .slow_reader
                 .push(scenario_slow_reader(transport, seconds));
+            save(results);
         }
         if args.run("restart") {
             results.restart.push(scenario_restart(transport, seconds));
+            save(results);
         }
     }
 }
 
 /// Scenario 3: max1080, max1080-4slots, max1080-inplace, max1080-huge, max4k.
-fn run_throughput(args: &Args, results: &mut Results) {
+fn run_throughput(args: &Args, results: &mut Results, save: Save) {
     let (seconds, quick) = (args.seconds, args.quick);
     let reps = args.reps(THROUGHPUT_REPETITIONS);
     let throughput = |w, h, slots, in_place| {
@@ -192,12 +194,15 @@ fn run_throughput(args: &Args, results: &mut Results) {
     };
     if args.run("max1080") {
         results.throughput_1080p = throughput(1920, 1080, 0, false);
+        save(results);
     }
     if args.run("max1080-4slots") {
         results.throughput_1080p_4_slots = throughput(1920, 1080, IN_CACHE_SLOTS, false);
+        save(results);
     }
     if args.run("max1080-inplace") {
         results.throughput_1080p_in_place = throughput(1920, 1080, 0, true);
+        save(results);
     }
     if args.run("max1080-huge") {
         if args.huge_pages() {
@@ -209,12 +214,14 @@ fn run_throughput(args: &Args, results: &mut Results) {
                 huge_pages: true,
             };
             results.throughput_1080p_huge_pages = scenario_throughput(how, seconds, reps);
+            save(results);
         } else {
             println!("max1080-huge left out: no --huge-pages-dir");
         }
     }
     if args.run("max4k") && !quick {
         results.throughput_4k = throughput(3840, 2160, 0, false);
+        save(results);
     }
 }
 
@@ -237,7 +244,7 @@ fn run_copy(args: &Args, results: &mut Results) {
 }
 
 /// Scenario 6: scaling, scaling-4slots, scaling-huge (720p), scaling-1080p.
-fn run_scaling(args: &Args, results: &mut Results) {
+fn run_scaling(args: &Args, results: &mut Results, save: Save) {
     let (seconds, quick) = (args.seconds, args.quick);
     let reps = args.reps(SCALING_REPETITIONS);
     if args.run("scaling") || args.run("scaling-4slots") || args.run("scaling-huge") {
@@ -266,6 +273,7 @@ fn run_scaling(args: &Args, results: &mut Results) {
             seconds,
             reps,
         ));
+        save(results);
     }
     if args.run("scaling-1080p") {
         let cameras: &[u32] = if quick { &[1, 2] } else { &[1, 2, 4, 8] };
@@ -277,6 +285,7 @@ fn run_scaling(args: &Args, results: &mut Results) {
             seconds,
             reps,
         ));
+        save(results);
     }
 }
 
