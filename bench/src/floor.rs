@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use shmring_common::reader::{Next, RingReader};
 use shmring_common::writer::{RingWriter, WriterConfig};
-use shmring_common::{FrameMeta, RingLocation};
+use shmring_common::FrameMeta;
 
 use crate::roles::{cpu_ms, pss_kib, summarise, this_cpu, Header, Role, Tally, WriterReport};
 
@@ -21,11 +21,6 @@ const FRAME_BYTES: usize = 24;
 /// Slots of the ring: a handful, as nothing but the newest frame is read.
 const SLOTS: u32 = 8;
 
-fn location(role: &Role) -> Option<RingLocation> {
-    let dir = role.dir.as_deref().map(std::path::Path::new);
-    RingLocation::parse(&role.channel, dir).ok()
-}
-
 /// Commits a header-only frame `role.fps` times a second for `role.seconds`.
 pub fn writer(role: &Role) -> WriterReport {
     let config = WriterConfig {
@@ -33,7 +28,9 @@ pub fn writer(role: &Role) -> WriterReport {
         max_frame: FRAME_BYTES as u64,
         ..WriterConfig::default()
     };
-    let Some(mut ring) = location(role).and_then(|loc| RingWriter::create(&loc, &config).ok())
+    let Some(mut ring) = role
+        .location()
+        .and_then(|loc| RingWriter::create(&loc, &config).ok())
     else {
         return WriterReport::default();
     };
@@ -80,7 +77,7 @@ pub fn reader(role: &Role) -> crate::roles::ReaderReport {
     let (cpu0, mut error) = (cpu_ms(), None);
     let mut ring = None;
     while ring.is_none() && Instant::now() < deadline {
-        ring = location(role).and_then(|loc| RingReader::open(&loc).ok());
+        ring = role.location().and_then(|loc| RingReader::open(&loc).ok());
         if ring.is_none() {
             std::thread::sleep(Duration::from_millis(10));
         }

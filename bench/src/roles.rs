@@ -326,7 +326,7 @@ impl Memory {
     }
 }
 
-/// A frame of `role`'s size: header (push time, seq, pid) and the pattern of `seq`.
+/// A frame of `role`'s size: its `Header` and the pattern of `seq`.
 fn patterned_frame(role: &Role, memory: &Memory, seq: u64) -> gst::Buffer {
     let mut buffer = memory.buffer(frame_size(role));
     {
@@ -349,10 +349,17 @@ fn dir_property(role: &Role) -> String {
         .unwrap_or_default()
 }
 
+impl Role {
+    /// Where a shmring role's ring is: its channel, in its directory if it has one.
+    pub fn location(&self) -> Option<shmring_common::RingLocation> {
+        let dir = self.dir.as_deref().map(std::path::Path::new);
+        shmring_common::RingLocation::parse(&self.channel, dir).ok()
+    }
+}
+
 /// KiB of this process's mappings of its ring backed by huge pages.
 fn huge_pages_kib(role: &Role) -> f64 {
-    let dir = role.dir.as_deref().map(std::path::Path::new);
-    shmring_common::location::RingLocation::parse(&role.channel, dir)
+    role.location()
         .map(|loc| shmring_common::testing::huge_pages_kib_per_mapping(loc.path()))
         .map_or(0.0, |kib| kib.iter().sum::<u64>() as f64)
 }
