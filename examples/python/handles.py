@@ -18,6 +18,8 @@ gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
 
 FRAMES = 30
+# Generous: under qemu-user a second of video can take many seconds.
+TIMEOUT_S = 40
 
 
 def main():
@@ -32,14 +34,30 @@ def main():
     wanted, got = {}, {}
     loop = GLib.MainLoop()
 
-    def on_sample(sink):
-        sample = sink.emit("pull-sample")
-        got[sample.get_buffer().offset] = True
-        if len(got) == len(wanted) and writer_done[0]:
+    writer_done = [False]
+    timed_out = [False]
+
+    def finish_if_done():
+        # Runs on the main loop only: `wanted` and `writer_done` change there, so this
+        # test cannot see one of them updated and the other not.
+        if writer_done[0] and set(wanted) <= set(got):
             loop.quit()
+
+    def received(offset):
+        got[offset] = True
+        finish_if_done()
+        return GLib.SOURCE_REMOVE
+
+    def on_sample(sink):
+        # appsink calls this on its streaming thread: hand the offset to the main loop.
+        sample = sink.emit("pull-sample")
+        GLib.idle_add(received, sample.get_buffer().offset)
         return Gst.FlowReturn.OK
 
-    writer_done = [False]
+    def on_timeout():
+        timed_out[0] = True
+        loop.quit()
+        return GLib.SOURCE_REMOVE
 
     def on_writer_message(_bus, msg):
         if msg.type == Gst.MessageType.ELEMENT and msg.get_structure().get_name() == "shmringsink-handle":
@@ -52,8 +70,7 @@ def main():
                     print(f"handles.py: request-frame refused {handle}", file=sys.stderr)
         elif msg.type == Gst.MessageType.EOS:
             writer_done[0] = True
-            if len(got) == len(wanted):
-                loop.quit()
+            finish_if_done()
         elif msg.type == Gst.MessageType.ERROR:
             print(f"handles.py: writer error: {msg.parse_error()[0].message}", file=sys.stderr)
             loop.quit()
@@ -70,7 +87,7 @@ def main():
         bus.connect("message", handler)
     reader.set_state(Gst.State.PLAYING)
     writer.set_state(Gst.State.PLAYING)
-    GLib.timeout_add_seconds(20, loop.quit)
+    GLib.timeout_add_seconds(TIMEOUT_S, on_timeout)
     loop.run()
     # Keep the ring until the reader has what it asked for, then stop both.
     reader.set_state(Gst.State.NULL)
@@ -80,7 +97,8 @@ def main():
     extra = sorted(set(got) - set(wanted))
     print(f"handles.py: requested {len(wanted)} frames by handle, received {len(got)}")
     if missing or extra or not wanted:
-        print(f"handles.py: missing {missing}, unexpected {extra}", file=sys.stderr)
+        why = f" after {TIMEOUT_S} s (timed out)" if timed_out[0] else ""
+        print(f"handles.py: missing {missing}, unexpected {extra}{why}", file=sys.stderr)
         sys.exit(1)
 
 
