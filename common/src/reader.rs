@@ -198,6 +198,10 @@ impl RingReader {
     /// calls it for the ring it reads (`attach`, `Follower::open`), not for the dead
     /// writers' rings `attach` passes over, and tools that only look never do. Advice:
     /// nothing is reported.
+    /// - Only a ring in memory (tmpfs, hugetlbfs, ramfs: `sys::is_in_memory`). A ring
+    ///   directory on a disk (`SHMRING_DIR`) would have the whole file read from it at
+    ///   attach, in a call that nothing, `unlock` included, can cut short; there the
+    ///   pages fault in as they are read.
     /// - Only a ring without holes (`SEEK_HOLE`): on tmpfs a read fault in a hole
     ///   allocates a page, so a sparse file (hand-made or hostile) is faulted in only as
     ///   far as it is read. A writer reserves every page of its ring. Filesystems that
@@ -208,7 +212,7 @@ impl RingReader {
     ///   (EFAULT, no SIGBUS), leaves the pages to fault in as they are read.
     pub fn prefault(&self) {
         let len = self.geom.total_size;
-        if len > PREFAULT_MAX {
+        if len > PREFAULT_MAX || !sys::is_in_memory(&self.file) {
             return;
         }
         // The first hole at or after byte 0: the file's end when there is none.

@@ -411,6 +411,19 @@ pub fn file_size(fd: impl AsFd) -> nix::Result<u64> {
     Ok(nix::sys::stat::fstat(fd.as_fd())?.st_size as u64)
 }
 
+/// ramfs's `f_type` (linux/magic.h), which the libc crate does not name.
+const RAMFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x8584_58f6_u32 as _);
+
+/// Whether an open file lives in memory (tmpfs, hugetlbfs, ramfs), so that faulting its
+/// pages in reads no disk. False when the kernel does not say.
+pub fn is_in_memory(fd: impl AsFd) -> bool {
+    use nix::sys::statfs::{fstatfs, HUGETLBFS_MAGIC, TMPFS_MAGIC};
+    fstatfs(fd.as_fd()).is_ok_and(|s| {
+        let t = s.filesystem_type();
+        t == TMPFS_MAGIC || t == HUGETLBFS_MAGIC || t == RAMFS_MAGIC
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

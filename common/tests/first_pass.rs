@@ -5,7 +5,7 @@
 //! the reading thread's minor faults, in a child process each, one of them under a
 //! seccomp filter that refuses the advice as a kernel before 5.14 does: that reader
 //! faults as before and still reads every frame whole. A ring file with holes is not
-//! populated: that would allocate them.
+//! populated: that would allocate them; nor is one on a disk: that would read it whole.
 
 mod support {
     pub mod seccomp;
@@ -33,12 +33,18 @@ const PAGES: u64 = SLOTS as u64 * FRAME as u64 / 4096;
 fn full_ring(tag: &str) -> (TestDir, RingWriter, RingLocation) {
     let dir = TestDir::new(tag);
     let loc = dir.ring("r");
+    let w = write_full_ring(&loc);
+    (dir, w, loc)
+}
+
+/// A writer of a ring at `loc` of SLOTS frames of FRAME bytes, all written.
+fn write_full_ring(loc: &RingLocation) -> RingWriter {
     let config = WriterConfig {
         slots: SLOTS,
         max_frame: FRAME as u64,
         ..Default::default()
     };
-    let mut w = RingWriter::create(&loc, &config).unwrap();
+    let mut w = RingWriter::create(loc, &config).unwrap();
     let mut buf = vec![0u8; FRAME];
     for seq in 1..=u64::from(SLOTS) {
         fill(&mut buf, seq);
@@ -51,7 +57,7 @@ fn full_ring(tag: &str) -> (TestDir, RingWriter, RingLocation) {
         )
         .unwrap();
     }
-    (dir, w, loc)
+    w
 }
 
 /// This thread's minor page faults so far.
@@ -213,6 +219,44 @@ fn a_reader_maps_a_ring_whole_up_to_the_cap_and_a_larger_one_as_it_reads() {
     assert!(
         over < 4096,
         "a {big_kib} KiB ring, over the cap, is not mapped whole at attach: {over} KiB"
+    );
+}
+
+#[test]
+fn a_reader_of_a_ring_on_a_disk_reads_nothing_of_it_at_attach() {
+    if std::env::var_os(CHILD_ENV).is_some() || emulated() {
+        return;
+    }
+    // A ring directory on the build's own filesystem, as SHMRING_DIR may name one.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("first-pass-disk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    struct Removed<'p>(&'p std::path::Path);
+    impl Drop for Removed<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _removed = Removed(&dir);
+    let fs = nix::sys::statfs::statfs(&dir).unwrap().filesystem_type();
+    if fs == nix::sys::statfs::TMPFS_MAGIC {
+        eprintln!("skipped: {} is on tmpfs", dir.display());
+        return;
+    }
+    let loc = RingLocation::parse("r", Some(&dir)).unwrap();
+    let _w = write_full_ring(&loc);
+    let ring_kib = std::fs::metadata(loc.path()).unwrap().len() / 1024;
+    // The writer's pages are in the page cache: mapping them whole would read none from
+    // the disk here, so only the reader's page tables tell whether it was tried. Reading
+    // the ring's headers maps a few of them (2 MiB of this 24 MiB ring on ext4, whose
+    // fault-around maps large folios whole).
+    let resident = resident_after_attach(&loc);
+    assert!(
+        resident < ring_kib / 4,
+        "a {ring_kib} KiB ring on a disk was mapped at attach: {resident} KiB"
     );
 }
 
