@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ fn length_of(seq: u64, len: usize) -> usize {
 }
 
 /// Reads with `r` until EOS frames whose longest is `len` bytes; returns (frames
-/// accepted, frames missed, torn copies thrown away).
-fn read_all(mut r: RingReader, sequential: bool, len: usize) -> (u64, u64, u64) {
+/// accepted, frames missed, torn copies thrown away), adding the torn copies to `tears`
+/// as they are caught.
+fn read_all(mut r: RingReader, sequential: bool, len: usize, tears: &AtomicU64) -> (u64, u64, u64) {
     let (mut frames, mut missed, mut torn, mut last) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let alloc = |i: &FrameInfo| vec![0u8; i.len as usize];
@@ -49,6 +51,8 @@ fn read_all(mut r: RingReader, sequential: bool, len: usize) -> (u64, u64, u64) 
                 frames += 1;
                 missed += f.missed;
                 torn += u64::from(f.torn_retries);
+                // Relaxed: a count the writer looks at to decide when to stop.
+                tears.fetch_add(u64::from(f.torn_retries), Ordering::Relaxed);
             }
             Next::Eos => return (frames, missed, torn),
             other => panic!("reader stopped with {other:?} after frame {last}"),
@@ -56,13 +60,14 @@ fn read_all(mut r: RingReader, sequential: bool, len: usize) -> (u64, u64, u64) 
     }
 }
 
-/// Writes `frames` frames of three lengths; with `bypass_cache`, copied in with
-/// non-temporal stores (SlotWriter::copy_into), else filled in place.
-fn write_all(w: &mut RingWriter, frames: u64, len: usize, bypass_cache: bool) {
+/// Writes frames of three lengths while `more(seq)` says to write frame `seq`; with
+/// `bypass_cache`, copied in with non-temporal stores (SlotWriter::copy_into), else
+/// filled in place.
+fn write_all(w: &mut RingWriter, more: &dyn Fn(u64) -> bool, len: usize, bypass_cache: bool) {
     w.set_bypass_cache(bypass_cache);
     let mut frame_lengths = [len, len / 2 + 3, len - 5];
     let mut scratch = vec![0u8; len];
-    for seq in 1..=frames {
+    for seq in (1..).take_while(|&seq| more(seq)) {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
         debug_assert_eq!(l, length_of(seq, len));
@@ -116,38 +121,52 @@ fn threads_stress(bypass_cache: bool) {
         max_frame: 16384,
         ..Default::default()
     };
-    stress_threads(&config, false, |w| {
-        write_all(w, 20_000, 16384, bypass_cache)
+    stress_threads(&config, false, |w, more| {
+        write_all(w, more, 16384, bypass_cache)
     });
 }
+
+/// Frames a stress writer writes at least.
+const FRAMES: u64 = 20_000;
 
 /// Three reader threads (sequential, latest, and a third sequential or leasing one)
 /// against `write` on a ring made with `config`, whose frames are at most
 /// `config.max_frame` bytes; each must accept some frames, and torn copies must have
 /// been caught (a writer this fast over so few slots tears some of the readers' copies:
-/// none at all would mean the check never ran).
-fn stress_threads(config: &WriterConfig, leasing: bool, write: impl FnOnce(&mut RingWriter)) {
+/// none at all would mean the check never ran). `write` writes frame `seq` while its
+/// second argument says so: `FRAMES` frames, and on until a reader caught a torn copy
+/// (on a busy machine, or one core, readers seldom run in the middle of a write), up to
+/// twenty times as many.
+fn stress_threads(
+    config: &WriterConfig,
+    leasing: bool,
+    write: impl FnOnce(&mut RingWriter, &dyn Fn(u64) -> bool),
+) {
     let dir = TestDir::new("threads");
     let loc = dir.ring("stress");
     let len = config.max_frame as usize;
     let mut w = RingWriter::create(&loc, config).unwrap();
     let barrier = Arc::new(Barrier::new(4));
+    let tears = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
         .map(|i| {
-            let (loc, barrier) = (loc.clone(), barrier.clone());
+            let (loc, barrier, tears) = (loc.clone(), barrier.clone(), tears.clone());
             std::thread::spawn(move || {
                 let r = RingReader::open(&loc).unwrap();
                 barrier.wait();
                 match i {
-                    1 => read_all(r, false, len),
+                    1 => read_all(r, false, len, &tears),
                     2 if leasing => (lease_all(r), 0, 0),
-                    _ => read_all(r, true, len),
+                    _ => read_all(r, true, len, &tears),
                 }
             })
         })
         .collect();
     barrier.wait();
-    write(&mut w);
+    // Relaxed: see read_all.
+    write(&mut w, &|seq| {
+        seq <= FRAMES || (seq <= 20 * FRAMES && tears.load(Ordering::Relaxed) == 0)
+    });
     let mut torn = 0;
     for r in readers {
         let (frames, _, t) = r.join().unwrap();
@@ -158,15 +177,16 @@ fn stress_threads(config: &WriterConfig, leasing: bool, write: impl FnOnce(&mut 
     assert!(torn > 0, "no torn copy was ever caught");
 }
 
-/// Writes `frames` frames of three lengths filled in slots lent by the writer and
-/// committed in place, keeping the last `kept` loans (as buffers downstream would) and
-/// checking, when each is let go, that the ring did not rewrite it meanwhile.
-fn write_all_in_place(w: &mut RingWriter, frames: u64, len: usize, kept: usize) {
+/// Writes frames of three lengths while `more(seq)` says to write frame `seq`, filled in
+/// slots lent by the writer and committed in place, keeping the last `kept` loans (as
+/// buffers downstream would) and checking, when each is let go, that the ring did not
+/// rewrite it meanwhile.
+fn write_all_in_place(w: &mut RingWriter, more: &dyn Fn(u64) -> bool, len: usize, kept: usize) {
     let lender = w.lender();
     let mut frame_lengths = [len, len / 2 + 3, len - 5];
     let mut held = std::collections::VecDeque::new();
     let mut scratch = vec![0u8; len];
-    for seq in 1..=frames {
+    for seq in (1..).take_while(|&seq| more(seq)) {
         frame_lengths.rotate_left(1);
         let l = frame_lengths[0];
         debug_assert_eq!(l, length_of(seq, len));
@@ -235,7 +255,9 @@ fn threads_never_accept_a_torn_frame_written_in_place() {
         ..Default::default()
     };
     // Two loans held after their commit, one being filled: all three lendable slots.
-    stress_threads(&config, true, |w| write_all_in_place(w, 20_000, 16384, 2));
+    stress_threads(&config, true, |w, more| {
+        write_all_in_place(w, more, 16384, 2)
+    });
 }
 
 #[test]
@@ -327,13 +349,13 @@ fn child_role() {
             println!("ready");
             let mut go = String::new();
             let _ = std::io::stdin().read_line(&mut go);
-            write_all(&mut w, 30_000, 8192, true);
+            write_all(&mut w, &|seq| seq <= 30_000, 8192, true);
             std::thread::sleep(Duration::from_millis(200)); // readers see EOS before close
         }
         mode => {
             let r = RingReader::open(&loc).unwrap();
             println!("ready");
-            let (frames, missed, torn) = read_all(r, mode == "next", 8192);
+            let (frames, missed, torn) = read_all(r, mode == "next", 8192, &AtomicU64::new(0));
             println!("frames={frames} missed={missed} torn={torn} mode={mode}");
         }
     }
