@@ -1,8 +1,9 @@
 //! The command line: every option read and checked here, and the settings roles read.
 
 /// The names `--only` takes.
-pub const SCENARIOS: [&str; 21] = [
+pub const SCENARIOS: [&str; 22] = [
     "latency1",
+    "latency1-4slots",
     "latency3",
     "latency1-inplace",
     "latency3-inplace",

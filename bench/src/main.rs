@@ -10,7 +10,7 @@
 //!
 //! --seconds sets how long each measurement runs (8 s, 1.5 s with --quick).
 //!
-//! Scenarios: latency1, latency3, latency1-inplace, latency3-inplace,
+//! Scenarios: latency1, latency1-4slots, latency3, latency1-inplace, latency3-inplace,
 //! latency3-inplace-4slots, transport1, transport3, transport1-300fps,
 //! transport3-300fps, slow, max1080, max1080-4slots, max1080-inplace, max1080-huge,
 //! max4k, restart, copy, scaling, scaling-4slots, scaling-huge, scaling-1080p.
@@ -41,8 +41,8 @@
 //! as root), and is left out without --huge-pages-dir. shmsink has no setting for where
 //! its shared memory lives and stays in /dev/shm.
 //!
-//! shmringsink runs with its default slots (half a second of video) except in
-//! max1080-4slots, where the ring is small enough to stay in the cache. Writers fill
+//! shmringsink runs with its default slots (half a second of video) except in the
+//! -4slots scenarios, where the ring is small enough to stay in the cache. Writers fill
 //! frames in buffers of their own, which the sinks copy, except in the -inplace
 //! scenarios, where they fill the memory the sink proposes (zero-copy write for both).
 //!

@@ -46,16 +46,25 @@ pub fn run(args: &Args, mut save: impl FnMut(&Results)) -> Results {
     results
 }
 
-/// Scenario 1: latency1, latency3, latency1-inplace, latency3-inplace, and the
-/// transport's own latency, transport1 and transport3, at 30 and at 300 fps.
+/// Scenario 1: latency1, latency1-4slots, latency3, latency1-inplace, latency3-inplace,
+/// latency3-inplace-4slots, and the transport's own latency, transport1 and transport3,
+/// at 30 and at 300 fps.
 fn run_latency(args: &Args, results: &mut Results, save: Save) {
     let (seconds, reps) = (args.seconds, args.reps(LATENCY_REPETITIONS));
     type Rows = fn(&mut Results) -> &mut Vec<LatencyRow>;
-    let scenarios: [(&str, Rows, Latency); 9] = [
+    let scenarios: [(&str, Rows, Latency); 10] = [
         (
             "latency1",
             |r| &mut r.latency_one,
             Latency::end_to_end(1, false),
+        ),
+        (
+            "latency1-4slots",
+            |r| &mut r.latency_one_4_slots,
+            Latency {
+                slots: IN_CACHE_SLOTS,
+                ..Latency::end_to_end(1, false)
+            },
         ),
         (
             "latency3",

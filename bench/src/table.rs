@@ -37,6 +37,7 @@ pub fn print_table(r: &Results) {
 fn print_latency(r: &Results) {
     for (name, rows) in [
         ("1. one reader at 30 fps", &r.latency_one),
+        ("1. one reader, shmring 4 slots", &r.latency_one_4_slots),
         ("1. three readers at 30 fps", &r.latency_three),
         ("1. one reader, written in place", &r.latency_one_in_place),
         (
