@@ -14,10 +14,16 @@ pub struct TestDir {
 }
 
 impl TestDir {
+    /// A new directory in /dev/shm, as rings have by default.
     pub fn new(tag: &str) -> Self {
+        Self::new_in(std::path::Path::new("/dev/shm"), tag)
+    }
+
+    /// A new directory in `base` (a ring directory elsewhere, as `SHMRING_DIR` may name).
+    pub fn new_in(base: &std::path::Path, tag: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
-        let path = PathBuf::from(format!(
-            "/dev/shm/shmring-test-{}-{}-{tag}",
+        let path = base.join(format!(
+            "shmring-test-{}-{}-{tag}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));

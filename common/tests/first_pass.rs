@@ -228,25 +228,15 @@ fn a_reader_of_a_ring_on_a_disk_reads_nothing_of_it_at_attach() {
         return;
     }
     // A ring directory on the build's own filesystem, as SHMRING_DIR may name one.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("first-pass-disk-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    struct Removed<'p>(&'p std::path::Path);
-    impl Drop for Removed<'_> {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(self.0);
-        }
-    }
-    let _removed = Removed(&dir);
-    let fs = nix::sys::statfs::statfs(&dir).unwrap().filesystem_type();
+    let dir = TestDir::new_in(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), "disk");
+    let fs = nix::sys::statfs::statfs(&dir.path)
+        .unwrap()
+        .filesystem_type();
     if fs == nix::sys::statfs::TMPFS_MAGIC {
-        eprintln!("skipped: {} is on tmpfs", dir.display());
+        eprintln!("skipped: {} is on tmpfs", dir.path.display());
         return;
     }
-    let loc = RingLocation::parse("r", Some(&dir)).unwrap();
+    let loc = dir.ring("r");
     let _w = write_full_ring(&loc);
     let ring_kib = std::fs::metadata(loc.path()).unwrap().len() / 1024;
     // The writer's pages are in the page cache: mapping them whole would read none from
